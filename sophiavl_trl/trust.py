@@ -1,0 +1,180 @@
+# Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
+r"""The Trust-GRPO math, as pure tensor functions (no trainer, no I/O).
+
+For one prompt GRPO samples a group of G completions with outcome scores $o_i \in [0, 1]$ and thinking scores
+$t_i \in [0, 1]$ (NaN: no score). With $\mu_c$ / $\mu_w$ the mean thinking score of the correct / incorrect
+completions, the group's weight on the thinking reward is
+
+$$ w = \alpha \, e^{-\text{step} / T} \, \gamma, \qquad
+   \gamma = \begin{cases} e^{\mu_c - \mu_w} & \mu_c < \mu_w \\ 1 & \text{otherwise, or a side has no score} \end{cases} $$
+
+and the final reward of completion i is the usual sum of outcome rewards plus $w \, t_i$ (a NaN $t_i$ adds 0).
+See SophiaVL-R1 (arXiv 2505.17018), section 3.4.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+
+__all__ = ["TrustWeights", "anneal_scale", "judge_query_mask", "trust_weights", "uniform_groups"]
+
+
+@dataclass(frozen=True)
+class TrustWeights:
+    """Per-group result of `trust_weights`; every field has shape (num_groups,)."""
+
+    weight: torch.Tensor
+    """alpha * exp(-step / T) * gamma, and 0 for a skipped (uniform) group."""
+    gamma: torch.Tensor
+    """The trust factor: exp(mu_c - mu_w) when the judge prefers wrong answers, else 1."""
+    mu_correct: torch.Tensor
+    """Mean thinking score of the correct completions with a score (NaN if none)."""
+    mu_incorrect: torch.Tensor
+    """Mean thinking score of the incorrect completions with a score (NaN if none)."""
+    skipped: torch.Tensor
+    """Boolean: the group is uniform and `skip_uniform` is on, so its weight is 0."""
+
+
+def anneal_scale(step: int, *, alpha: float, anneal_steps: float) -> float:
+    r"""The annealed scale $\alpha e^{-\text{step}/T}$ of the thinking reward.
+
+    Example:
+    ```python
+    >>> round(anneal_scale(0, alpha=0.3, anneal_steps=100), 6)
+    0.3
+    >>> round(anneal_scale(100, alpha=0.3, anneal_steps=100), 6)  # 0.3 / e
+    0.110364
+
+    ```
+    """
+    if anneal_steps <= 0:
+        raise ValueError(f"anneal_steps must be positive, got {anneal_steps}")
+    return alpha * math.exp(-step / anneal_steps)
+
+
+def uniform_groups(outcome: torch.Tensor, skip_uniform: tuple[float, float] | None) -> torch.Tensor:
+    """Boolean (num_groups,): groups whose outcomes are all >= `high` or all <= `low`, with `(low, high) = skip_uniform`.
+
+    `skip_uniform=None` disables the rule (no group is uniform).
+    """
+    if skip_uniform is None:
+        return torch.zeros(outcome.shape[0], dtype=torch.bool, device=outcome.device)
+    low, high = skip_uniform
+    outcome = torch.nan_to_num(outcome, nan=0.0)
+    return (outcome >= high).all(dim=1) | (outcome <= low).all(dim=1)
+
+
+def judge_query_mask(
+    outcome: torch.Tensor,
+    *,
+    query_threshold: float | None = None,
+    skip_uniform: tuple[float, float] | None = None,
+) -> torch.Tensor:
+    r"""Which completions must be sent to the judge, shape (num_groups, G).
+
+    `paper` mode sends everything (`query_threshold=None, skip_uniform=None`). `reference` mode (the released code)
+    sends only completions with an outcome >= `query_threshold` (0.2) in groups that are not uniform
+    (`skip_uniform=(0.1, 0.9)`); the others get a thinking score of 0 without a request.
+
+    Args:
+        outcome (`torch.Tensor`):
+            Outcome scores, shape (num_groups, G). NaN counts as 0.
+        query_threshold (`float`, *optional*):
+            Minimum outcome to be judged; `None` judges every completion.
+        skip_uniform (`tuple[float, float]`, *optional*):
+            `(low, high)`: groups with all outcomes <= low or all >= high are not judged at all.
+
+    Returns:
+        `torch.Tensor`: boolean mask, shape (num_groups, G).
+
+    Example:
+    ```python
+    >>> import torch
+    >>> outcome = torch.tensor([[1.0, 0.0, 0.5], [1.0, 1.0, 1.0]])
+    >>> judge_query_mask(outcome).tolist()
+    [[True, True, True], [True, True, True]]
+    >>> judge_query_mask(outcome, query_threshold=0.2, skip_uniform=(0.1, 0.9)).tolist()
+    [[True, False, True], [False, False, False]]
+
+    ```
+    """
+    mask = torch.ones_like(outcome, dtype=torch.bool)
+    if query_threshold is not None:
+        mask &= torch.nan_to_num(outcome, nan=0.0) >= query_threshold
+    mask &= ~uniform_groups(outcome, skip_uniform).unsqueeze(1)
+    return mask
+
+
+def trust_weights(
+    outcome: torch.Tensor,
+    thinking: torch.Tensor,
+    *,
+    step: int,
+    alpha: float = 0.3,
+    anneal_steps: float,
+    correct_threshold: float = 0.5,
+    skip_uniform: tuple[float, float] | None = (0.1, 0.9),
+) -> TrustWeights:
+    r"""Per-group Trust-GRPO weights of the thinking reward.
+
+    Args:
+        outcome (`torch.Tensor`):
+            Outcome (correctness) scores in [0, 1], shape (num_groups, G). NaN counts as 0 (incorrect).
+        thinking (`torch.Tensor`):
+            Thinking scores in [0, 1], shape (num_groups, G); NaN means "no score" and is left out of the means.
+        step (`int`):
+            The optimisation step at generation time.
+        alpha (`float`, *optional*, defaults to `0.3`):
+            Initial scale of the thinking reward.
+        anneal_steps (`float`):
+            Annealing horizon T of `exp(-step / T)`.
+        correct_threshold (`float`, *optional*, defaults to `0.5`):
+            A completion with outcome >= this is "correct".
+        skip_uniform (`tuple[float, float]`, *optional*, defaults to `(0.1, 0.9)`):
+            `(low, high)`: a group with all outcomes <= low or all >= high gets weight 0. `None` disables the rule.
+
+    Returns:
+        `TrustWeights`: `weight`, `gamma`, `mu_correct`, `mu_incorrect` and `skipped`, each of shape (num_groups,).
+
+    Example:
+    ```python
+    >>> import torch
+    >>> outcome = torch.tensor([[1.0, 1.0, 0.0, 0.0]])
+    >>> thinking = torch.tensor([[0.2, 0.4, 0.8, 0.6]])  # the judge prefers the wrong answers
+    >>> tw = trust_weights(outcome, thinking, step=0, anneal_steps=100, skip_uniform=None)
+    >>> round(tw.gamma.item(), 4), round(tw.weight.item(), 4)  # exp(0.3 - 0.7), 0.3 * exp(-0.4)
+    (0.6703, 0.2011)
+
+    ```
+    """
+    if outcome.shape != thinking.shape or outcome.dim() != 2:
+        raise ValueError(
+            f"outcome and thinking must both have shape (num_groups, G); got {tuple(outcome.shape)} and "
+            f"{tuple(thinking.shape)}"
+        )
+    outcome = torch.nan_to_num(outcome.float(), nan=0.0)
+    thinking = thinking.float()
+    correct = outcome >= correct_threshold
+    scored = ~torch.isnan(thinking)
+    mu_correct = _masked_mean(thinking, correct & scored)
+    mu_incorrect = _masked_mean(thinking, ~correct & scored)
+
+    both_sides = ~torch.isnan(mu_correct) & ~torch.isnan(mu_incorrect)
+    distrust = both_sides & (mu_correct < mu_incorrect)
+    gamma = torch.where(distrust, torch.exp(mu_correct - mu_incorrect), torch.ones_like(mu_correct))
+
+    skipped = uniform_groups(outcome, skip_uniform)
+    weight = anneal_scale(step, alpha=alpha, anneal_steps=anneal_steps) * gamma
+    weight = torch.where(skipped, torch.zeros_like(weight), weight)
+    return TrustWeights(weight=weight, gamma=gamma, mu_correct=mu_correct, mu_incorrect=mu_incorrect, skipped=skipped)
+
+
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Row-wise mean of `values` where `mask` holds; NaN for rows with no such entry."""
+    total = torch.where(mask, values, torch.zeros_like(values)).sum(dim=1)
+    count = mask.sum(dim=1)
+    return torch.where(count > 0, total / count.clamp(min=1), torch.full_like(total, float("nan")))
