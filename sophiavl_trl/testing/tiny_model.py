@@ -112,7 +112,7 @@ def tiny_qwen2_5_vl_config(tokenizer: Any, *, hidden_size: int = 128, num_layers
     num_heads = hidden_size // 32
     head_dim = hidden_size // num_heads
     ids = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in SPECIAL_TOKENS}
-    vocab_size = -(-len(tokenizer) // 64) * 64  # round up: embedding rows >= tokenizer size
+    vocab_size = len(tokenizer)  # no unused embedding rows: a random policy could sample ids that decode to nothing
     # Qwen's 1 : 1.5 : 1.5 split of the rotary half-dimension into temporal, height and width sections.
     half = head_dim // 2
     mrope_section = [half // 4, (half - half // 4) // 2, half - half // 4 - (half - half // 4) // 2]

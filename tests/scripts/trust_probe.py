@@ -1,0 +1,120 @@
+# Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
+"""Train TrustGRPOTrainer for a few steps on the tiny model and record what every reward and the judge saw.
+
+Run directly (one process) or under `accelerate launch` (several). Writes, under --out:
+- `outcome-<rank>.jsonl`: per call of the outcome reward: step, completion ids and outcome of every local completion;
+- `judge-<rank>.jsonl`: per call of the thinking callable: step and the completion ids it was asked to score;
+- `log_history.json` (main process): the trainer's logged metrics;
+- `rewards-<rank>.json`: the final reward rows of the last batch (to check every process agrees).
+The outcome reward and the judge are deterministic functions of the completion ids, so a test can recompute
+everything from these files.
+"""
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from datasets import Dataset
+
+
+def outcome_of(ids: list[int], graded: bool) -> float:
+    # Deterministic and mixed: about half of the completions are "correct".
+    if graded:
+        return (sum(ids) % 5) / 4
+    return float(sum(ids) % 2 == 0)
+
+
+def thinking_of(ids: list[int]) -> float:
+    return (sum(ids) * 7 % 11) / 10
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--mode", default="paper")
+    parser.add_argument("--graded", action="store_true")
+    parser.add_argument("--max-steps", type=int, default=3)
+    parser.add_argument("--per-device-batch", type=int, default=3)
+    parser.add_argument("--num-generations", type=int, default=2)
+    parser.add_argument("--no-judge", action="store_true")
+    parser.add_argument("--save-steps", type=int, default=0)
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--fail-judge", action="store_true", help="the judge returns None for everything")
+    args = parser.parse_args()
+
+    from transformers import AutoProcessor
+
+    from sophiavl_trl import TrustGRPOConfig, TrustGRPOTrainer
+    from sophiavl_trl.testing import vision_token_ids
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rank = int(os.environ.get("RANK", "0"))
+    graded = args.graded
+
+    def correctness(completion_ids, trainer_state, **kwargs):
+        scores = [outcome_of(ids, graded) for ids in completion_ids]
+        with open(out / f"outcome-{rank}.jsonl", "a") as f:
+            f.write(json.dumps({"step": trainer_state.global_step, "ids": completion_ids, "outcome": scores}) + "\n")
+        return scores
+
+    correctness.__name__ = "accuracy_reward"
+
+    def judge(prompts, completions, completion_ids, trainer_state, problem, **kwargs):
+        assert len(problem) == len(completions) == len(completion_ids)  # dataset columns are subset too
+        with open(out / f"judge-{rank}.jsonl", "a") as f:
+            f.write(json.dumps({"step": trainer_state.global_step, "ids": completion_ids}) + "\n")
+        if args.fail_judge:
+            return [None] * len(completion_ids)
+        return [thinking_of(ids) for ids in completion_ids]
+
+    processor = AutoProcessor.from_pretrained(args.model)
+    bias = {str(i): -100 for i in vision_token_ids(processor.tokenizer)}
+    dataset = Dataset.from_dict(
+        {
+            "prompt": [[{"role": "user", "content": f"What is {i} plus {i}?"}] for i in range(64)],
+            "problem": [f"What is {i} plus {i}?" for i in range(64)],
+        }
+    )
+    config = TrustGRPOConfig(
+        output_dir=str(out / "run"),
+        trust_mode=args.mode,
+        trust_anneal_steps=10,
+        max_steps=args.max_steps,
+        per_device_train_batch_size=args.per_device_batch,
+        num_generations=args.num_generations,
+        max_completion_length=8,
+        learning_rate=0.1,  # large, so that parameters visibly change in a few steps
+        logging_steps=1,
+        save_steps=args.save_steps or 1000,
+        save_strategy="steps" if args.save_steps else "no",
+        report_to="none",
+        use_cpu=True,
+        bf16=False,
+        seed=42,
+        shuffle_dataset=False,
+        generation_kwargs={"suppress_tokens": [int(i) for i in bias]},
+        judge_max_failed_steps=2,
+    )
+    trainer = TrustGRPOTrainer(
+        model=args.model,
+        reward_funcs=[correctness],
+        args=config,
+        train_dataset=dataset,
+        processing_class=processor,
+        thinking_reward=None if args.no_judge else judge,
+    )
+    state = trainer.accelerator.state
+    zero_stage = state.deepspeed_plugin.zero_stage if state.deepspeed_plugin is not None else None
+    (out / f"env-{rank}.json").write_text(
+        json.dumps({"world_size": state.num_processes, "distributed_type": str(state.distributed_type), "zero_stage": zero_stage})
+    )
+    trainer.train(resume_from_checkpoint=True if args.resume else None)
+    if trainer.accelerator.is_main_process:
+        (out / "log_history.json").write_text(json.dumps(trainer.state.log_history))
+
+
+if __name__ == "__main__":
+    main()

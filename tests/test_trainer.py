@@ -1,0 +1,248 @@
+# Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
+"""TrustGRPOTrainer: equivalence with GRPOTrainer without a judge, exact judge requests per mode across processes,
+metrics consistent with the scores, ZeRO-3, resume, and judge failures."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+import torch
+
+
+ROOT = Path(__file__).resolve().parents[1]
+PROBE = ROOT / "tests" / "scripts" / "trust_probe.py"
+sys.path.insert(0, str(PROBE.parent))
+from trust_probe import outcome_of, thinking_of  # noqa: E402
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Running the probe
+# --------------------------------------------------------------------------------------------------------------------
+def run_probe(model_dir, out: Path, *probe_args: str, launcher: str = "single", port: int = 29600) -> None:
+    args = [str(PROBE), "--model", str(model_dir), "--out", str(out), *probe_args]
+    if launcher == "single":
+        cmd = [sys.executable, *args]
+    elif launcher == "ddp":
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--main_process_port", str(port), *args]  # fmt: skip
+    elif launcher == "zero3":
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+               str(ROOT / "accelerate_configs" / "zero3_cpu.yaml"), "--main_process_port", str(port), *args]  # fmt: skip
+    else:
+        raise ValueError(launcher)
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT)
+    if result.returncode != 0:
+        raise AssertionError(f"probe failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# An independent, plain-Python statement of what each mode must do (docs/trust-grpo.md), to check the trainer against
+# --------------------------------------------------------------------------------------------------------------------
+def expected_step(outcomes: list[float], ids: list[list[int]], G: int, mode: str, step: int, T: int = 10):
+    """Return (per-completion: judged?, thinking score or None) and the per-group weights."""
+    judged, thinking, weights, gammas, mus_c, mus_w, skipped = [], [], [], [], [], [], []
+    for g in range(0, len(outcomes), G):
+        o, c = outcomes[g : g + G], ids[g : g + G]
+        uniform = mode == "reference" and (all(x >= 0.9 for x in o) or all(x <= 0.1 for x in o))
+        for oi, ci in zip(o, c):
+            ask = not uniform and (mode == "paper" or oi >= 0.2)
+            judged.append(ask)
+            if ask:
+                thinking.append(thinking_of(ci))
+            elif mode == "reference" and oi < 0.2:
+                thinking.append(0.0)
+            else:
+                thinking.append(None)
+        t = thinking[g : g + G]
+        right = [ti for oi, ti in zip(o, t) if oi >= 0.5 and ti is not None]
+        wrong = [ti for oi, ti in zip(o, t) if oi < 0.5 and ti is not None]
+        mu_c = sum(right) / len(right) if right else math.nan
+        mu_w = sum(wrong) / len(wrong) if wrong else math.nan
+        gamma = math.exp(mu_c - mu_w) if right and wrong and mu_c < mu_w else 1.0
+        weights.append(0.0 if uniform else 0.3 * math.exp(-step / T) * gamma)
+        gammas.append(gamma)
+        mus_c.append(mu_c)
+        mus_w.append(mu_w)
+        skipped.append(uniform)
+    return judged, thinking, weights, gammas, mus_c, mus_w, skipped
+
+
+def nanmean(values):
+    values = [v for v in values if not math.isnan(v)]
+    return sum(values) / len(values) if values else math.nan
+
+
+def check_probe(out: Path, *, mode: str, G: int, world_size: int, graded: bool = False) -> int:
+    """Check every step's judge requests and metrics; return the number of judge requests."""
+    outcome_calls = {r: read_jsonl(out / f"outcome-{r}.jsonl") for r in range(world_size)}
+    judge_calls = {r: read_jsonl(out / f"judge-{r}.jsonl") for r in range(world_size)}
+    history = {h["step"]: h for h in json.loads((out / "log_history.json").read_text()) if "trust/weight_mean" in h}
+    n_steps = len(outcome_calls[0])
+    assert n_steps == len(history) > 0
+    total_requests = 0
+    for k in range(n_steps):
+        records = [outcome_calls[r][k] for r in range(world_size)]
+        step = records[0]["step"]
+        assert all(rec["step"] == step for rec in records)
+        # TRL gathers process 0's completions first: the global batch is the concatenation in rank order.
+        ids = [c for rec in records for c in rec["ids"]]
+        outcomes = [o for rec in records for o in rec["outcome"]]
+        assert outcomes == [outcome_of(c, graded) for c in ids]
+        judged, thinking, weights, gammas, mus_c, mus_w, skipped = expected_step(outcomes, ids, G, mode, step)
+
+        n_local = len(records[0]["ids"])
+        for r in range(world_size):
+            local = range(r * n_local, (r + 1) * n_local)
+            expected = sorted(tuple(ids[i]) for i in local if judged[i])
+            calls = [c for c in judge_calls[r] if c["step"] == step]
+            actual = sorted(tuple(c) for call in calls for c in call["ids"])
+            assert actual == expected, f"step {step}, rank {r}: the judge got the wrong completions"
+            assert len(calls) <= 1  # one batched call per process and step, none when nothing to judge
+            assert (len(calls) == 1) == bool(expected)
+            total_requests += len(actual)
+
+        logged = history[step + 1]  # logged after the optimiser step
+        groups = len(weights)
+        assert logged["trust/frac_judged"] == pytest.approx(sum(judged) / len(judged))
+        assert logged["trust/judge_calls_saved"] == len(judged) - sum(judged)
+        assert logged["trust/judge_failures"] == 0
+        assert logged["trust/frac_groups_skipped"] == pytest.approx(sum(skipped) / groups)
+        assert logged["trust/weight_mean"] == pytest.approx(sum(weights) / groups, abs=1e-6)
+        active = [g for g, s in zip(gammas, skipped) if not s]
+        if active:
+            assert logged["trust/gamma_mean"] == pytest.approx(sum(active) / len(active), abs=1e-6)
+            assert logged["trust/frac_gamma_below_1"] == pytest.approx(sum(g < 1 for g in active) / len(active))
+        scores = [t for t, j in zip(thinking, judged) if j]
+        if scores:
+            assert logged["trust/thinking_score_mean"] == pytest.approx(sum(scores) / len(scores), abs=1e-6)
+        if not math.isnan(nanmean(mus_c)):
+            assert logged["trust/mu_correct"] == pytest.approx(nanmean(mus_c), abs=1e-6)
+        # The thinking column TRL logs is the weighted score, w * t, NaN (unscored) left out.
+        contributions = [
+            weights[i // G] * t for i, t in enumerate(thinking) if t is not None
+        ]
+        if contributions:
+            assert logged["rewards/thinking/mean"] == pytest.approx(sum(contributions) / len(contributions), abs=1e-5)
+        assert logged["reward"] == pytest.approx(
+            sum(outcomes) / len(outcomes) + sum(contributions) / len(outcomes), abs=1e-5
+        )
+    return total_requests
+
+
+def check_world(out: Path, world_size: int, zero_stage: int | None) -> None:
+    for r in range(world_size):
+        env = json.loads((out / f"env-{r}.json").read_text())
+        assert env["world_size"] == world_size
+        assert env["zero_stage"] == zero_stage
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Tests
+# --------------------------------------------------------------------------------------------------------------------
+class TestPlainGRPOEquivalence:
+    def test_without_thinking_reward_rewards_and_advantages_equal_grpo(self, tiny_model_dir):
+        from datasets import Dataset
+        from transformers import AutoProcessor
+        from trl import GRPOConfig, GRPOTrainer
+
+        from sophiavl_trl import TrustGRPOConfig, TrustGRPOTrainer
+        from sophiavl_trl.testing import vision_token_ids
+
+        processor = AutoProcessor.from_pretrained(tiny_model_dir)
+        dataset = Dataset.from_dict({"prompt": [[{"role": "user", "content": f"What is {i} + {i}?"}] for i in range(8)]})
+
+        def length_reward(completion_ids, **kwargs):
+            return [len(c) / 8 for c in completion_ids]
+
+        def parity_reward(completion_ids, **kwargs):
+            return [(sum(c) % 7) / 6 for c in completion_ids]
+
+        common = {
+            "output_dir": "unused", "per_device_train_batch_size": 4, "num_generations": 2, "max_completion_length": 8,
+            "report_to": "none", "use_cpu": True, "bf16": False, "seed": 0, "shuffle_dataset": False,
+            "reward_weights": [1.0, 0.5],
+            "generation_kwargs": {"suppress_tokens": vision_token_ids(processor.tokenizer)},
+        }  # fmt: skip
+        batch = [dataset[i] for i in range(4)]
+        results = []
+        for trainer_cls, config_cls in ((GRPOTrainer, GRPOConfig), (TrustGRPOTrainer, TrustGRPOConfig)):
+            torch.manual_seed(0)
+            trainer = trainer_cls(
+                model=str(tiny_model_dir),
+                reward_funcs=[length_reward, parity_reward],
+                args=config_cls(**common),
+                train_dataset=dataset,
+                processing_class=processor,
+            )
+            trainer.model.train()
+            torch.manual_seed(123)  # same sampling for both
+            out = trainer._generate_and_score_completions([dict(x) for x in batch])
+            results.append((out, trainer.reward_func_names, dict(trainer._metrics["train"])))
+        (grpo, grpo_names, grpo_metrics), (trust, trust_names, trust_metrics) = results
+        assert trust_names == grpo_names
+        assert torch.equal(grpo["completion_ids"], trust["completion_ids"])
+        assert torch.equal(grpo["advantages"], trust["advantages"])
+        for key in ("reward", "reward_std", "rewards/length_reward/mean", "rewards/parity_reward/mean"):
+            assert grpo_metrics[key] == trust_metrics[key], key
+        assert not any(k.startswith("trust/") for k in trust_metrics)
+        # the batch is not degenerate: some advantages are non-zero
+        assert grpo["advantages"].abs().sum() > 0, (grpo["completion_ids"], grpo["advantages"])
+
+
+class TestJudgeRequestsAndMetrics:
+    @pytest.mark.parametrize(("mode", "graded"), [("paper", False), ("reference", True)])
+    def test_one_process(self, tiny_model_dir, tmp_path, mode, graded):
+        run_probe(tiny_model_dir, tmp_path, "--mode", mode, "--per-device-batch", "4", *(["--graded"] if graded else []))
+        check_world(tmp_path, 1, None)
+        requests = check_probe(tmp_path, mode=mode, G=2, world_size=1, graded=graded)
+        assert requests > 0
+
+    @pytest.mark.distributed
+    @pytest.mark.parametrize(("mode", "graded"), [("paper", False), ("reference", True)])
+    def test_two_processes_with_groups_split_across_them(self, tiny_model_dir, tmp_path, mode, graded):
+        # 3 prompts x 2 generations... per process 3 completions, G = 2: the second group straddles both processes.
+        run_probe(tiny_model_dir, tmp_path, "--mode", mode, "--per-device-batch", "3", "--num-generations", "2",
+                  *(["--graded"] if graded else []), launcher="ddp", port=29621 + (mode == "reference"))  # fmt: skip
+        check_world(tmp_path, 2, None)
+        assert check_probe(tmp_path, mode=mode, G=2, world_size=2, graded=graded) > 0
+
+    @pytest.mark.distributed
+    @pytest.mark.slow
+    def test_deepspeed_zero3_two_processes(self, tiny_model_dir, tmp_path):
+        run_probe(tiny_model_dir, tmp_path, "--mode", "reference", "--graded", "--per-device-batch", "3",
+                  launcher="zero3", port=29631)  # fmt: skip
+        check_world(tmp_path, 2, 3)
+        assert check_probe(tmp_path, mode="reference", G=2, world_size=2, graded=True) > 0
+
+
+class TestResumeAndFailures:
+    def test_resume_continues_the_annealing_from_the_saved_step(self, tiny_model_dir, tmp_path):
+        run_probe(tiny_model_dir, tmp_path, "--per-device-batch", "4", "--max-steps", "2", "--save-steps", "2")
+        assert (tmp_path / "run" / "checkpoint-2").is_dir()
+        (tmp_path / "outcome-0.jsonl").unlink()
+        (tmp_path / "judge-0.jsonl").unlink()
+        run_probe(tiny_model_dir, tmp_path, "--per-device-batch", "4", "--max-steps", "4", "--resume")
+        history = json.loads((tmp_path / "log_history.json").read_text())
+        resumed = [h for h in history if "trust/anneal_scale" in h and h["step"] > 2]
+        assert [h["step"] for h in resumed] == [3, 4]
+        # generation for optimiser step 3 happens at global_step 2: scale 0.3 * exp(-2 / 10), not exp(0)
+        assert resumed[0]["trust/anneal_scale"] == pytest.approx(0.3 * math.exp(-2 / 10))
+        assert resumed[1]["trust/anneal_scale"] == pytest.approx(0.3 * math.exp(-3 / 10))
+        assert [r["step"] for r in read_jsonl(tmp_path / "judge-0.jsonl")] == [2, 3]
+
+    def test_a_judge_that_always_fails_stops_training_with_a_clear_error(self, tiny_model_dir, tmp_path):
+        with pytest.raises(AssertionError) as info:
+            run_probe(tiny_model_dir, tmp_path, "--per-device-batch", "4", "--max-steps", "5", "--fail-judge")
+        assert "Every thinking-judge request failed in 2 consecutive steps" in str(info.value)
+        # it stopped after the second failed step, and the failures were counted, not turned into zeros
+        assert len(read_jsonl(tmp_path / "judge-0.jsonl")) == 2
