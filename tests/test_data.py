@@ -1,0 +1,913 @@
+# Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
+"""Tests of `sophiavl_trl.data`: prompts, registry loading, validation, the modality-grouped sampler and the
+synthetic data set."""
+
+import hashlib
+import json
+import logging
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from sophiavl_trl.data import (
+    QUESTION_TEMPLATE,
+    SYSTEM_PROMPT,
+    TYPE_TEMPLATE,
+    DatasetValidationError,
+    ImageTransform,
+    ModalityGroupedRepeatSampler,
+    build_prompt,
+    build_question,
+    known_problem_types,
+    load_registry,
+    load_sophiavl_dataset,
+    modality_labels,
+    prepare_dataset,
+    write_synthetic_dataset,
+)
+from sophiavl_trl.data import registry as registry_module
+from sophiavl_trl.data.registry import resolve_columns
+from sophiavl_trl.data.synthetic import COLORS, OPPOSITES
+
+
+MIN_PIXELS = 28 * 28 * 4
+MAX_PIXELS = 112 * 112
+
+# ---------------------------------------------------------------------------------------------------------------
+# Helpers: a registry in the original's format, with json, json-lines and parquet files and images on disk.
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _save_image(path: Path, size: tuple[int, int], color: tuple[int, ...] = (200, 30, 30), mode: str = "RGB") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new(mode, size, color).save(path)
+
+
+def _row(problem: str = "How many cubes?", **overrides: Any) -> dict[str, Any]:
+    row = {
+        "problem_id": 1,
+        "problem": problem,
+        "data_type": "image",
+        "problem_type": "numerical",
+        "options": [],
+        "solution": "<answer>3</answer>",
+        "path": "./a.png",
+        "data_source": "test",
+    }
+    row.update(overrides)
+    return row
+
+
+def _write_json(path: Path, rows: list[Any], lines: bool = False) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if lines:
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    else:
+        path.write_text(json.dumps(rows, indent=2))
+
+
+def _write_registry(path: Path, entries: dict[str, Any]) -> Path:
+    path.write_text(json.dumps(entries, indent=4))
+    return path
+
+
+@pytest.fixture
+def original_registry(tmp_path: Path) -> Path:
+    """Three entries in the original's dataset_info.json format: a JSON array with the original's column mapping
+    (file column -> role), a JSON-lines file mapped the other way, and a parquet file of text-only rows mapped with
+    the README's `column_reponses_to_*` keys."""
+    images = tmp_path / "datasets"
+    _save_image(images / "Math" / "a.png", (300, 200))
+    _save_image(images / "Math" / "b.png", (40, 30), color=(0, 0, 255, 128), mode="RGBA")
+    _save_image(images / "Chart" / "c.png", (900, 700), color=120, mode="L")
+    _write_json(
+        tmp_path / "json" / "math.json",
+        [
+            _row("How many cubes?", path="./Math/a.png"),
+            _row(
+                "Which is larger? ",
+                problem_type="multiple choice",
+                options=["A. 3", "B. 5"],
+                solution="<answer>B</answer>",
+                path="./Math/b.png",
+            ),
+        ],
+    )
+    _write_json(
+        tmp_path / "json" / "chart.jsonl",
+        [
+            {"question": "Read the title.", "label": "<answer>Sales</answer>", "img": "Chart/c.png", "problem_type": "OCR"},
+            {"question": "Describe <image> briefly.", "label": "<answer>a chart</answer>", "img": "Chart/c.png", "problem_type": "free-form"},
+        ],
+        lines=True,
+    )  # fmt: skip
+    table = pa.Table.from_pylist(
+        [
+            {"q": "What is 2+2?", "a": "<answer>4</answer>", "problem_type": "numerical", "data_type": "text"},
+            {"q": "Opposite of hot?", "a": "<answer>cold</answer>", "problem_type": "text", "data_type": "text"},
+        ]
+    )
+    pq.write_table(table, tmp_path / "text.parquet")
+    return _write_registry(
+        tmp_path / "dataset_info.json",
+        {
+            "Math": {
+                "file_path": "json/math.json",
+                "image_base_path": "datasets",
+                "columns": {"problem": "prompt", "solution": "answer", "path": "images"},
+            },
+            "Chart": {
+                "file_path": "json/chart.jsonl",
+                "image_base_path": "datasets",
+                "columns": {"problem": "question", "solution": "label", "path": "img"},
+            },
+            "Text": {
+                "file_path": "text.parquet",
+                "image_base_path": "",
+                "columns": {"column_reponses_to_prompt": "q", "column_reponses_to_answer": "a"},
+            },
+        },
+    )
+
+
+def _single_entry_registry(tmp_path: Path, rows: list[Any], *, lines: bool = False, **entry: Any) -> Path:
+    _save_image(tmp_path / "images" / "a.png", (64, 48))
+    _write_json(tmp_path / "data.json", rows, lines=lines)
+    spec = {"file_path": "data.json", "image_base_path": "images", **entry}
+    return _write_registry(tmp_path / "dataset_info.json", {"D": spec})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Prompts
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class TestPrompts:
+    def test_strings_are_the_released_training_code_s(self):
+        # Typos included ("tagsdd", no period after "thought expressions"): the policy was trained on these.
+        assert SYSTEM_PROMPT.startswith("You FIRST think about the reasoning process as an internal monologue")
+        assert "tagsdd. The final answer MUST BE" in SYSTEM_PROMPT
+        assert "\n" not in SYSTEM_PROMPT  # OmegaConf's YAML parsing folded the script's line break
+        assert QUESTION_TEMPLATE.startswith("{Question}\nPlease think about this question as if you were a human")
+        assert "natural language thought expressions It's encouraged" in QUESTION_TEMPLATE
+        assert set(TYPE_TEMPLATE) == {"multiple choice", "numerical", "OCR", "free-form", "text"}
+        assert TYPE_TEMPLATE["numerical"] == (
+            " Please provide the numerical value (e.g., 42 or 3.14) within the <answer> </answer> tags."
+        )
+
+    @pytest.mark.parametrize("problem_type", sorted(TYPE_TEMPLATE))
+    def test_question_has_the_per_type_instruction(self, problem_type):
+        question = build_question("What {is} this?", problem_type)
+        assert question == QUESTION_TEMPLATE.replace("{Question}", "What {is} this?") + TYPE_TEMPLATE[problem_type]
+
+    def test_options_appended_for_multiple_choice_only(self):
+        options = ["A. red", "B. blue"]
+        assert build_question("Which colour? ", "multiple choice", options).startswith(
+            "Which colour? A. red; B. blue\nPlease think"
+        )
+        assert build_question("Which colour? ", "free-form", options).startswith("Which colour? \nPlease think")
+
+    def test_unknown_type_raises(self):
+        with pytest.raises(ValueError, match="No prompt instruction for problem type 'essay'"):
+            build_question("Write.", "essay")
+
+    def test_image_prompt_format(self):
+        prompt = build_prompt("How many?", "numerical")
+        assert prompt[0] == {"role": "system", "content": SYSTEM_PROMPT}
+        assert prompt[1]["role"] == "user"
+        assert prompt[1]["content"] == [
+            {"type": "image"},
+            {"type": "text", "text": build_question("How many?", "numerical")},
+        ]
+
+    def test_text_prompt_format_and_no_system(self):
+        prompt = build_prompt("2+2?", "numerical", num_images=0, system_prompt=None)
+        assert prompt == [{"role": "user", "content": build_question("2+2?", "numerical")}]
+
+    def test_image_markers_place_the_images(self):
+        content = build_prompt("Compare <image> and <image>.", "free-form", num_images=2)[1]["content"]
+        assert [part["type"] for part in content] == ["text", "image", "text", "image", "text"]
+        assert content[0]["text"] == "Compare "
+        with pytest.raises(ValueError, match="placeholder"):
+            build_prompt("Compare <image> and <image>.", "free-form", num_images=1)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Registry loading
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class TestRegistry:
+    def test_load_registry_resolves_paths(self, original_registry):
+        registry = load_registry(original_registry)
+        assert sorted(registry) == ["Chart", "Math", "Text"]
+        assert registry["Math"].file_path == original_registry.parent / "json" / "math.json"
+        assert registry["Math"].image_base_path == original_registry.parent / "datasets"
+        assert registry["Text"].image_base_path is None
+
+    def test_paths_relative_to_the_working_directory_as_in_the_original(self, tmp_path, monkeypatch):
+        # The original keeps its registry in verl/data/ with paths relative to the repository root (its cwd).
+        _save_image(tmp_path / "dataset" / "img" / "a.png", (64, 64))
+        _write_json(tmp_path / "dataset" / "json" / "d.json", [_row(path="./img/a.png")])
+        (tmp_path / "verl" / "data").mkdir(parents=True)
+        registry = _write_registry(
+            tmp_path / "verl" / "data" / "dataset_info.json",
+            {"D": {"file_path": "dataset/json/d.json", "image_base_path": "dataset"}},
+        )
+        monkeypatch.chdir(tmp_path)
+        spec = load_registry(registry)["D"]
+        assert spec.file_path == tmp_path / "dataset" / "json" / "d.json"
+        assert len(load_sophiavl_dataset("D", registry, min_pixels=MIN_PIXELS)) == 1
+
+    def test_column_mapping_forms(self):
+        # The original's direction (file column -> role), canonical -> file column, and the README's keys.
+        assert resolve_columns({"problem": "prompt", "solution": "answer"}, ["problem", "solution"])[0] == {
+            "problem": "problem",
+            "solution": "solution",
+        }
+        assert resolve_columns({"problem": "question"}, ["question", "answer"])[0] == {
+            "problem": "question",
+            "solution": "answer",
+        }
+        mapping, issues = resolve_columns({"column_reponses_to_images": "img"}, ["img", "prompt"])
+        assert mapping == {"path": "img", "problem": "prompt"} and not issues
+        _, issues = resolve_columns({"problem": "nope"}, ["question"], source="f.json")
+        assert issues and issues[0].field == "columns" and "'nope'" in issues[0].message
+
+    def test_loads_json_jsonl_and_parquet_into_one_trl_dataset(self, original_registry):
+        dataset = load_sophiavl_dataset(
+            "Math, Chart,Text", original_registry, min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS
+        )
+        assert len(dataset) == 6
+        assert set(dataset.column_names) >= {"prompt", "images", "problem", "solution", "problem_type", "data_type"}
+        rows = [dataset[i] for i in range(len(dataset))]
+        assert [row["data_type"] for row in rows] == ["image"] * 4 + ["text"] * 2
+        assert [row["problem_type"] for row in rows] == [
+            "numerical",
+            "multiple choice",
+            "OCR",
+            "free-form",
+            "numerical",
+            "text",
+        ]
+        assert rows[1]["problem"] == "Which is larger? "  # the raw question, for the judge
+        assert rows[1]["options"] == ["A. 3", "B. 5"]
+        assert rows[1]["solution"] == "<answer>B</answer>"
+        assert rows[2]["source"].endswith("chart.jsonl") and rows[2]["row_index"] == 0
+
+        # Image rows: system + user with an image placeholder; the per-type instruction; options appended.
+        assert rows[0]["prompt"][0] == {"role": "system", "content": SYSTEM_PROMPT}
+        assert rows[0]["prompt"][1]["content"] == [
+            {"type": "image"},
+            {"type": "text", "text": build_question("How many cubes?", "numerical")},
+        ]
+        mc_text = rows[1]["prompt"][1]["content"][1]["text"]
+        assert mc_text.startswith("Which is larger? A. 3; B. 5\n") and mc_text.endswith(
+            TYPE_TEMPLATE["multiple choice"]
+        )
+        assert rows[2]["prompt"][1]["content"][1]["text"].endswith(TYPE_TEMPLATE["OCR"])
+        assert [part["type"] for part in rows[3]["prompt"][1]["content"]] == ["text", "image", "text"]
+        # Text rows: plain string content, no images.
+        assert rows[4]["prompt"][1] == {"role": "user", "content": build_question("What is 2+2?", "numerical")}
+        assert rows[4]["images"] == [] and rows[5]["images"] == []
+        for row in rows[:4]:
+            assert len(row["images"]) == 1 and row["images"][0].mode == "RGB"
+
+    @pytest.mark.parametrize(
+        "size, min_pixels, max_pixels",
+        [((300, 200), MIN_PIXELS, MAX_PIXELS), ((40, 30), MIN_PIXELS, MAX_PIXELS), ((900, 700), 28 * 28, 56 * 56),
+         ((1000, 20), 28 * 28 * 16, 28 * 28 * 64), ((123, 457), 262144, 4194304)],
+    )  # fmt: skip
+    def test_images_resized_within_bounds_like_qwen(self, tmp_path, size, min_pixels, max_pixels):
+        from qwen_vl_utils import smart_resize
+
+        registry = _single_entry_registry(tmp_path, [_row(path="a.png")])
+        _save_image(tmp_path / "images" / "a.png", size, color=(10, 20, 30, 40), mode="RGBA")
+        dataset = load_sophiavl_dataset("D", registry, min_pixels=min_pixels, max_pixels=max_pixels)
+        image = dataset[0]["images"][0]
+        width, height = image.size
+        assert image.mode == "RGB"
+        assert width % 28 == 0 and height % 28 == 0
+        assert min_pixels <= width * height <= max_pixels
+        assert (height, width) == smart_resize(
+            size[1], size[0], factor=28, min_pixels=min_pixels, max_pixels=max_pixels
+        )
+
+    def test_images_are_loaded_lazily(self, original_registry, monkeypatch):
+        loads: list[str] = []
+        original = ImageTransform.load_image
+
+        def counting(self, ref):
+            loads.append(ref["path"])
+            return original(self, ref)
+
+        monkeypatch.setattr(ImageTransform, "load_image", counting)
+        dataset = load_sophiavl_dataset(
+            "Math,Chart,Text", original_registry, min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS
+        )
+        assert loads == []  # nothing decoded while loading and validating
+        stored = dataset.with_format(None)[0]["images"]
+        assert stored == [{"bytes": None, "path": str(original_registry.parent / "datasets" / "Math" / "a.png")}]
+        assert loads == []
+        dataset[1]
+        assert loads == [str(original_registry.parent / "datasets" / "Math" / "b.png")]
+        # The file is read at access time: a file changed after loading is seen changed.
+        _save_image(original_registry.parent / "datasets" / "Math" / "a.png", (300, 200), color=(0, 255, 0))
+        assert dataset[0]["images"][0].getpixel((5, 5)) == (0, 255, 0)
+
+    def test_rows_survive_trl_style_dataloading(self, original_registry):
+        # What GRPOTrainer does: its RepeatSampler-like sampler, a DataLoader with the identity collator, and
+        # (with remove_unused_columns=True) Trainer._remove_unused_columns -> Dataset.remove_columns.
+        from torch.utils.data import DataLoader
+        from trl.trainer.utils import identity
+
+        dataset = load_sophiavl_dataset(
+            "Math,Chart,Text", original_registry, min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS
+        )
+        labels = modality_labels(dataset)
+        assert labels == ["image"] * 4 + ["text"] * 2
+        sampler = ModalityGroupedRepeatSampler(dataset, mini_repeat_count=2, batch_size=2, seed=0, modalities=labels)
+        batches = list(DataLoader(dataset, batch_size=4, sampler=sampler, collate_fn=identity))
+        assert len(batches) == 3
+        for batch in batches:
+            assert len({row["data_type"] for row in batch}) == 1
+            for row in batch:
+                assert all(isinstance(image, Image.Image) for image in row["images"])
+                assert len(row["images"]) == (1 if row["data_type"] == "image" else 0)
+                assert row["solution"].startswith("<answer>")
+
+        trimmed = dataset.remove_columns([c for c in dataset.column_names if c not in ("prompt", "image", "images")])
+        row = trimmed[0]
+        assert set(row) == {"prompt", "images"} and isinstance(row["images"][0], Image.Image)
+        assert row["prompt"][1]["content"][0] == {"type": "image"}
+
+    def test_prepare_dataset_with_paths_and_embedded_images(self, tmp_path):
+        from datasets import Dataset, Features, List, Value
+        from datasets import Image as ImageFeature
+
+        _save_image(tmp_path / "imgs" / "x.png", (64, 64), color=(1, 2, 3))
+        by_path = Dataset.from_dict(
+            {
+                "problem": ["How many?", "Say hi."],
+                "solution": ["<answer>2</answer>", "<answer>hi</answer>"],
+                "problem_type": ["numerical", "text"],
+                "data_type": ["image", "text"],
+                "path": ["x.png", None],
+            }
+        )
+        dataset = prepare_dataset(by_path, tmp_path / "imgs", min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS)
+        assert dataset[0]["images"][0].getpixel((0, 0)) == (1, 2, 3)
+        assert dataset[1]["images"] == [] and dataset[1]["prompt"][-1]["content"].startswith("Say hi.")
+
+        embedded = Dataset.from_dict(
+            {
+                "prompt": ["What colour?"],
+                "answer": ["<answer>red</answer>"],
+                "images": [[Image.new("RGB", (70, 50), (250, 0, 0))]],
+            },
+            features=Features({"prompt": Value("string"), "answer": Value("string"), "images": List(ImageFeature())}),
+        )
+        dataset = prepare_dataset(
+            embedded, default_problem_type="free-form", min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS, source="emb"
+        )
+        row = dataset[0]
+        assert row["problem"] == "What colour?" and row["source"] == "emb" and row["data_type"] == "image"
+        assert row["images"][0].getpixel((3, 3)) == (250, 0, 0) and row["images"][0].size == (56, 56)
+
+    def test_parquet_folder_with_embedded_images_like_geometry3k(self, tmp_path):
+        # The original registry's geometry3k entry: a folder of parquet files whose `images` column holds
+        # datasets.Image structs ({"bytes", "path"}), no problem_type column, answers without tags.
+        import io
+
+        def png(color: tuple[int, int, int]) -> bytes:
+            buffer = io.BytesIO()
+            Image.new("RGB", (90, 60), color).save(buffer, format="PNG")
+            return buffer.getvalue()
+
+        folder = tmp_path / "geometry3k"
+        folder.mkdir()
+        for shard, color in enumerate([(255, 0, 0), (0, 0, 255)]):
+            rows = [
+                {
+                    "problem": f"<image>Find x. ({shard})",
+                    "answer": "12",
+                    "images": [{"bytes": png(color), "path": None}],
+                }
+            ]
+            pq.write_table(pa.Table.from_pylist(rows), folder / f"train-{shard}.parquet")
+        registry = _write_registry(
+            tmp_path / "dataset_info.json",
+            {
+                "geometry3k": {
+                    "file_path": "geometry3k",
+                    "image_base_path": "",
+                    "columns": {"problem": "prompt", "answer": "answer", "images": "images"},
+                }
+            },
+        )
+        dataset = load_sophiavl_dataset(
+            "geometry3k", registry, default_problem_type="numerical", min_pixels=MIN_PIXELS
+        )
+        assert dataset["problem"] == ["<image>Find x. (0)", "<image>Find x. (1)"]
+        assert [dataset[i]["images"][0].getpixel((1, 1)) for i in range(2)] == [(255, 0, 0), (0, 0, 255)]
+        content = dataset[0]["prompt"][1]["content"]
+        assert content[0] == {"type": "image"} and content[1]["text"].startswith("Find x. (0)\nPlease think")
+
+    def test_unknown_name_and_split(self, original_registry):
+        with pytest.raises(
+            ValueError, match=r"'Nope' is not in the registry. Registered names: \['Chart', 'Math', 'Text'\]"
+        ):
+            load_sophiavl_dataset("Math,Nope", original_registry)
+        with pytest.raises(ValueError, match="only the 'train' split"):
+            load_sophiavl_dataset("Math@test", original_registry)
+        assert len(load_sophiavl_dataset(["Math@train"], original_registry, min_pixels=MIN_PIXELS)) == 2
+
+    def test_system_prompt_override(self, original_registry):
+        dataset = load_sophiavl_dataset("Text", original_registry, system_prompt="Be brief.")
+        assert dataset[0]["prompt"][0] == {"role": "system", "content": "Be brief."}
+        dataset = load_sophiavl_dataset("Text", original_registry, system_prompt="")
+        assert [m["role"] for m in dataset[0]["prompt"]] == ["user"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Validation
+# ---------------------------------------------------------------------------------------------------------------
+
+# Each case: (bad row at index 1, field, fragment of the message). The registry maps the original's columns.
+BAD_ROWS = {
+    "missing image": (_row(path="./missing.png"), "path", "image file not found"),
+    "unknown problem type": (_row(problem_type="essay"), "problem_type", "unknown problem type 'essay'"),
+    "empty prompt": (_row(problem="   "), "problem", "empty prompt"),
+    "missing prompt": ({k: v for k, v in _row().items() if k != "problem"}, "problem", "missing problem"),
+    "missing solution": (_row(solution=None), "solution", "missing solution"),
+    "empty solution": (_row(solution="<answer> </answer>"), "solution", "empty solution"),
+    "options not a list": (
+        _row(problem_type="multiple choice", options="A. 1; B. 2"),
+        "options",
+        "options must be a list for multiple choice",
+    ),
+    "image row without path": (_row(path=None), "path", "data_type is 'image' but the row has no image path"),
+    "unsupported data type": (_row(data_type="video"), "data_type", "unsupported data_type 'video'"),
+    "unreadable image": (_row(path="./corrupt.png"), "path", "unreadable image"),
+    "row not an object": (["not", "a", "row"], "row", "expected an object, got list"),
+    "placeholder mismatch": (
+        _row(problem="<image> vs <image>?"),
+        "problem",
+        "2 <image> placeholder(s) but 1 image(s)",
+    ),
+    "missing problem type": (
+        {k: v for k, v in _row().items() if k != "problem_type"},
+        "problem_type",
+        "missing problem_type",
+    ),
+}
+
+
+class TestValidation:
+    @pytest.mark.parametrize("case", sorted(BAD_ROWS))
+    @pytest.mark.parametrize("lines", [False, True], ids=["json", "jsonl"])
+    def test_bad_row_fails_with_file_row_and_field(self, tmp_path, case, lines):
+        bad_row, field, fragment = BAD_ROWS[case]
+        (tmp_path / "images").mkdir()
+        (tmp_path / "images" / "corrupt.png").write_bytes(b"definitely not a png")
+        registry = _single_entry_registry(
+            tmp_path,
+            [_row(path="./a.png"), bad_row, _row(path="a.png")],
+            lines=lines,
+            columns={"problem": "prompt", "solution": "answer", "path": "images"},
+        )
+        with pytest.raises(DatasetValidationError) as info:
+            load_sophiavl_dataset("D", registry, min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS)
+        message = str(info.value)
+        assert f"{tmp_path / 'data.json'}, row 1, field {field!r}: " in message
+        assert fragment in message
+        assert "1 invalid row(s) out of 3" in message
+        assert "on_invalid='skip'" in message
+        assert info.value.report.invalid_rows == [(str(tmp_path / "data.json"), 1)]
+
+    def test_missing_data_file_fails_even_in_skip_mode(self, tmp_path):
+        registry = _write_registry(
+            tmp_path / "dataset_info.json", {"D": {"file_path": "gone.json", "image_base_path": ""}}
+        )
+        for on_invalid in ("error", "skip"):
+            with pytest.raises(DatasetValidationError, match=r"gone\.json, field 'file_path': data file not found"):
+                load_sophiavl_dataset("D", registry, on_invalid=on_invalid)
+
+    def test_unparseable_file_and_bad_mapping(self, tmp_path):
+        (tmp_path / "data.jsonl").write_text('{"problem": "a"}\n{oops\n')
+        registry = _write_registry(tmp_path / "r.json", {"D": {"file_path": "data.jsonl", "image_base_path": ""}})
+        with pytest.raises(DatasetValidationError, match=r"field 'file_path': cannot read data file: line 2"):
+            load_sophiavl_dataset("D", registry)
+        registry = _single_entry_registry(tmp_path, [_row()], columns={"problem": "question_text"})
+        with pytest.raises(DatasetValidationError, match=r"field 'columns': mapping entry 'problem': 'question_text'"):
+            load_sophiavl_dataset("D", registry)
+
+    def test_message_lists_first_rows_and_total(self, tmp_path):
+        rows = [_row(path="./a.png")] + [_row(solution="") for _ in range(12)]
+        registry = _single_entry_registry(tmp_path, rows)
+        with pytest.raises(DatasetValidationError) as info:
+            load_sophiavl_dataset("D", registry, min_pixels=MIN_PIXELS)
+        message = str(info.value)
+        assert "12 invalid row(s) out of 13" in message
+        assert "First 10 of 12 issue(s)" in message
+        listed = re.findall(r"row (\d+), field 'solution'", message)
+        assert listed == [str(i) for i in range(1, 11)]
+
+    def test_issues_listed_in_load_order_across_files(self, original_registry):
+        root = original_registry.parent
+        _write_json(root / "json" / "math.json", [_row(path="./Math/a.png"), _row(solution=None, path="./Math/a.png")])
+        with (root / "json" / "chart.jsonl").open("a") as handle:
+            handle.write(json.dumps({"question": "", "label": "<answer>x</answer>", "img": "Chart/c.png"}) + "\n")
+        with pytest.raises(DatasetValidationError) as info:
+            load_sophiavl_dataset("Math,Chart", original_registry, default_problem_type="OCR")
+        message = str(info.value)
+        assert "2 invalid row(s) out of 5" in message
+        first, second = (
+            message.index("math.json, row 1, field 'solution'"),
+            message.index("chart.jsonl, row 2, field 'problem'"),
+        )
+        assert first < second  # math.json was loaded first (alphabetical order would list chart.jsonl first)
+
+    def test_bad_arguments_fail_before_any_work(self, original_registry):
+        with pytest.raises(ValueError, match="on_invalid must be 'error' or 'skip', got 'drop'"):
+            load_sophiavl_dataset("Math", original_registry, on_invalid="drop")
+        with pytest.raises(ValueError, match="min_pixels <= max_pixels"):
+            load_sophiavl_dataset("Math", original_registry, min_pixels=10_000, max_pixels=100)
+
+    def test_skip_mode_drops_and_reports(self, tmp_path, caplog):
+        rows = [
+            _row("good 0", path="./a.png"),
+            _row("bad 1", path="./missing.png"),
+            _row("good 2"),
+            _row("bad 3", problem_type="essay"),
+            _row("bad 4", solution=None, problem_type="essay"),  # two issues, one row
+        ]
+        registry = _single_entry_registry(tmp_path, rows)
+        with caplog.at_level(logging.WARNING, logger="sophiavl_trl.data.validation"):
+            dataset, report = load_sophiavl_dataset(
+                "D", registry, on_invalid="skip", min_pixels=MIN_PIXELS, return_report=True
+            )
+        assert dataset["problem"] == ["good 0", "good 2"]
+        source = str(tmp_path / "data.json")
+        assert report.skipped == [(source, 1), (source, 3), (source, 4)]
+        assert report.total_rows == 5 and report.num_invalid == 3 and len(report.issues) == 4
+        warning = caplog.text
+        assert "Skipped 3 invalid row(s) out of 5" in warning
+        assert f"{source}, row 1, field 'path'" in warning and f"{source}, row 4, field 'solution'" in warning
+
+    def test_everything_invalid_raises_even_in_skip_mode(self, tmp_path):
+        registry = _single_entry_registry(tmp_path, [_row(solution=None)])
+        with pytest.raises(DatasetValidationError, match="No valid rows left"):
+            load_sophiavl_dataset("D", registry, on_invalid="skip")
+
+    def test_problem_types_come_from_the_verifier_registry(self, tmp_path, monkeypatch):
+        assert {"numerical", "multiple choice", "OCR", "free-form", "text"} <= known_problem_types()
+        registry = _single_entry_registry(tmp_path, [_row(problem_type="yes/no", solution="<answer>yes</answer>")])
+        with pytest.raises(DatasetValidationError, match="unknown problem type 'yes/no'"):
+            load_sophiavl_dataset("D", registry)
+        # Known to the verifiers but without a prompt instruction: still refused, with the fix named.
+        with pytest.raises(DatasetValidationError, match="no prompt instruction for problem type 'yes/no'"):
+            load_sophiavl_dataset("D", registry, problem_types={"yes/no"})
+        monkeypatch.setitem(TYPE_TEMPLATE, "yes/no", " Answer yes or no within the <answer> </answer> tags.")
+        dataset = load_sophiavl_dataset("D", registry, problem_types={"yes/no"}, min_pixels=MIN_PIXELS)
+        assert dataset[0]["prompt"][1]["content"][1]["text"].endswith(
+            " Answer yes or no within the <answer> </answer> tags."
+        )
+
+    @pytest.mark.parametrize("style", ["list function", "get_verifier"])
+    def test_known_problem_types_reads_the_accuracy_reward_registry(self, monkeypatch, style):
+        import types
+
+        import sophiavl_trl.rewards
+
+        fake = types.ModuleType("sophiavl_trl.rewards.accuracy_rewards")
+        registered = {"numerical": object(), "yes/no": object()}
+        if style == "list function":
+            fake.registered_problem_types = lambda: list(registered)
+        else:
+
+            def get_verifier(problem_type):
+                return registered[problem_type]  # KeyError for unknown types
+
+            fake.get_verifier = get_verifier
+        monkeypatch.setitem(sys.modules, "sophiavl_trl.rewards.accuracy_rewards", fake)
+        monkeypatch.setattr(sophiavl_trl.rewards, "accuracy_rewards", fake, raising=False)
+        monkeypatch.setitem(TYPE_TEMPLATE, "yes/no", " Answer yes or no.")
+        assert known_problem_types() == {"numerical", "yes/no"}
+
+    def test_default_problem_type_and_inferred_data_type(self, tmp_path):
+        rows = [{"prompt": "2+2?", "answer": "4"}, {"prompt": "Count.", "answer": 3, "images": "a.png"}]
+        registry = _single_entry_registry(tmp_path, rows)
+        dataset = load_sophiavl_dataset("D", registry, default_problem_type="numerical", min_pixels=MIN_PIXELS)
+        assert dataset["data_type"] == ["text", "image"]
+        assert dataset["solution"] == ["4", "3"]  # bare JSON numbers are accepted as text
+
+    def test_image_deleted_after_validation_fails_loudly(self, tmp_path):
+        registry = _single_entry_registry(tmp_path, [_row(path="a.png")])
+        dataset = load_sophiavl_dataset("D", registry, min_pixels=MIN_PIXELS)
+        (tmp_path / "images" / "a.png").unlink()
+        with pytest.raises(RuntimeError, match=r"Cannot load image .*a\.png"):
+            dataset[0]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Sampler
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _trl_repeat_sampler(**kwargs: Any) -> Any:
+    from trl.trainer.utils import RepeatSampler
+
+    return RepeatSampler(**kwargs)
+
+
+def _split_chunks(indices: list[int], batch_size: int, mini: int, repeat: int) -> list[list[int]]:
+    """Undo the repeat structure, asserting it: returns the unique indices of each chunk."""
+    block = batch_size * mini * repeat
+    assert len(indices) % block == 0
+    chunks = []
+    for start in range(0, len(indices), block):
+        blob = indices[start : start + block]
+        once = blob[: batch_size * mini]
+        assert blob == once * repeat  # the chunk is repeated repeat_count times
+        unique = once[::mini]
+        assert once == [i for i in unique for _ in range(mini)]  # each index mini_repeat_count times in a row
+        assert len(set(unique)) == batch_size
+        chunks.append(unique)
+    return chunks
+
+
+class TestModalityGroupedRepeatSampler:
+    @pytest.mark.parametrize("shuffle", [True, False])
+    @pytest.mark.parametrize(
+        "num_rows, mini, batch_size, repeat, seed",
+        [(7, 2, 3, 4, 0), (30, 8, 4, 2, 42), (16, 1, 16, 1, None), (10, 3, 1, 3, 7)],
+    )
+    def test_single_modality_matches_trl_repeat_sampler(self, num_rows, mini, batch_size, repeat, seed, shuffle):
+        kwargs = {
+            "data_source": list(range(num_rows)),
+            "mini_repeat_count": mini,
+            "batch_size": batch_size,
+            "repeat_count": repeat,
+            "shuffle": shuffle,
+            "seed": seed,
+        }
+        oracle = _trl_repeat_sampler(**kwargs)
+        ours = ModalityGroupedRepeatSampler(**kwargs, modalities=["image"] * num_rows)
+        for _ in range(3):  # several epochs: the generator advances identically
+            assert list(ours) == list(oracle)
+        assert len(ours) == len(oracle)
+
+    @settings(max_examples=60, deadline=None)
+    @given(
+        labels=st.lists(st.sampled_from(["image", "text", "video"]), min_size=1, max_size=60),
+        mini=st.integers(1, 4),
+        batch_size=st.integers(1, 6),
+        repeat=st.integers(1, 3),
+        seed=st.integers(0, 2**31),
+        shuffle=st.booleans(),
+    )
+    def test_chunks_are_homogeneous_and_cover_the_data(self, labels, mini, batch_size, repeat, seed, shuffle):
+        sampler = ModalityGroupedRepeatSampler(labels, mini, batch_size, repeat, shuffle, seed, modalities=labels)
+        indices = list(sampler)
+        assert len(indices) == len(sampler)
+        chunks = _split_chunks(indices, batch_size, mini, repeat)
+        for chunk in chunks:
+            assert len({labels[i] for i in chunk}) == 1
+        used = [i for chunk in chunks for i in chunk]
+        assert len(used) == len(set(used))  # no row twice in an epoch
+        per_modality = Counter(labels[i] for i in used)
+        for label, count in Counter(labels).items():
+            assert per_modality[label] == (count // batch_size) * batch_size  # only incomplete chunks are dropped
+
+    def test_deterministic_by_seed_and_identical_across_processes(self):
+        labels = ["image" if i % 3 else "text" for i in range(60)]
+        first = ModalityGroupedRepeatSampler(labels, 2, 4, 1, True, 123, modalities=labels)
+        second = ModalityGroupedRepeatSampler(labels, 2, 4, 1, True, 123, modalities=labels)
+        other = ModalityGroupedRepeatSampler(labels, 2, 4, 1, True, 124, modalities=labels)
+        epoch_one = list(first)
+        assert epoch_one == list(second)
+        assert epoch_one != list(other)
+        assert list(first) != epoch_one  # a new permutation next epoch, like RepeatSampler
+
+    def test_every_process_batch_is_homogeneous_under_accelerate_sharding(self):
+        # GRPOTrainer: the dataloader batch is per_device_batch * steps_per_generation; accelerate hands consecutive
+        # batches to the processes in turn; the sampler's batch_size is generation_batch_size // num_generations.
+        from accelerate.data_loader import BatchSamplerShard
+        from torch.utils.data import BatchSampler
+
+        num_processes, per_device, steps_per_generation, num_generations = 2, 3, 2, 4
+        generation_batch = num_processes * per_device * steps_per_generation
+        labels = ["text" if i % 4 == 0 else "image" for i in range(90)]
+        sampler = ModalityGroupedRepeatSampler(
+            labels,
+            mini_repeat_count=num_generations,
+            batch_size=generation_batch // num_generations,
+            repeat_count=1 * steps_per_generation,  # num_iterations * steps_per_generation
+            seed=0,
+            modalities=labels,
+        )
+        batch_sampler = BatchSampler(sampler, per_device * steps_per_generation, drop_last=False)
+        seen_modalities = set()
+        for process in range(num_processes):
+            shard = BatchSamplerShard(batch_sampler, num_processes=num_processes, process_index=process)
+            for batch in shard:
+                modalities = {labels[i] for i in batch}
+                assert len(modalities) == 1
+                seen_modalities |= modalities
+        assert seen_modalities == {"image", "text"}
+
+    def test_warns_about_modalities_smaller_than_a_chunk(self, caplog):
+        labels = ["image"] * 10 + ["text"] * 2
+        with caplog.at_level(logging.WARNING, logger="sophiavl_trl.data.sampler"):
+            sampler = ModalityGroupedRepeatSampler(labels, 2, 4, modalities=labels, seed=0)
+        assert "'text' (2 rows)" in caplog.text
+        assert all(labels[i] == "image" for i in sampler)
+        assert len(sampler) == 8 * 2
+
+    def test_rejects_wrong_label_count(self):
+        with pytest.raises(ValueError, match="modalities has 2 labels but the data set has 3 rows"):
+            ModalityGroupedRepeatSampler([0, 1, 2], 2, modalities=["image", "text"])
+
+    def test_modality_labels(self):
+        from datasets import Dataset
+
+        assert modality_labels(Dataset.from_dict({"data_type": ["text", None, "image"]})) == ["text", "image", "image"]
+        assert modality_labels(Dataset.from_dict({"prompt": ["x"]})) is None
+        assert modality_labels([{"data_type": "text"}]) is None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Synthetic data
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _digest(directory: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(directory)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }
+
+
+def _components(image: Image.Image) -> list[tuple[tuple[int, int, int], tuple[int, int, int, int]]]:
+    """4-connected components of non-background pixels: (colour, bbox), found by flood fill."""
+    width, height = image.size
+    pixels = image.load()
+    seen = [[False] * width for _ in range(height)]
+    found = []
+    for y0 in range(height):
+        for x0 in range(width):
+            if seen[y0][x0] or pixels[x0, y0] == (255, 255, 255):
+                continue
+            color = pixels[x0, y0]
+            stack, box = [(x0, y0)], [x0, y0, x0, y0]
+            seen[y0][x0] = True
+            while stack:
+                x, y = stack.pop()
+                box = [min(box[0], x), min(box[1], y), max(box[2], x), max(box[3], y)]
+                for nx, ny in ((x + 1, y), (x - 1, y), (x, y + 1), (x, y - 1)):
+                    if 0 <= nx < width and 0 <= ny < height and not seen[ny][nx] and pixels[nx, ny] == color:
+                        seen[ny][nx] = True
+                        stack.append((nx, ny))
+            found.append((color, tuple(box)))
+    return found
+
+
+@pytest.fixture(scope="module")
+def synthetic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("synthetic")
+    write_synthetic_dataset(out, num_samples=40, seed=0)
+    return out
+
+
+class TestSynthetic:
+    def test_same_seed_same_bytes_other_seed_differs(self, synthetic_dir, tmp_path):
+        write_synthetic_dataset(tmp_path / "again", num_samples=40, seed=0)
+        write_synthetic_dataset(tmp_path / "other", num_samples=40, seed=1)
+        reference = _digest(synthetic_dir)
+        assert _digest(tmp_path / "again") == reference
+        other = _digest(tmp_path / "other")
+        assert other.keys() == reference.keys()
+        assert other["synthetic_image.json"] != reference["synthetic_image.json"]
+        assert other["synthetic_text.parquet"] != reference["synthetic_text.parquet"]
+        assert sum(other[key] != reference[key] for key in reference if key.startswith("images")) >= 25
+
+    def test_registry_loads_cleanly_with_every_problem_type(self, synthetic_dir):
+        dataset = load_sophiavl_dataset(
+            "synthetic_image,synthetic_text",
+            synthetic_dir / "dataset_info.json",
+            min_pixels=MIN_PIXELS,
+            max_pixels=MAX_PIXELS,
+        )
+        assert len(dataset) == 40
+        assert Counter(dataset["data_type"]) == {"image": 30, "text": 10}
+        image_types = {t for t, d in zip(dataset["problem_type"], dataset["data_type"]) if d == "image"}
+        text_types = {t for t, d in zip(dataset["problem_type"], dataset["data_type"]) if d == "text"}
+        assert image_types == {"numerical", "multiple choice", "OCR", "free-form"}
+        assert text_types == {"numerical", "multiple choice", "text"}
+        sizes = {dataset[i]["images"][0].size for i in range(5)}
+        assert all(56 <= w <= 112 and 56 <= h <= 112 and w % 28 == 0 and h % 28 == 0 for w, h in sizes)
+
+    def test_image_answers_match_the_pixels(self, synthetic_dir):
+        rows = json.loads((synthetic_dir / "synthetic_image.json").read_text())
+        kinds = Counter()
+        for row in rows:
+            meta = json.loads(row["meta"])
+            kinds[meta["kind"]] += 1
+            image = Image.open(synthetic_dir / "images" / row["path"]).convert("RGB")
+            assert list(image.size) == meta["size"]
+            answer = re.fullmatch(r"<answer>(.*)</answer>", row["solution"]).group(1)
+            if meta["kind"] == "read":
+                assert answer == meta["word"] and row["problem_type"] == "OCR"
+                assert image.convert("L").getextrema()[0] < 128  # dark text was drawn
+                continue
+            shapes = meta["shapes"]
+            # The pixels hold exactly the recorded shapes: one component per shape, inside its box, of its colour.
+            components = _components(image)
+            assert len(components) == len(shapes)
+            matched = set()
+            for color, box in components:
+                owners = [
+                    i
+                    for i, s in enumerate(shapes)
+                    if s["bbox"][0] <= box[0]
+                    and s["bbox"][1] <= box[1]
+                    and box[2] <= s["bbox"][2]
+                    and box[3] <= s["bbox"][3]
+                ]
+                assert len(owners) == 1 and color == COLORS[shapes[owners[0]]["color"]]
+                matched.add(owners[0])
+            assert len(matched) == len(shapes)
+            pixel_colors = Counter(color for color, _ in components)
+            question = row["problem"]
+            if m := re.fullmatch(r"How many (\w+) shapes are there in the image\?", question):
+                assert int(answer) == pixel_colors[COLORS[m.group(1)]]
+            elif m := re.fullmatch(r"How many (\w+)s are there in the image\?", question):
+                assert int(answer) == sum(s["shape"] == m.group(1) for s in shapes)
+            elif m := re.fullmatch(r"Subtract all (\w+) shapes\. How many shapes are left\?", question):
+                assert int(answer) == len(components) - pixel_colors[COLORS[m.group(1)]]
+            elif m := re.fullmatch(r"How many (\w+)s and (\w+)s are there in total\?", question):
+                assert int(answer) == sum(s["shape"] in m.groups() for s in shapes)
+            elif question == "Describe the shapes in the image.":
+                for s in shapes:
+                    assert f"a {s['color']} {s['shape']}" in answer
+            else:
+                assert row["problem_type"] == "multiple choice" and len(shapes) == 1
+                chosen = dict(option.split(". ", 1) for option in row["options"])[answer]
+                assert chosen in (shapes[0]["shape"], shapes[0]["color"])
+                assert chosen == (shapes[0]["shape"] if question.startswith("Which shape") else shapes[0]["color"])
+        assert set(kinds) == {"count", "arithmetic", "choice", "read", "describe"}
+
+    def test_text_answers_are_correct(self, synthetic_dir):
+        rows = pq.read_table(synthetic_dir / "synthetic_text.parquet").to_pylist()
+        for row in rows:
+            answer = re.fullmatch(r"<answer>(.*)</answer>", row["answer"]).group(1)
+            numbers = [int(n) for n in re.findall(r"\d+", row["question"])]
+            question = row["question"]
+            if "gets" in question:
+                assert int(answer) == numbers[0] + numbers[1]
+            elif "gives away" in question:
+                assert int(answer) == numbers[0] - numbers[1]
+            elif "in each box" in question:
+                assert int(answer) == numbers[0] * numbers[1]
+            elif question.startswith("What is the opposite"):
+                assert answer == OPPOSITES[re.search(r"'(\w+)'", question).group(1)]
+            else:
+                values = {option.split(". ")[0]: int(option.split(". ")[1]) for option in row["options"]}
+                assert values[answer] == max(values.values())
+
+    def test_cli(self, tmp_path):
+        result = subprocess.run(
+            [sys.executable, "-m", "sophiavl_trl.data.synthetic", str(tmp_path / "cli"), "--num-samples", "6", "--seed", "3"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )  # fmt: skip
+        registry = Path(result.stdout.strip())
+        assert registry == tmp_path / "cli" / "dataset_info.json"
+        assert sorted(load_registry(registry)) == ["synthetic_image", "synthetic_text"]
+        assert len(list((tmp_path / "cli" / "images").glob("*.png"))) == 6 - round(6 * 0.25)
+
+
+def test_package_import_is_light():
+    code = "import sys, sophiavl_trl.data; print(sorted(m for m in ('torch', 'datasets', 'trl') if m in sys.modules))"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    )
+
+
+def test_image_transform_rejects_bad_bounds():
+    with pytest.raises(ValueError, match="min_pixels <= max_pixels"):
+        ImageTransform(min_pixels=100, max_pixels=10)
+    assert registry_module.DEFAULT_MIN_PIXELS == 262144 and registry_module.DEFAULT_MAX_PIXELS == 4194304
