@@ -80,8 +80,11 @@ class TrustGRPOTrainer(GRPOTrainer):
         if thinking_reward is not None and not callable(thinking_reward):
             raise TypeError(f"thinking_reward must be callable or None, got {type(thinking_reward).__name__}.")
         # Fail before the model is loaded, not an hour into training.
-        if thinking_reward is not None and args.judge_check_on_start and hasattr(thinking_reward, "check_server"):
-            thinking_reward.check_server()
+        check_server = getattr(thinking_reward, "check_server", None) or getattr(
+            getattr(thinking_reward, "client", None), "check_server", None
+        )
+        if args.judge_check_on_start and callable(check_server):
+            check_server()
 
         super().__init__(model=model, reward_funcs=reward_funcs, args=args, **kwargs)
 
@@ -117,6 +120,23 @@ class TrustGRPOTrainer(GRPOTrainer):
             batch_size=self.args.generation_batch_size // self.num_generations,
             repeat_count=self.num_iterations * self.args.steps_per_generation,
             shuffle=self.shuffle_dataset,
+            seed=self.args.seed,
+            modalities=labels,
+        )
+
+    def _get_eval_sampler(self, eval_dataset):
+        from sophiavl_trl.data.sampler import ModalityGroupedRepeatSampler, modality_labels
+
+        labels = modality_labels(eval_dataset)
+        if labels is None or len(set(labels)) < 2:
+            return super()._get_eval_sampler(eval_dataset)
+        # One evaluation batch (all processes) holds this many prompts; keep each of them single-modality.
+        prompts_per_batch = self.args.per_device_eval_batch_size * self.accelerator.num_processes
+        return ModalityGroupedRepeatSampler(
+            data_source=eval_dataset,
+            mini_repeat_count=self.num_generations_eval,
+            batch_size=max(1, prompts_per_batch // self.num_generations_eval),
+            shuffle=False,
             seed=self.args.seed,
             modalities=labels,
         )
