@@ -100,7 +100,9 @@ def build_thinking_reward(script_args: SophiaVLScriptArguments, training_args: T
     }
     if training_args.judge_base_url:
         kwargs["base_url"] = training_args.judge_base_url
-    return ThinkingReward(reasoning_source=script_args.judge_reasoning_source, **{k: v for k, v in kwargs.items() if v is not None})
+    return ThinkingReward(
+        reasoning_source=script_args.judge_reasoning_source, **{k: v for k, v in kwargs.items() if v is not None}
+    )
 
 
 def main(script_args: SophiaVLScriptArguments, training_args: TrustGRPOConfig, model_args: ModelConfig) -> None:
@@ -114,7 +116,9 @@ def main(script_args: SophiaVLScriptArguments, training_args: TrustGRPOConfig, m
         "dtype": model_args.dtype,
     }
     processor = AutoProcessor.from_pretrained(
-        model_args.model_name_or_path, revision=model_args.model_revision, trust_remote_code=training_args.trust_remote_code
+        model_args.model_name_or_path,
+        revision=model_args.model_revision,
+        trust_remote_code=training_args.trust_remote_code,
     )
     # The data pipeline already resized the images within [min_pixels, max_pixels]; keep the processor consistent.
     processor.image_processor.min_pixels = script_args.min_pixels

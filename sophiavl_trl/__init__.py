@@ -25,7 +25,19 @@ _EXPORTS: dict[str, str] = {
     "get_reward_funcs": "sophiavl_trl.rewards",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "ThinkingReward",
+    "ThinkingRewardClient",
+    "TrustGRPOConfig",
+    "TrustGRPOTrainer",
+    "TrustWeights",
+    "accuracy_reward",
+    "format_reward",
+    "get_reward_funcs",
+    "judge_query_mask",
+    "register_verifier",
+    "trust_weights",
+]
 
 if TYPE_CHECKING:
     from sophiavl_trl.rewards import (

@@ -53,7 +53,10 @@ class SophiaVLScriptArguments(ScriptArguments):
     max_pixels: int = field(default=4194304, metadata={"help": "Maximum image pixels (smart resize)."})
     on_invalid: str = field(
         default="error",
-        metadata={"help": "Invalid rows: 'error' (stop and list them) or 'skip' (drop and report).", "choices": ["error", "skip"]},
+        metadata={
+            "help": "Invalid rows: 'error' (stop and list them) or 'skip' (drop and report).",
+            "choices": ["error", "skip"],
+        },
     )
     reward_funcs: list[str] = field(
         default_factory=lambda: ["accuracy", "format"],
@@ -62,7 +65,10 @@ class SophiaVLScriptArguments(ScriptArguments):
     use_thinking_reward: bool = field(default=True, metadata={"help": "Score the thinking with the judge."})
     judge_reasoning_source: str = field(
         default="think",
-        metadata={"help": "What the judge reads: 'think' (<think> content) or 'completion'.", "choices": ["think", "completion"]},
+        metadata={
+            "help": "What the judge reads: 'think' (<think> content) or 'completion'.",
+            "choices": ["think", "completion"],
+        },
     )
     forbid_vision_tokens: bool = field(default=True, metadata={"help": "Never sample Qwen's vision special tokens."})
 

@@ -24,7 +24,10 @@ def read_log_history(run_dir: str | Path) -> list[dict]:
     """The log history of a run folder: its `trainer_state.json`, or the newest checkpoint's."""
     run_dir = Path(run_dir)
     candidates = [run_dir / "trainer_state.json"]
-    checkpoints = sorted(run_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]) if p.name.split("-")[-1].isdigit() else -1)
+    checkpoints = sorted(
+        run_dir.glob("checkpoint-*"),
+        key=lambda p: int(p.name.split("-")[-1]) if p.name.split("-")[-1].isdigit() else -1,
+    )
     candidates += [c / "trainer_state.json" for c in reversed(checkpoints)]
     for path in candidates:
         if path.exists():
@@ -44,7 +47,9 @@ def smooth(values: Sequence[float], weight: float) -> list[float]:
     return out
 
 
-def plot_runs(run_dirs: Sequence[str | Path], output: str | Path, *, smoothing: float = 0.6, labels: Sequence[str] | None = None) -> Path:
+def plot_runs(
+    run_dirs: Sequence[str | Path], output: str | Path, *, smoothing: float = 0.6, labels: Sequence[str] | None = None
+) -> Path:
     """Draw the reward curves of one or more runs into a PNG (light raw curve, bold smoothed curve).
 
     Args:

@@ -94,13 +94,17 @@ class TrustGRPOConfig(GRPOConfig):
     )
     trust_skip_uniform: bool | None = field(
         default=None,
-        metadata={"help": "Give uniform groups weight 0 and do not judge them. Default: False (paper), True (reference)."},
+        metadata={
+            "help": "Give uniform groups weight 0 and do not judge them. Default: False (paper), True (reference)."
+        },
     )
     trust_uniform_low: float = field(default=0.1, metadata={"help": "Lower bound of the uniform-group rule."})
     trust_uniform_high: float = field(default=0.9, metadata={"help": "Upper bound of the uniform-group rule."})
     correctness_reward: str | None = field(
         default=None,
-        metadata={"help": "Reward function splitting correct from incorrect. Default: accuracy_reward, else the first."},
+        metadata={
+            "help": "Reward function splitting correct from incorrect. Default: accuracy_reward, else the first."
+        },
     )
     judge_base_url: list[str] | None = field(
         default=None,

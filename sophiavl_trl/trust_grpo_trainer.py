@@ -166,7 +166,9 @@ class TrustGRPOTrainer(GRPOTrainer):
 
         # 2. Each process scores its own share, then every process gets every score.
         local_query = query[local].nonzero().view(-1).tolist()
-        local_scores, latency, error = self._score_thinking(inputs, prompts, completions, completion_ids_list, local_query)
+        local_scores, latency, error = self._score_thinking(
+            inputs, prompts, completions, completion_ids_list, local_query
+        )
         local_thinking = thinking[local].clone()
         if local_query:
             local_thinking[local_query] = torch.tensor(local_scores, dtype=torch.float32, device=device)
@@ -255,7 +257,9 @@ class TrustGRPOTrainer(GRPOTrainer):
             self._metrics[mode][name].append(value)
 
         if failures:
-            logger.warning("Thinking judge: %d of %d requests failed at step %d (scored as missing).", failures, n_queried, step)
+            logger.warning(
+                "Thinking judge: %d of %d requests failed at step %d (scored as missing).", failures, n_queried, step
+            )
         if n_queried and failures == n_queried:
             self._failed_judge_steps += 1
             if args.judge_max_failed_steps and self._failed_judge_steps >= args.judge_max_failed_steps:

@@ -34,7 +34,10 @@ def test_chat_completion_with_an_image_gets_an_answer(vllm_judge):
     def ask(content):
         return client.chat.completions.create(
             model=vllm_judge.model,
-            messages=[{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": content}],
+            messages=[
+                {"role": "system", "content": "You are a helpful assistant."},
+                {"role": "user", "content": content},
+            ],
             temperature=0.0,
             max_tokens=8,
             extra_body={"structured_outputs": {"choice": choices}},

@@ -40,7 +40,10 @@ def test_every_recipe_has_a_launch_config():
     for recipe in RECIPES:
         assert recipe.name in LAUNCH_CONFIG, recipe
         assert (ROOT / "accelerate_configs" / LAUNCH_CONFIG[recipe.name]).exists()
-        assert f"accelerate_configs/{LAUNCH_CONFIG[recipe.name]}" in recipe.read_text() or recipe.name == "config_cpu.yaml"
+        assert (
+            f"accelerate_configs/{LAUNCH_CONFIG[recipe.name]}" in recipe.read_text()
+            or recipe.name == "config_cpu.yaml"
+        )
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: str(p.relative_to(ROOT / "examples" / "recipes")))
@@ -51,7 +54,9 @@ def test_recipe_fields_exist_and_parse(recipe, tmp_path):
     from sophiavl_trl.configs import SophiaVLScriptArguments
 
     keys = set(yaml.safe_load(recipe.read_text()))
-    known = {f.name for cls in (SophiaVLScriptArguments, TrustGRPOConfig, ModelConfig) for f in dataclasses.fields(cls)}
+    known = {
+        f.name for cls in (SophiaVLScriptArguments, TrustGRPOConfig, ModelConfig) for f in dataclasses.fields(cls)
+    }
     assert keys <= known, f"unknown fields in {recipe.name}: {sorted(keys - known)}"
 
     script_args, training_args, model_args = parse(recipe, "--output_dir", str(tmp_path))

@@ -8,7 +8,6 @@ import json
 import math
 import subprocess
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -128,9 +127,7 @@ def check_probe(out: Path, *, mode: str, G: int, world_size: int, graded: bool =
         if not math.isnan(nanmean(mus_c)):
             assert logged["trust/mu_correct"] == pytest.approx(nanmean(mus_c), abs=1e-6)
         # The thinking column TRL logs is the weighted score, w * t, NaN (unscored) left out.
-        contributions = [
-            weights[i // G] * t for i, t in enumerate(thinking) if t is not None
-        ]
+        contributions = [weights[i // G] * t for i, t in enumerate(thinking) if t is not None]
         if contributions:
             assert logged["rewards/thinking/mean"] == pytest.approx(sum(contributions) / len(contributions), abs=1e-5)
         assert logged["reward"] == pytest.approx(
@@ -159,7 +156,9 @@ class TestPlainGRPOEquivalence:
         from sophiavl_trl.testing import vision_token_ids
 
         processor = AutoProcessor.from_pretrained(tiny_model_dir)
-        dataset = Dataset.from_dict({"prompt": [[{"role": "user", "content": f"What is {i} + {i}?"}] for i in range(8)]})
+        dataset = Dataset.from_dict(
+            {"prompt": [[{"role": "user", "content": f"What is {i} + {i}?"}] for i in range(8)]}
+        )
 
         def length_reward(completion_ids, **kwargs):
             return [len(c) / 8 for c in completion_ids]
@@ -202,7 +201,9 @@ class TestPlainGRPOEquivalence:
 class TestJudgeRequestsAndMetrics:
     @pytest.mark.parametrize(("mode", "graded"), [("paper", False), ("reference", True)])
     def test_one_process(self, tiny_model_dir, tmp_path, mode, graded):
-        run_probe(tiny_model_dir, tmp_path, "--mode", mode, "--per-device-batch", "4", *(["--graded"] if graded else []))
+        run_probe(
+            tiny_model_dir, tmp_path, "--mode", mode, "--per-device-batch", "4", *(["--graded"] if graded else [])
+        )
         check_world(tmp_path, 1, None)
         requests = check_probe(tmp_path, mode=mode, G=2, world_size=1, graded=graded)
         assert requests > 0

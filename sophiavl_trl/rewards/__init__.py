@@ -22,7 +22,16 @@ _EXPORTS: dict[str, str] = {
     "REWARD_FUNCS_REGISTRY": "sophiavl_trl.rewards.registry",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "REWARD_FUNCS_REGISTRY",
+    "ThinkingReward",
+    "ThinkingRewardClient",
+    "accuracy_reward",
+    "format_reward",
+    "get_reward_funcs",
+    "get_verifier",
+    "register_verifier",
+]
 
 if TYPE_CHECKING:
     from sophiavl_trl.judge.client import ThinkingRewardClient

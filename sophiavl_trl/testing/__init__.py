@@ -12,7 +12,13 @@ _EXPORTS = {
     "load_tiny_processor": "sophiavl_trl.testing.tiny_model",
     "vision_token_ids": "sophiavl_trl.testing.tiny_model",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "JudgeServer",
+    "build_tiny_qwen2_5_vl",
+    "load_tiny_processor",
+    "start_judge_server",
+    "vision_token_ids",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -204,7 +204,9 @@ def build_tiny_qwen2_5_vl(
     if (path / "config.json").exists() and (path / "model.safetensors").exists() and not overwrite:
         return path
     if hidden_size % 32:
-        raise ValueError(f"hidden_size must be a multiple of 32 (vLLM's CPU attention needs head_dim 32), got {hidden_size}")
+        raise ValueError(
+            f"hidden_size must be a multiple of 32 (vLLM's CPU attention needs head_dim 32), got {hidden_size}"
+        )
     path.mkdir(parents=True, exist_ok=True)
 
     tokenizer = _train_tokenizer(vocab_size)
@@ -239,7 +241,9 @@ def load_tiny_processor(path: str | Path) -> Any:
         logger.info("AutoProcessor failed (%s); building the processor without a video processor.", exc)
     tokenizer = AutoTokenizer.from_pretrained(path)
     image_processor = Qwen2VLImageProcessorPil.from_pretrained(path)
-    return Qwen2_5_VLProcessor(image_processor=image_processor, tokenizer=tokenizer, chat_template=tokenizer.chat_template)
+    return Qwen2_5_VLProcessor(
+        image_processor=image_processor, tokenizer=tokenizer, chat_template=tokenizer.chat_template
+    )
 
 
 def vision_token_ids(tokenizer: Any) -> list[int]:

@@ -109,7 +109,13 @@ def main() -> None:
     state = trainer.accelerator.state
     zero_stage = state.deepspeed_plugin.zero_stage if state.deepspeed_plugin is not None else None
     (out / f"env-{rank}.json").write_text(
-        json.dumps({"world_size": state.num_processes, "distributed_type": str(state.distributed_type), "zero_stage": zero_stage})
+        json.dumps(
+            {
+                "world_size": state.num_processes,
+                "distributed_type": str(state.distributed_type),
+                "zero_stage": zero_stage,
+            }
+        )
     )
     trainer.train(resume_from_checkpoint=True if args.resume else None)
     if trainer.accelerator.is_main_process:
