@@ -571,7 +571,8 @@ class TestValidation:
             load_sophiavl_dataset("D", registry, on_invalid="skip")
 
     def test_problem_types_come_from_the_verifier_registry(self, tmp_path, monkeypatch):
-        assert {"numerical", "multiple choice", "OCR", "free-form", "text"} <= known_problem_types()
+        # normalized keys: "OCR" and "free-form" are spelled as the verifier registry spells them
+        assert {"numerical", "multiple choice", "ocr", "free form", "text"} <= known_problem_types()
         registry = _single_entry_registry(tmp_path, [_row(problem_type="yes/no", solution="<answer>yes</answer>")])
         with pytest.raises(DatasetValidationError, match="unknown problem type 'yes/no'"):
             load_sophiavl_dataset("D", registry)
@@ -584,26 +585,17 @@ class TestValidation:
             " Answer yes or no within the <answer> </answer> tags."
         )
 
-    @pytest.mark.parametrize("style", ["list function", "get_verifier"])
-    def test_known_problem_types_reads_the_accuracy_reward_registry(self, monkeypatch, style):
-        import types
+    def test_a_user_registered_verifier_makes_its_type_known(self, tmp_path, monkeypatch):
+        from sophiavl_trl.rewards import accuracy_rewards, register_verifier
 
-        import sophiavl_trl.rewards
-
-        fake = types.ModuleType("sophiavl_trl.rewards.accuracy_rewards")
-        registered = {"numerical": object(), "yes/no": object()}
-        if style == "list function":
-            fake.registered_problem_types = lambda: list(registered)
-        else:
-
-            def get_verifier(problem_type):
-                return registered[problem_type]  # KeyError for unknown types
-
-            fake.get_verifier = get_verifier
-        monkeypatch.setitem(sys.modules, "sophiavl_trl.rewards.accuracy_rewards", fake)
-        monkeypatch.setattr(sophiavl_trl.rewards, "accuracy_rewards", fake, raising=False)
-        monkeypatch.setitem(TYPE_TEMPLATE, "yes/no", " Answer yes or no.")
-        assert known_problem_types() == {"numerical", "yes/no"}
+        monkeypatch.setattr(accuracy_rewards, "_VERIFIERS", dict(accuracy_rewards._VERIFIERS))  # undone after
+        assert "yes no" not in known_problem_types()
+        register_verifier("Yes-No", lambda prediction, truth: float(prediction.strip() == truth.strip()))
+        assert "yes no" in known_problem_types()
+        monkeypatch.setitem(TYPE_TEMPLATE, "yes_no", " Answer yes or no.")
+        registry = _single_entry_registry(tmp_path, [_row(problem_type="yes-no", solution="<answer>yes</answer>")])
+        dataset = load_sophiavl_dataset("D", registry, min_pixels=MIN_PIXELS)  # spelled three ways, one type
+        assert dataset[0]["prompt"][1]["content"][1]["text"].endswith(" Answer yes or no.")
 
     def test_default_problem_type_and_inferred_data_type(self, tmp_path):
         rows = [{"prompt": "2+2?", "answer": "4"}, {"prompt": "Count.", "answer": 3, "images": "a.png"}]

@@ -226,6 +226,24 @@ class TestJudgeRequestsAndMetrics:
         assert check_probe(tmp_path, mode="reference", G=2, world_size=2, graded=True) > 0
 
 
+class TestMixedModalities:
+    @pytest.mark.distributed
+    def test_two_processes_train_on_mixed_image_and_text_data(self, tiny_model_dir, tmp_path):
+        from sophiavl_trl.data import write_synthetic_dataset
+
+        registry = write_synthetic_dataset(tmp_path / "data", num_samples=48, seed=3, text_fraction=0.5)
+        run_probe(tiny_model_dir, tmp_path / "out", "--registry", str(registry), "--per-device-batch", "2",
+                  "--max-steps", "6", launcher="ddp", port=29641)  # fmt: skip
+        check_world(tmp_path / "out", 2, None)
+        seen = set()
+        for step_records in zip(*(read_jsonl(tmp_path / "out" / f"outcome-{r}.jsonl") for r in range(2))):
+            kinds = {kind for record in step_records for kind in record["data_type"]}
+            assert len(kinds) == 1, f"a generation batch mixed modalities: {kinds}"  # TRL 1.16 would crash on it
+            seen |= kinds
+        assert seen == {"image", "text"}  # both modalities were trained on
+        assert check_probe(tmp_path / "out", mode="paper", G=2, world_size=2) > 0
+
+
 class TestResumeAndFailures:
     def test_resume_continues_the_annealing_from_the_saved_step(self, tiny_model_dir, tmp_path):
         run_probe(tiny_model_dir, tmp_path, "--per-device-batch", "4", "--max-steps", "2", "--save-steps", "2")

@@ -77,16 +77,29 @@ def build_question(problem: str, problem_type: str, options: Sequence[Any] | Non
     'How many cubes? A. 3; B. 5'
     ```
     """
-    if problem_type not in TYPE_TEMPLATE:
+    instruction = _type_instruction(problem_type)
+    question = problem
+    if _normalize(problem_type) == "multiple choice" and options:
+        question = problem + "; ".join(str(option) for option in options)
+    # str.format on the template only substitutes the template's own field: braces in the question are kept as is.
+    return QUESTION_TEMPLATE.format(Question=question) + instruction
+
+
+def _normalize(problem_type: str) -> str:
+    # The same spelling rules as the accuracy reward's verifier registry ("Free_Form" == "free-form").
+    return " ".join(problem_type.replace("_", " ").replace("-", " ").split()).casefold()
+
+
+def _type_instruction(problem_type: str) -> str:
+    if problem_type in TYPE_TEMPLATE:
+        return TYPE_TEMPLATE[problem_type]
+    by_key = {_normalize(key): value for key, value in TYPE_TEMPLATE.items()}
+    if _normalize(problem_type) not in by_key:
         raise ValueError(
             f"No prompt instruction for problem type {problem_type!r}. Known types: {sorted(TYPE_TEMPLATE)}. To add "
             f"one, set `sophiavl_trl.data.prompts.TYPE_TEMPLATE[{problem_type!r}]` to its instruction text."
         )
-    question = problem
-    if problem_type == "multiple choice" and options:
-        question = problem + "; ".join(str(option) for option in options)
-    # str.format on the template only substitutes the template's own field: braces in the question are kept as is.
-    return QUESTION_TEMPLATE.format(Question=question) + TYPE_TEMPLATE[problem_type]
+    return by_key[_normalize(problem_type)]
 
 
 def build_prompt(

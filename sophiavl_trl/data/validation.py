@@ -143,53 +143,28 @@ class DatasetValidationError(ValueError):
 
 def known_problem_types() -> set[str]:
     r"""
-    Problem types that the accuracy reward can score.
-
-    Reads the verifier registry of `sophiavl_trl.rewards.accuracy_rewards` (imported lazily), so types that users
-    register there are accepted: a function `registered_problem_types()` (or `known_problem_types()`), else a
-    registry mapping (`VERIFIERS`, `VERIFIER_REGISTRY`, ...), else `get_verifier(problem_type)` probed on the
-    types that have a prompt instruction (a type counts as unknown when it raises). Falls back to
-    `BUILTIN_PROBLEM_TYPES` if the module cannot be imported.
+    Problem types that the accuracy reward can score: the verifier registry of `sophiavl_trl.rewards.accuracy_rewards`
+    (so types that users register with `register_verifier` are accepted), as normalized keys.
 
     Returns:
-        `set[str]`: the problem types.
+        `set[str]`: the normalized problem types (see `sophiavl_trl.rewards.accuracy_rewards.normalize_problem_type`).
     """
-    try:
-        from sophiavl_trl.rewards import accuracy_rewards
-    except ImportError as exc:
-        logger.debug("Accuracy reward registry unavailable (%s); using the built-in problem types.", exc)
-        return set(BUILTIN_PROBLEM_TYPES)
+    from sophiavl_trl.rewards.accuracy_rewards import registered_problem_types
 
-    for name in ("registered_problem_types", "known_problem_types"):
-        getter = getattr(accuracy_rewards, name, None)
-        if callable(getter):
-            return {str(key) for key in getter()}
-    for name in ("VERIFIERS", "VERIFIER_REGISTRY", "VERIFIERS_REGISTRY", "_VERIFIERS", "_VERIFIER_REGISTRY"):
-        registry = getattr(accuracy_rewards, name, None)
-        if isinstance(registry, Mapping):
-            return {str(key) for key in registry}
-    get_verifier = getattr(accuracy_rewards, "get_verifier", None)
-    if callable(get_verifier):
-        known = set()
-        for problem_type in BUILTIN_PROBLEM_TYPES | set(TYPE_TEMPLATE):
-            try:
-                get_verifier(problem_type)
-            except (KeyError, ValueError, LookupError):
-                continue
-            known.add(problem_type)
-        return known
-    return set(BUILTIN_PROBLEM_TYPES)
+    return set(registered_problem_types())
 
 
 def check_problem_type(problem_type: str, known_types: Iterable[str]) -> str | None:
     r"""Why `problem_type` cannot be trained on, or `None` when it can."""
-    known = set(known_types)
-    if problem_type not in known:
+    from sophiavl_trl.rewards.accuracy_rewards import normalize_problem_type
+
+    known = {normalize_problem_type(t) for t in known_types}
+    if normalize_problem_type(problem_type) not in known:
         return (
             f"unknown problem type {problem_type!r}; known types: {sorted(known)} (register a verifier with "
             "sophiavl_trl.rewards.register_verifier to add one)"
         )
-    if problem_type not in TYPE_TEMPLATE:
+    if normalize_problem_type(problem_type) not in {normalize_problem_type(t) for t in TYPE_TEMPLATE}:
         return (
             f"no prompt instruction for problem type {problem_type!r}; add one to "
             "sophiavl_trl.data.prompts.TYPE_TEMPLATE"

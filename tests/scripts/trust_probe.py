@@ -42,6 +42,7 @@ def main() -> None:
     parser.add_argument("--save-steps", type=int, default=0)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--fail-judge", action="store_true", help="the judge returns None for everything")
+    parser.add_argument("--registry", default=None, help="train on this SophiaVL registry (all its entries) instead")
     args = parser.parse_args()
 
     from transformers import AutoProcessor
@@ -54,10 +55,11 @@ def main() -> None:
     rank = int(os.environ.get("RANK", "0"))
     graded = args.graded
 
-    def correctness(completion_ids, trainer_state, **kwargs):
+    def correctness(completion_ids, trainer_state, data_type=None, **kwargs):
         scores = [outcome_of(ids, graded) for ids in completion_ids]
+        record = {"step": trainer_state.global_step, "ids": completion_ids, "outcome": scores, "data_type": data_type}
         with open(out / f"outcome-{rank}.jsonl", "a") as f:
-            f.write(json.dumps({"step": trainer_state.global_step, "ids": completion_ids, "outcome": scores}) + "\n")
+            f.write(json.dumps(record) + "\n")
         return scores
 
     correctness.__name__ = "accuracy_reward"
@@ -72,12 +74,18 @@ def main() -> None:
 
     processor = AutoProcessor.from_pretrained(args.model)
     bias = {str(i): -100 for i in vision_token_ids(processor.tokenizer)}
-    dataset = Dataset.from_dict(
-        {
-            "prompt": [[{"role": "user", "content": f"What is {i} plus {i}?"}] for i in range(64)],
-            "problem": [f"What is {i} plus {i}?" for i in range(64)],
-        }
-    )
+    if args.registry:
+        from sophiavl_trl.data import load_registry, load_sophiavl_dataset
+
+        names = sorted(load_registry(args.registry))
+        dataset = load_sophiavl_dataset(names, args.registry, min_pixels=28 * 28, max_pixels=56 * 56)
+    else:
+        dataset = Dataset.from_dict(
+            {
+                "prompt": [[{"role": "user", "content": f"What is {i} plus {i}?"}] for i in range(64)],
+                "problem": [f"What is {i} plus {i}?" for i in range(64)],
+            }
+        )
     config = TrustGRPOConfig(
         output_dir=str(out / "run"),
         trust_mode=args.mode,
@@ -94,7 +102,7 @@ def main() -> None:
         use_cpu=True,
         bf16=False,
         seed=42,
-        shuffle_dataset=False,
+        shuffle_dataset=bool(args.registry),
         generation_kwargs={"suppress_tokens": [int(i) for i in bias]},
         judge_max_failed_steps=2,
     )
