@@ -33,6 +33,7 @@ from PIL import Image
 
 from sophiavl_trl.judge import (
     DEFAULT_JUDGE_TEMPLATE,
+    RELEASED_CODE_JUDGE_TEMPLATE,
     SCORE_CHOICES,
     JudgeUnavailableError,
     ThinkingRewardClient,
@@ -288,6 +289,12 @@ class TestRequestShape:
         assert build_judge_messages(question, reasoning) == _card_prompt(question, reasoning)
         assert "**{0, 0.1, 0.2, ..., 1.0}**" in DEFAULT_JUDGE_TEMPLATE.format(question="", reasoning="")
 
+    def test_released_code_template_adds_only_the_answer_format_line(self):
+        # The released training code's prompt: the card's, plus one line before the final indentation.
+        card = DEFAULT_JUDGE_TEMPLATE.format(question="Q", reasoning="R")
+        released = RELEASED_CODE_JUDGE_TEMPLATE.format(question="Q", reasoning="R")
+        assert released == card[: -len("    ")] + "    Your response format: <answer>your_score</answer>\n    "
+
     def test_messages_with_image_match_the_card(self, png_path):
         # A PNG file under the pixel limit is sent byte for byte as the card does, with the "<image> " prefix.
         assert build_judge_messages("How many apples?", "I count 3.", image=png_path) == _card_prompt(
@@ -525,6 +532,8 @@ class TestFaults:
         assert client.stats.retries == 0 and client.stats.http_errors == {status: 3}
         assert elapsed < 1.0
         assert f"HTTP {status}" in caplog.text and "not retried" in caplog.text
+        # One warning for the status, not one per request; the per-call summary counts them all.
+        assert caplog.text.count("not retried") == 1 and "3 of 3 items got no score" in caplog.text
 
     def test_garbage_answer_is_nan_and_counted(self, fake_judge):
         server = fake_judge(lambda body, attempt: ("ok", "the the cat 3 of"))

@@ -21,6 +21,15 @@ pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 SYNCED_LOGP_DIFFERENCE = 0.1
 
 
+def probe_env() -> dict[str, str]:
+    """A clean environment for a training subprocess; `spread_rewards` importable by dotted path."""
+    dist = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "GROUP_RANK")
+    env = {k: v for k, v in os.environ.items() if k not in dist}
+    scripts = str(ROOT / "tests" / "scripts")
+    env["PYTHONPATH"] = scripts + os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else scripts
+    return {**env, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"}
+
+
 def launch(model_dir, registry, judge_url, output_dir, *extra, port=29651):
     cmd = [
         sys.executable, "-m", "accelerate.commands.launch", "--config_file",
@@ -28,10 +37,11 @@ def launch(model_dir, registry, judge_url, output_dir, *extra, port=29651):
         str(ROOT / "examples" / "train_sophiavl.py"), "--config", str(ROOT / "examples/recipes/tiny/config_cpu.yaml"),
         "--model_name_or_path", str(model_dir), "--dataset_registry", str(registry), "--judge_base_url", judge_url,
         "--output_dir", str(output_dir), "--max_steps", "2", "--save_steps", "2", "--num_generations", "2",
-        "--per_device_train_batch_size", "2", "--learning_rate", "0.05", "--max_completion_length", "16", *extra,
+        "--per_device_train_batch_size", "2", "--learning_rate", "0.05", "--max_completion_length", "16",
+        # a user reward by dotted path; it spreads within groups, so the random policy really trains
+        "--reward_funcs", "accuracy", "format", "spread_rewards.spread_reward", *extra,
     ]  # fmt: skip
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, cwd=ROOT, env=env)
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, cwd=ROOT, env=probe_env())
     if result.returncode != 0:
         raise AssertionError(
             f"training failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}"
@@ -77,7 +87,7 @@ def test_zero3_colocated_vllm_run_saves_a_from_pretrained_checkpoint(trained):
     AutoProcessor.from_pretrained(run)
     initial = load_file(str(Path(model_dir) / "model.safetensors"))
     changed = [k for k, v in saved.state_dict().items() if k in initial and not torch.equal(v, initial[k])]
-    assert changed, "the saved weights equal the initial ones: training did not update or ZeRO-3 did not gather"
+    assert any("language_model" in k for k in changed), "saved weights equal the initial ones: no update or no gather"
     assert (run / "checkpoint-2" / "trainer_state.json").exists()
 
 
@@ -102,33 +112,12 @@ def test_resume_from_checkpoint_continues_at_the_saved_step(trained, tmp_path):
 
 def test_stale_vllm_weights_are_detected(tiny_model_dir, tmp_path):
     """The check above can fail: with TRL's weight sync to vLLM disabled, the same measure jumps after an update."""
-    from datasets import Dataset
-    from transformers import AutoProcessor
-
-    from sophiavl_trl import TrustGRPOConfig, TrustGRPOTrainer
-    from sophiavl_trl.model_utils import forbidden_token_generation_kwargs
-
-    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
-    processor = AutoProcessor.from_pretrained(tiny_model_dir)
-    dataset = Dataset.from_dict(
-        {"prompt": [[{"role": "user", "content": f"What is {i} plus {i}?"}] for i in range(32)]}
-    )
-
-    def spread_reward(completion_ids, **kwargs):  # any reward with spread within groups, so that the policy moves
-        return [(sum(c) % 7) / 6 for c in completion_ids]
-
-    config = TrustGRPOConfig(
-        output_dir=str(tmp_path), use_vllm=True, vllm_mode="colocate", vllm_max_model_length=512, use_cpu=True,
-        bf16=False, max_steps=3, per_device_train_batch_size=4, num_generations=2, max_completion_length=16,
-        learning_rate=0.05, logging_steps=1, report_to="none", save_strategy="no",
-        generation_kwargs=forbidden_token_generation_kwargs(processor.tokenizer, use_vllm=True),
+    script = ROOT / "tests" / "scripts" / "stale_sync_probe.py"
+    result = subprocess.run(
+        [sys.executable, str(script), str(tiny_model_dir), str(tmp_path)],
+        capture_output=True, text=True, timeout=900, cwd=ROOT, env=probe_env(),
     )  # fmt: skip
-    trainer = TrustGRPOTrainer(
-        model=str(tiny_model_dir), reward_funcs=[spread_reward], args=config, train_dataset=dataset,
-        processing_class=processor,
-    )  # fmt: skip
-    trainer.vllm_generation.sync_weights = lambda: None  # vLLM keeps the initial weights
-    trainer.train()
-    diffs = [h["sampling/sampling_logp_difference/mean"] for h in trainer.state.log_history if "loss" in h]
+    assert result.returncode == 0, result.stderr[-6000:]
+    diffs = json.loads(result.stdout.split("DIFFS=")[-1].splitlines()[0])
     assert diffs[0] < SYNCED_LOGP_DIFFERENCE  # before any update both have the initial weights
     assert min(diffs[1:]) > SYNCED_LOGP_DIFFERENCE, diffs

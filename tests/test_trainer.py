@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,12 @@ from trust_probe import outcome_of, thinking_of  # noqa: E402
 # --------------------------------------------------------------------------------------------------------------------
 # Running the probe
 # --------------------------------------------------------------------------------------------------------------------
+def clean_env() -> dict[str, str]:
+    """This environment without the torch.distributed variables an in-process colocated vLLM may have set."""
+    dist = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "GROUP_RANK")
+    return {k: v for k, v in os.environ.items() if k not in dist}
+
+
 def run_probe(model_dir, out: Path, *probe_args: str, launcher: str = "single", port: int = 29600) -> None:
     args = [str(PROBE), "--model", str(model_dir), "--out", str(out), *probe_args]
     if launcher == "single":
@@ -35,7 +42,7 @@ def run_probe(model_dir, out: Path, *probe_args: str, launcher: str = "single", 
                str(ROOT / "accelerate_configs" / "zero3_cpu.yaml"), "--main_process_port", str(port), *args]  # fmt: skip
     else:
         raise ValueError(launcher)
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT)
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT, env=clean_env())
     if result.returncode != 0:
         raise AssertionError(f"probe failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
 
@@ -141,6 +148,10 @@ def check_world(out: Path, world_size: int, zero_stage: int | None) -> None:
         env = json.loads((out / f"env-{r}.json").read_text())
         assert env["world_size"] == world_size
         assert env["zero_stage"] == zero_stage
+        # TRL's canonical check: training changed the parameters (text prompts: the vision tower gets no gradient).
+        changed = json.loads((out / f"changed-{r}.json").read_text())
+        language = [n for n in changed["changed"] if "language_model" in n]
+        assert language, "training did not change the language model's parameters"
 
 
 # --------------------------------------------------------------------------------------------------------------------

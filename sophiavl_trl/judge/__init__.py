@@ -7,6 +7,7 @@ from sophiavl_trl.judge.client import JudgeStats, JudgeUnavailableError, Thinkin
 from sophiavl_trl.judge.prompt import (
     DEFAULT_JUDGE_TEMPLATE,
     DEFAULT_MAX_IMAGE_PIXELS,
+    RELEASED_CODE_JUDGE_TEMPLATE,
     SCORE_CHOICES,
     build_judge_messages,
     encode_image_data_url,
@@ -17,6 +18,7 @@ from sophiavl_trl.judge.prompt import (
 __all__ = [
     "DEFAULT_JUDGE_TEMPLATE",
     "DEFAULT_MAX_IMAGE_PIXELS",
+    "RELEASED_CODE_JUDGE_TEMPLATE",
     "SCORE_CHOICES",
     "JudgeStats",
     "JudgeUnavailableError",

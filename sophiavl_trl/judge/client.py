@@ -46,6 +46,9 @@ SERVE_SCRIPT = "examples/serve_thinking_reward_model.sh"
 # thread, and cancelling the requests still in flight at the deadline.
 _SCHEDULING_SLACK = 2.0
 
+# asyncio's (and aiohttp's) timeout errors are builtin `TimeoutError`s from Python 3.11 on, distinct before.
+_TIMEOUT_ERRORS = (TimeoutError, asyncio.TimeoutError)
+
 
 class JudgeUnavailableError(RuntimeError):
     """The thinking reward model cannot be reached, or the server does not serve it."""
@@ -217,6 +220,14 @@ def _error_message(raw: bytes) -> str:
         return raw[:300].decode("utf-8", "replace")
 
 
+async def _within(awaitable: Any, seconds: float) -> Any:
+    """`await awaitable`, raising `asyncio.TimeoutError` after `seconds` (without an extra task on Python 3.11+)."""
+    if hasattr(asyncio, "timeout"):
+        async with asyncio.timeout(seconds):
+            return await awaitable
+    return await asyncio.wait_for(awaitable, timeout=seconds)
+
+
 def _image_key(image: Any) -> Hashable:
     """A key equal for equal images: content hashes for PIL images and bytes, the path for paths and URLs."""
     if isinstance(image, (bytes, bytearray, memoryview)):
@@ -254,7 +265,7 @@ def _is_timeout(exc: BaseException) -> bool:
     tells what happened.
     """
     for cause in _causes(exc):
-        if isinstance(cause, TimeoutError):  # asyncio's and aiohttp's timeouts are TimeoutError subclasses
+        if isinstance(cause, _TIMEOUT_ERRORS):  # asyncio's and aiohttp's timeouts are TimeoutError subclasses
             return True
         if isinstance(cause, OSError) or type(cause).__module__.startswith("aiohttp"):
             return False
@@ -494,6 +505,7 @@ class ThinkingRewardClient:
 
         self._replicas = [_Replica(url) for url in urls]
         self._rr = 0
+        self._warned_statuses: set[int] = set()
         self._stats = JudgeStats()
         self._stats_lock = threading.Lock()
         self._loop_lock = threading.Lock()
@@ -1041,7 +1053,7 @@ class ThinkingRewardClient:
                 sent = self._send_openai(self._openai_client(index), body)
             else:
                 sent = self._send_aiohttp(self._aiohttp_session(index), f"{replica.base_url}/chat/completions", body)
-            response = await asyncio.wait_for(sent, timeout=self.timeout)
+            response = await _within(sent, self.timeout)
             try:
                 text = response["choices"][0]["message"]["content"]
                 if text is not None and not isinstance(text, str):
@@ -1072,7 +1084,10 @@ class ThinkingRewardClient:
             retry = exc.status in (408, 429) or exc.status >= 500
             detail = self._api_key.redact(f"HTTP {exc.status} from {replica.base_url}: {exc.message[:300]}")
             if not retry:
-                logger.warning("Judge request rejected (not retried): %s", detail)
+                # Once per status code at WARNING (a misconfiguration fails every request the same way), then DEBUG.
+                level = logging.DEBUG if exc.status in self._warned_statuses else logging.WARNING
+                self._warned_statuses.add(exc.status)
+                logger.log(level, "Judge request rejected (not retried): %s", detail)
             error = _AttemptError(f"http_{exc.status}", retry, detail, status=exc.status)
         except _BadResponse as exc:  # a 200 whose body is not the expected JSON: a broken server, not a transient
             error = _AttemptError("bad_response", False, f"bad response from {replica.base_url}: {exc}")
@@ -1111,7 +1126,7 @@ class ThinkingRewardClient:
         except aiohttp.ClientResponseError as exc:  # e.g. a malformed status line or headers
             raise _BadResponse(repr(exc)) from None
         except (aiohttp.ClientError, OSError) as exc:  # refused, reset, dropped mid-answer; aiohttp's timeouts
-            raise _TransportFailure(repr(exc), timeout=isinstance(exc, TimeoutError)) from None
+            raise _TransportFailure(repr(exc), timeout=isinstance(exc, _TIMEOUT_ERRORS)) from None
         if status >= 400:
             raise _StatusError(status, _error_message(raw))
         try:
@@ -1155,7 +1170,7 @@ class ThinkingRewardClient:
             async with self._aiohttp_session(index).get(f"{self._replicas[index].base_url}/models") as response:
                 raw, status = await response.read(), response.status
         except (aiohttp.ClientError, OSError) as exc:
-            raise _TransportFailure(repr(exc), timeout=isinstance(exc, TimeoutError)) from None
+            raise _TransportFailure(repr(exc), timeout=isinstance(exc, _TIMEOUT_ERRORS)) from None
         if status >= 400:
             raise _StatusError(status, _error_message(raw))
         return [entry["id"] for entry in json.loads(raw)["data"]]

@@ -25,6 +25,7 @@ from typing import Any
 
 __all__ = [
     "DEFAULT_JUDGE_TEMPLATE",
+    "RELEASED_CODE_JUDGE_TEMPLATE",
     "DEFAULT_MAX_IMAGE_PIXELS",
     "JUDGE_SYSTEM_PROMPT",
     "SCORE_CHOICES",
@@ -42,6 +43,14 @@ DEFAULT_JUDGE_TEMPLATE = """You are an expert reasoning evaluator. I will give y
     Question: {question}
     Reasoning process: {reasoning}
     """
+
+# The variant in the released training code (kxfan2002/SophiaVL-R1, verl/workers/reward/custom.py), which adds one
+# line asking for `<answer>x</answer>`. Not the default: the model card's prompt is the documented interface of the
+# published judge. Pass it as `template=` to reproduce the released training runs' requests exactly.
+RELEASED_CODE_JUDGE_TEMPLATE = DEFAULT_JUDGE_TEMPLATE.replace(
+    "    Reasoning process: {reasoning}\n",
+    "    Reasoning process: {reasoning}\n    Your response format: <answer>your_score</answer>\n",
+)
 
 # The scores the judge was trained to emit, as strings (for vLLM's `structured_outputs={"choice": SCORE_CHOICES}`).
 SCORE_CHOICES: list[str] = ["0", "0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9", "1.0"]

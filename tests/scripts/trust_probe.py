@@ -11,11 +11,14 @@ everything from these files.
 """
 
 import argparse
+import contextlib
 import json
 import os
 from pathlib import Path
 
+import torch
 from datasets import Dataset
+from safetensors.torch import load_file
 
 
 def outcome_of(ids: list[int], graded: bool) -> float:
@@ -125,7 +128,20 @@ def main() -> None:
             }
         )
     )
+    # From the file: under ZeRO-3 a model built here would itself be partitioned (empty local tensors).
+    initial = load_file(str(Path(args.model) / "model.safetensors"))
     trainer.train(resume_from_checkpoint=True if args.resume else None)
+    # TRL's canonical check: which parameters did training change? (Gathered first under ZeRO-3.)
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    params = dict(model.named_parameters())
+    gather = contextlib.nullcontext()
+    if zero_stage == 3:
+        import deepspeed
+
+        gather = deepspeed.zero.GatheredParameters(list(params.values()))
+    with gather:
+        changed = [n for n, p in params.items() if n in initial and not torch.equal(p.detach().cpu(), initial[n])]
+    (out / f"changed-{rank}.json").write_text(json.dumps({"changed": changed, "total": len(initial)}))
     if trainer.accelerator.is_main_process:
         (out / "log_history.json").write_text(json.dumps(trainer.state.log_history))
 
