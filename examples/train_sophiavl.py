@@ -60,6 +60,7 @@ from trl import ModelConfig, TrlParser, get_peft_config
 
 from sophiavl_trl import TrustGRPOConfig, TrustGRPOTrainer
 from sophiavl_trl.configs import SophiaVLScriptArguments
+from sophiavl_trl.inference import set_pixel_bounds
 from sophiavl_trl.model_utils import forbidden_token_generation_kwargs
 from sophiavl_trl.rewards import ThinkingReward, get_reward_funcs
 
@@ -121,8 +122,7 @@ def main(script_args: SophiaVLScriptArguments, training_args: TrustGRPOConfig, m
         trust_remote_code=training_args.trust_remote_code,
     )
     # The data pipeline already resized the images within [min_pixels, max_pixels]; keep the processor consistent.
-    processor.image_processor.min_pixels = script_args.min_pixels
-    processor.image_processor.max_pixels = script_args.max_pixels
+    set_pixel_bounds(processor, script_args.min_pixels, script_args.max_pixels)
     if script_args.forbid_vision_tokens:
         training_args.generation_kwargs = {
             **forbidden_token_generation_kwargs(processor.tokenizer, use_vllm=training_args.use_vllm),

@@ -19,6 +19,8 @@ PANELS: list[tuple[tuple[str, ...], str]] = [
     (("reward",), "total reward"),
 ]
 
+LINE_STYLES = ("-", "--", ":", "-.")
+
 
 def read_log_history(run_dir: str | Path) -> list[dict]:
     """The log history of a run folder: its `trainer_state.json`, or the newest checkpoint's."""
@@ -36,14 +38,37 @@ def read_log_history(run_dir: str | Path) -> list[dict]:
 
 
 def smooth(values: Sequence[float], weight: float) -> list[float]:
-    """Exponential moving average like TensorBoard's smoothing (NaN values are skipped)."""
-    out, last = [], None
+    r"""
+    Exponential moving average with TensorBoard's bias correction: the first points are not pulled towards 0 (or
+    towards the first value), so short runs are smoothed fairly. NaN and `None` values are skipped (kept as NaN).
+
+    Args:
+        values (`Sequence[float]`):
+            The raw values.
+        weight (`float`):
+            Smoothing weight in [0, 1); 0 returns the values.
+
+    Returns:
+        `list[float]`: the smoothed values.
+
+    Example:
+    ```python
+    >>> from sophiavl_trl.plotting import smooth
+
+    >>> [round(v, 3) for v in smooth([1.0, 0.0, 0.0], 0.5)]
+    [1.0, 0.333, 0.143]
+
+    ```
+    """
+    out: list[float] = []
+    last, count = 0.0, 0
     for v in values:
         if v is None or (isinstance(v, float) and math.isnan(v)):
             out.append(float("nan"))
             continue
-        last = v if last is None else weight * last + (1 - weight) * v
-        out.append(last)
+        last = weight * last + (1 - weight) * v
+        count += 1
+        out.append(last / (1 - weight**count) if weight > 0 else v)
     return out
 
 
@@ -68,6 +93,10 @@ def plot_runs(
 
     if not 0 <= smoothing < 1:
         raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
+    if labels is not None and len(labels) != len(run_dirs):
+        raise ValueError(f"Got {len(labels)} labels for {len(run_dirs)} runs.")
+    from matplotlib.ticker import MaxNLocator
+
     histories = [read_log_history(d) for d in run_dirs]
     labels = list(labels) if labels else [Path(d).name for d in run_dirs]
     panels = [(keys, title) for keys, title in PANELS if any(k in h for hist in histories for h in hist for k in keys)]
@@ -78,15 +107,17 @@ def plot_runs(
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
     for ax, (keys, title) in zip(axes.flat, panels):
         for i, (hist, label) in enumerate(zip(histories, labels)):
-            points = [(h["step"], h[k]) for h in hist for k in keys if k in h]
+            key = next((k for k in keys if any(k in h for h in hist)), None)
+            points = [(h["step"], h[key]) for h in hist if key in h and "step" in h and h[key] is not None]
             if not points:
                 continue
             steps, values = zip(*points)
-            color = f"C{i}"
+            color, style = f"C{i % 10}", LINE_STYLES[i % len(LINE_STYLES)]  # styles keep coinciding runs visible
             ax.plot(steps, values, color=color, alpha=0.25, linewidth=1)
-            ax.plot(steps, smooth(values, smoothing), color=color, linewidth=2, label=label)
+            ax.plot(steps, smooth(values, smoothing), color=color, linestyle=style, linewidth=2, label=label)
         ax.set_title(title)
         ax.set_xlabel("step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")

@@ -10,7 +10,9 @@ import yaml
 
 
 ROOT = Path(__file__).resolve().parents[1]
-RECIPES = sorted((ROOT / "examples" / "recipes").rglob("*.yaml"))
+# Trust-GRPO recipes. The thinking reward model's SFT recipes (examples/recipes/thinking_reward_model/) parse with
+# another parser and are tested in test_judge_sft.py.
+RECIPES = sorted(p for p in (ROOT / "examples" / "recipes").rglob("*.yaml") if "thinking_reward_model" not in p.parts)
 # The accelerate config each recipe is written for (its launch line says so too).
 LAUNCH_CONFIG = {
     "config_paper.yaml": "zero3.yaml",

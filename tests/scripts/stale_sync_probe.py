@@ -10,14 +10,16 @@ import sys
 
 def main(model_dir: str, output_dir: str) -> None:
     from datasets import Dataset
+    from spread_rewards import spread_reward
     from transformers import AutoProcessor
 
     from sophiavl_trl import TrustGRPOConfig, TrustGRPOTrainer
     from sophiavl_trl.model_utils import forbidden_token_generation_kwargs
-    from spread_rewards import spread_reward
 
     processor = AutoProcessor.from_pretrained(model_dir)
-    dataset = Dataset.from_dict({"prompt": [[{"role": "user", "content": f"What is {i} plus {i}?"}] for i in range(32)]})
+    dataset = Dataset.from_dict(
+        {"prompt": [[{"role": "user", "content": f"What is {i} plus {i}?"}] for i in range(32)]}
+    )
     config = TrustGRPOConfig(
         output_dir=output_dir, use_vllm=True, vllm_mode="colocate", vllm_max_model_length=512, use_cpu=True,
         bf16=False, max_steps=3, per_device_train_batch_size=4, num_generations=2, max_completion_length=16,
