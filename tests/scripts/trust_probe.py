@@ -18,7 +18,6 @@ from pathlib import Path
 
 import torch
 from datasets import Dataset
-from safetensors.torch import load_file
 
 
 def outcome_of(ids: list[int], graded: bool) -> float:
@@ -30,6 +29,18 @@ def outcome_of(ids: list[int], graded: bool) -> float:
 
 def thinking_of(ids: list[int]) -> float:
     return (sum(ids) * 7 % 11) / 10
+
+
+def parameters(trainer, zero_stage) -> dict[str, torch.Tensor]:
+    """A copy of the model's full parameters (gathered from the ZeRO-3 shards when needed)."""
+    params = dict(trainer.accelerator.unwrap_model(trainer.model).named_parameters())
+    gather = contextlib.nullcontext()
+    if zero_stage == 3:
+        import deepspeed
+
+        gather = deepspeed.zero.GatheredParameters(list(params.values()))
+    with gather:
+        return {name: p.detach().cpu().clone() for name, p in params.items()}
 
 
 def main() -> None:
@@ -128,19 +139,11 @@ def main() -> None:
             }
         )
     )
-    # From the file: under ZeRO-3 a model built here would itself be partitioned (empty local tensors).
-    initial = load_file(str(Path(args.model) / "model.safetensors"))
-    trainer.train(resume_from_checkpoint=True if args.resume else None)
     # TRL's canonical check: which parameters did training change? (Gathered first under ZeRO-3.)
-    model = trainer.accelerator.unwrap_model(trainer.model)
-    params = dict(model.named_parameters())
-    gather = contextlib.nullcontext()
-    if zero_stage == 3:
-        import deepspeed
-
-        gather = deepspeed.zero.GatheredParameters(list(params.values()))
-    with gather:
-        changed = [n for n, p in params.items() if n in initial and not torch.equal(p.detach().cpu(), initial[n])]
+    initial = parameters(trainer, zero_stage)
+    trainer.train(resume_from_checkpoint=True if args.resume else None)
+    final = parameters(trainer, zero_stage)
+    changed = [name for name, value in initial.items() if not torch.equal(value, final[name])]
     (out / f"changed-{rank}.json").write_text(json.dumps({"changed": changed, "total": len(initial)}))
     if trainer.accelerator.is_main_process:
         (out / "log_history.json").write_text(json.dumps(trainer.state.log_history))
