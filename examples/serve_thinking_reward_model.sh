@@ -11,7 +11,7 @@
 # Arguments win over the environment variables of the same role:
 #   MODEL_PATH          model folder or Hub id       (default: bunny127/SophiaVL-R1-Thinking-Reward-Model-3B)
 #   PORT                port                         (default: 8000)
-#   HOST                address to bind              (default: 0.0.0.0)
+#   HOST                address to bind              (default: 127.0.0.1, this machine only)
 #   SERVED_MODEL_NAME   name clients ask for         (default: thinking-reward-model; the client's REWARD_MODEL)
 #   TP                  tensor parallel size         (default: 2)
 #   MAX_NUM_SEQS        concurrent sequences         (default: 64; match the client's max_concurrency)
@@ -19,8 +19,11 @@
 #   PYTHON              interpreter with vllm        (default: python)
 #   EXTRA_ARGS          more vLLM server arguments, e.g. "--gpu-memory-utilization 0.5"
 #   DRY_RUN=1           print the command instead of running it
-# To require a key, export VLLM_API_KEY (vLLM reads it; it then stays off the command line and out of `ps`), and give
-# the training side the same value as OPENAI_API_KEY.
+#   VLLM_API_KEY        key the server requires      (required when HOST is not a loopback address)
+# Binding another address (HOST=0.0.0.0 for a judge on its own node) exposes the server to the network, so the script
+# then refuses to start without VLLM_API_KEY. vLLM reads the key from the environment: it stays off the command line
+# and out of `ps`. The training side passes the same value as OPENAI_API_KEY (or the variable named by
+# `judge_api_key_env`).
 #
 # Then point the trainer at it: `--judge_base_url http://HOST:PORT/v1` (or OPENAI_API_URL), and check it with
 #   python -c "from sophiavl_trl.judge import ThinkingRewardClient as C; print(C('127.0.0.1:8000').check_server())"
@@ -35,7 +38,7 @@ set -euo pipefail
 
 MODEL_PATH="${1:-${MODEL_PATH:-bunny127/SophiaVL-R1-Thinking-Reward-Model-3B}}"
 PORT="${2:-${PORT:-8000}}"
-HOST="${HOST:-0.0.0.0}"
+HOST="${HOST:-127.0.0.1}"
 SERVED_MODEL_NAME="${SERVED_MODEL_NAME:-thinking-reward-model}"
 TP="${TP:-2}"
 MAX_NUM_SEQS="${MAX_NUM_SEQS:-64}"
@@ -59,10 +62,26 @@ if [[ -n "${EXTRA_ARGS:-}" ]]; then
     cmd+=("${extra[@]}")
 fi
 
+case "$HOST" in
+    127.*|localhost|::1|"[::1]") loopback=1 ;;
+    *) loopback=0 ;;
+esac
+if [[ "$loopback" == "0" && -z "${VLLM_API_KEY:-}" ]]; then
+    echo "error: HOST=$HOST serves the judge to the network; set a key first:" >&2
+    echo "  export VLLM_API_KEY=\$(python -c 'import secrets; print(secrets.token_urlsafe(32))')" >&2
+    echo "and give the trainer the same value: export OPENAI_API_KEY=... (or the variable named by judge_api_key_env)." >&2
+    echo "To serve this machine only, leave HOST unset (127.0.0.1)." >&2
+    exit 2
+fi
+
 if [[ "${DRY_RUN:-0}" == "1" ]]; then
     printf '%q ' "${cmd[@]}"
     printf '\n'
     exit 0
 fi
 echo "Serving $MODEL_PATH as '$SERVED_MODEL_NAME' on http://$HOST:$PORT/v1" >&2
+if [[ -n "${VLLM_API_KEY:-}" ]]; then
+    echo "The server requires VLLM_API_KEY: the trainer sends it from OPENAI_API_KEY (export OPENAI_API_KEY=\"\$VLLM_API_KEY\"," >&2
+    echo "or name another variable with --judge_api_key_env)." >&2
+fi
 exec "${cmd[@]}"

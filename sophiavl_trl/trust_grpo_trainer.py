@@ -87,6 +87,10 @@ class TrustGRPOTrainer(GRPOTrainer):
             check_server()
 
         super().__init__(model=model, reward_funcs=reward_funcs, args=args, **kwargs)
+        if getattr(self, "vllm_generation", None) is not None:
+            from sophiavl_trl.vllm_colocate import prepare_colocated_sync
+
+            prepare_colocated_sync(self.vllm_generation)  # CPUs repack vLLM's weights: sync through vLLM's reload
 
         self.thinking_reward = thinking_reward
         self._correctness_index = self._find_correctness_index(args.correctness_reward)

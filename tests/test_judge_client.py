@@ -907,26 +907,45 @@ class TestThinkingReward:
 # ------------------------------------------------------------------------------------------------ the serve script
 
 
-def test_serve_script_uses_the_model_card_options():
+def _serve_script_dry_run(*args, **env_vars) -> subprocess.CompletedProcess:
     script = Path(__file__).resolve().parents[1] / "examples" / "serve_thinking_reward_model.sh"
-    env = {k: v for k, v in os.environ.items() if k not in ("MODEL_PATH", "PORT", "TP", "EXTRA_ARGS")}
-    result = subprocess.run(
-        ["bash", str(script), "/models/judge", "9000"],
-        env={**env, "DRY_RUN": "1"},
+    drop = ("MODEL_PATH", "PORT", "TP", "EXTRA_ARGS", "HOST", "VLLM_API_KEY")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    return subprocess.run(
+        ["bash", str(script), *args],
+        env={**env, "DRY_RUN": "1", **env_vars},
         capture_output=True,
         text=True,
         timeout=30,
-        check=True,
     )
+
+
+def test_serve_script_uses_the_model_card_options():
+    result = _serve_script_dry_run("/models/judge", "9000")
+    assert result.returncode == 0, result.stderr
     command = result.stdout.split()
     assert command[1:3] == ["-m", "vllm.entrypoints.openai.api_server"]
     options = dict(zip(command[3::2], command[4::2]))
     assert options == {
         "--model": "/models/judge",
         "--served-model-name": "thinking-reward-model",
-        "--host": "0.0.0.0",
+        "--host": "127.0.0.1",  # this machine only, unless a host is given
         "--port": "9000",
         "--tensor-parallel-size": "2",
         "--max-num-seqs": "64",
         "--max-model-len": "32768",
     }
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "10.1.2.3", "judge-node"])
+def test_serve_script_refuses_a_network_address_without_a_key(host):
+    result = _serve_script_dry_run("/models/judge", "9000", HOST=host)
+    assert result.returncode == 2 and result.stdout == ""
+    assert f"HOST={host}" in result.stderr and "VLLM_API_KEY" in result.stderr and "OPENAI_API_KEY" in result.stderr
+
+
+def test_serve_script_binds_a_network_address_with_a_key_kept_off_the_command_line():
+    result = _serve_script_dry_run("/models/judge", "9000", HOST="0.0.0.0", VLLM_API_KEY="sk-secret-123")
+    assert result.returncode == 0, result.stderr
+    assert "--host 0.0.0.0" in result.stdout
+    assert "sk-secret-123" not in result.stdout + result.stderr  # vLLM reads it from the environment

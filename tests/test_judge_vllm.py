@@ -187,8 +187,8 @@ def test_serve_script_starts_a_working_judge(tiny_model_dir, tmp_path):
     env = {
         **os.environ,
         "PYTHON": sys.executable,
-        "HOST": "127.0.0.1",
         "TP": "1",
+        "VLLM_API_KEY": "sk-test-key",  # the server requires it
         "MAX_MODEL_LEN": "2048",
         "EXTRA_ARGS": "--enforce-eager",
         "VLLM_CPU_KVCACHE_SPACE": "1",
@@ -204,7 +204,8 @@ def test_serve_script_starts_a_working_judge(tiny_model_dir, tmp_path):
             start_new_session=True,
         )
     try:
-        client = ThinkingRewardClient(base_url=f"http://127.0.0.1:{port}/v1", timeout=60.0, constrained_decoding=True)
+        url = f"http://127.0.0.1:{port}/v1"
+        client = ThinkingRewardClient(base_url=url, api_key="sk-test-key", timeout=60.0, constrained_decoding=True)
         try:
             client.check_server(wait_seconds=300)
         except JudgeUnavailableError:
@@ -213,6 +214,10 @@ def test_serve_script_starts_a_working_judge(tiny_model_dir, tmp_path):
         scores = client.score(questions, reasonings, images)
         assert not any(math.isnan(s) for s in scores) and set(scores) <= CHOICE_VALUES
         client.close()
+        # Without the key the server answers 401: every score is missing (NaN), none is a silent 0.
+        keyless = ThinkingRewardClient(base_url=url, api_key="wrong", timeout=10.0, max_retries=0)
+        assert all(math.isnan(s) for s in keyless.score(questions[:2], reasonings[:2], images[:2]))
+        keyless.close()
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:

@@ -113,14 +113,44 @@ def test_resume_from_checkpoint_continues_at_the_saved_step(trained, tmp_path):
     assert logs[2]["trust/anneal_scale"] == pytest.approx(0.3 * math.exp(-2 / 3))
 
 
-def test_stale_vllm_weights_are_detected(tiny_model_dir, tmp_path):
-    """The check above can fail: with TRL's weight sync to vLLM disabled, the same measure jumps after an update."""
-    script = ROOT / "tests" / "scripts" / "stale_sync_probe.py"
+def colocated_probe(model_dir, output_dir, *args) -> dict:
+    """tests/scripts/colocated_sync_probe.py: 3 colocated-vLLM training steps on one CPU process."""
+    script = ROOT / "tests" / "scripts" / "colocated_sync_probe.py"
     result = subprocess.run(
-        [sys.executable, str(script), str(tiny_model_dir), str(tmp_path)],
+        [sys.executable, str(script), str(model_dir), str(output_dir), *args],
         capture_output=True, text=True, timeout=900, cwd=ROOT, env=probe_env(),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-6000:]
-    diffs = json.loads(result.stdout.split("DIFFS=")[-1].splitlines()[0])
+    return json.loads(result.stdout.split("RESULT=")[-1].splitlines()[0])
+
+
+# vLLM's CPU backend packs linear weights on some CPUs (oneDNN / zentorch / AMX: `layer.weight` is dropped, the kernel
+# keeps a private copy) and uses plain torch on others. "native" is whatever this CPU does; "torch" and "packed" put
+# the engine on each path whatever the CPU, so a regression on either kind of machine fails here on every machine.
+@pytest.mark.parametrize("gemm", ["native", "torch", "packed"])
+def test_colocated_generation_uses_the_synced_weights(tiny_model_dir, tmp_path, gemm, record_property):
+    result = colocated_probe(tiny_model_dir, tmp_path, "--gemm", gemm)
+    record_property("packed_layers", result["packed_layers"])
+    if gemm == "torch":
+        assert result["packed_layers"] == 0
+    if gemm == "packed":
+        assert result["packed_layers"] > 0  # the path that crashed TRL's sync (AttributeError: weight_loader)
+    diffs = result["diffs"]
+    assert len(diffs) == 3
+    # After each update vLLM's log-probs still match the policy's: the kernels were rebuilt from the synced weights.
+    assert max(diffs) < SYNCED_LOGP_DIFFERENCE, diffs
+
+
+def test_stale_vllm_weights_are_detected(tiny_model_dir, tmp_path):
+    """The check above can fail: with TRL's weight sync to vLLM disabled, the same measure jumps after an update."""
+    diffs = colocated_probe(tiny_model_dir, tmp_path, "--no-sync")["diffs"]
     assert diffs[0] < SYNCED_LOGP_DIFFERENCE  # before any update both have the initial weights
     assert min(diffs[1:]) > SYNCED_LOGP_DIFFERENCE, diffs
+
+
+def test_a_platform_that_cannot_sync_fails_before_training_with_what_to_do(tiny_model_dir, tmp_path):
+    """Packed CPU kernels and no layerwise reload in vLLM (as in older vLLM): a clear error at construction."""
+    error = colocated_probe(tiny_model_dir, tmp_path, "--gemm", "packed", "--no-reload-api")["error"]
+    assert "cannot be pushed to the colocated vLLM engine" in error
+    assert "weight_loader" in error  # the underlying cause is named
+    assert "vllm_mode: server" in error and "use_vllm: false" in error
