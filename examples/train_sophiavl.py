@@ -60,8 +60,7 @@ from trl import ModelConfig, TrlParser, get_peft_config
 
 from sophiavl_trl import TrustGRPOConfig, TrustGRPOTrainer
 from sophiavl_trl.configs import SophiaVLScriptArguments
-from sophiavl_trl.inference import set_pixel_bounds
-from sophiavl_trl.model_utils import forbidden_token_generation_kwargs
+from sophiavl_trl.model_utils import forbidden_token_generation_kwargs, set_pixel_bounds
 from sophiavl_trl.rewards import ThinkingReward, get_reward_funcs
 
 

@@ -73,8 +73,8 @@ import logging
 from transformers import AutoProcessor
 from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser, get_peft_config
 
-from sophiavl_trl.inference import set_pixel_bounds
 from sophiavl_trl.judge.sft import JudgeSFTScriptArguments
+from sophiavl_trl.model_utils import set_pixel_bounds
 
 
 logger = logging.getLogger(__name__)

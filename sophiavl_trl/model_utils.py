@@ -23,3 +23,19 @@ def forbidden_token_generation_kwargs(tokenizer: Any, *, use_vllm: bool, tokens=
     if use_vllm:
         return {"logit_bias": {int(i): -100.0 for i in ids}}
     return {"suppress_tokens": [int(i) for i in ids]}
+
+
+def set_pixel_bounds(processor: Any, min_pixels: int | None, max_pixels: int | None) -> None:
+    """Override the pixel bounds of a Qwen2.5-VL processor's image processor (in place; `None` keeps a bound).
+
+    In transformers 5 the bounds live in `image_processor.size` (`shortest_edge`, `longest_edge`, in pixels); the
+    `min_pixels` / `max_pixels` attributes of older versions are not read any more.
+    """
+    if min_pixels is None and max_pixels is None:
+        return
+    size = processor.image_processor.size  # a dict or a SizeDict, depending on the transformers version
+    low = min_pixels if min_pixels is not None else getattr(size, "shortest_edge", None) or size.get("shortest_edge")
+    high = max_pixels if max_pixels is not None else getattr(size, "longest_edge", None) or size.get("longest_edge")
+    if low is not None and high is not None and not 0 < low <= high:
+        raise ValueError(f"Need 0 < min_pixels <= max_pixels, got {low} and {high}.")
+    processor.image_processor.size = {"shortest_edge": low, "longest_edge": high}
