@@ -59,7 +59,7 @@ from transformers import AutoProcessor
 from trl import ModelConfig, TrlParser, get_peft_config
 
 from sophiavl_trl import TrustGRPOConfig, TrustGRPOTrainer
-from sophiavl_trl.configs import SophiaVLScriptArguments
+from sophiavl_trl.configs import SophiaVLScriptArguments, check_model_path
 from sophiavl_trl.model_utils import forbidden_token_generation_kwargs, set_pixel_bounds
 from sophiavl_trl.rewards import ThinkingReward, get_reward_funcs
 
@@ -86,26 +86,27 @@ def load_data(script_args: SophiaVLScriptArguments, names: str | None):
     return prepare_dataset(dataset, script_args.image_base_path, **options)
 
 
-def build_thinking_reward(script_args: SophiaVLScriptArguments, training_args: TrustGRPOConfig) -> ThinkingReward:
+def build_thinking_reward(script_args: SophiaVLScriptArguments) -> ThinkingReward:
     """The judge, from the `judge_*` settings (environment variables fill what is unset; the key never leaves it)."""
     import os
 
     kwargs = {
-        "model": training_args.judge_model,
-        "timeout": training_args.judge_timeout,
-        "max_retries": training_args.judge_max_retries,
-        "max_concurrency": training_args.judge_max_concurrency,
-        "constrained_decoding": training_args.judge_constrained_decoding,
-        "api_key": os.environ.get(training_args.judge_api_key_env),
+        "model": script_args.judge_model,
+        "timeout": script_args.judge_timeout,
+        "max_retries": script_args.judge_max_retries,
+        "max_concurrency": script_args.judge_max_concurrency,
+        "constrained_decoding": script_args.judge_constrained_decoding,
+        "api_key": os.environ.get(script_args.judge_api_key_env),
     }
-    if training_args.judge_base_url:
-        kwargs["base_url"] = training_args.judge_base_url
+    if script_args.judge_base_url:
+        kwargs["base_url"] = script_args.judge_base_url
     return ThinkingReward(
         reasoning_source=script_args.judge_reasoning_source, **{k: v for k, v in kwargs.items() if v is not None}
     )
 
 
 def main(script_args: SophiaVLScriptArguments, training_args: TrustGRPOConfig, model_args: ModelConfig) -> None:
+    check_model_path(model_args.model_name_or_path)
     ################
     # Model
     ################
@@ -140,7 +141,7 @@ def main(script_args: SophiaVLScriptArguments, training_args: TrustGRPOConfig, m
     # Rewards
     ################
     reward_funcs = get_reward_funcs(script_args.reward_funcs)
-    thinking_reward = build_thinking_reward(script_args, training_args) if script_args.use_thinking_reward else None
+    thinking_reward = build_thinking_reward(script_args) if script_args.use_thinking_reward else None
 
     ################
     # Training

@@ -4,9 +4,72 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import os
+import types
+import typing
 from dataclasses import dataclass, field
+from typing import Any
 
 from trl import ScriptArguments
+
+
+def _matches(value: Any, annotation: Any) -> bool:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arg) for arg in args)
+    if annotation is type(None):
+        return value is None
+    if origin is list:
+        return (
+            isinstance(value, list) and all(_matches(v, args[0]) for v in value) if args else isinstance(value, list)
+        )
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is str:
+        return isinstance(value, str)
+    return True  # not a type we declare
+
+
+def check_field_types(config: Any, base: type) -> None:
+    """Check the fields `type(config)` adds to `base`: declared type, and finite numbers. Raises `ValueError` naming
+    the field.
+
+    Values from a YAML recipe reach the dataclass unconverted (`TrlParser` passes them as argparse defaults), so
+    `judge_max_retries: 2.5` or `trust_alpha: [1, 2]` would otherwise fail far from the recipe, or (`.nan`) not at all.
+    """
+    inherited = {f.name for f in dataclasses.fields(base)}
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        if f.name in inherited:
+            continue
+        value = getattr(config, f.name)
+        annotation = hints[f.name]
+        if not _matches(value, annotation):
+            expected = getattr(annotation, "__name__", None) or str(annotation).replace("NoneType", "None")
+            raise ValueError(f"{f.name} must be {expected}, got {value!r} ({type(value).__name__}).")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{f.name} must be a finite number, got {value}.")
+
+
+def check_model_path(name_or_path: str) -> None:
+    """Fail at once, naming the path, when a local model path does not exist (instead of a Hub error much later)."""
+    looks_local = os.path.isabs(name_or_path) or name_or_path.startswith(("./", "../", "~"))
+    if looks_local and not os.path.exists(os.path.expanduser(name_or_path)):
+        raise FileNotFoundError(f"model_name_or_path: no such folder: {name_or_path}")
+    if not looks_local and os.environ.get("HF_HUB_OFFLINE") == "1" and not os.path.exists(name_or_path):
+        from huggingface_hub import try_to_load_from_cache
+
+        if try_to_load_from_cache(name_or_path, "config.json") is None:
+            raise FileNotFoundError(
+                f"model_name_or_path: {name_or_path!r} is neither a local folder nor in the Hub cache, and "
+                "HF_HUB_OFFLINE=1 forbids downloading it."
+            )
 
 
 @dataclass
@@ -36,12 +99,28 @@ class SophiaVLScriptArguments(ScriptArguments):
         reward_funcs (`list[str]`, *optional*, defaults to `["accuracy", "format"]`):
             Outcome rewards: names from `sophiavl_trl.rewards.REWARD_FUNCS_REGISTRY` or dotted paths.
         use_thinking_reward (`bool`, *optional*, defaults to `True`):
-            Score the thinking with the judge (`judge_*` settings of `TrustGRPOConfig`); `False` trains plain GRPO.
+            Score the thinking with the judge (the `judge_*` settings below); `False` trains plain GRPO.
         judge_reasoning_source (`str`, *optional*, defaults to `"think"`):
             What the judge reads as the reasoning: the `<think>` content, or the whole `completion` (as the released
             code does).
         forbid_vision_tokens (`bool`, *optional*, defaults to `True`):
             Never sample Qwen's vision special tokens in completions (a stray `<|image_pad|>` breaks training).
+        judge_base_url (`list[str]`, *optional*):
+            OpenAI-compatible base URL(s) of the thinking reward model, e.g. `http://127.0.0.1:8000/v1`; several
+            replicas may be given (a list, or comma-separated). Default: `OPENAI_API_URL` from the environment.
+        judge_model (`str`, *optional*):
+            Served model name. Default: `REWARD_MODEL` from the environment, else `"thinking-reward-model"`.
+        judge_api_key_env (`str`, *optional*, defaults to `"OPENAI_API_KEY"`):
+            Name of the environment variable holding the API key. The key itself is never stored.
+        judge_timeout (`float`, *optional*, defaults to `60.0`):
+            Seconds per request attempt.
+        judge_max_retries (`int`, *optional*, defaults to `3`):
+            Retries after a connection error, timeout, 429 or 5xx.
+        judge_max_concurrency (`int`, *optional*, defaults to `64`):
+            Requests in flight per process.
+        judge_constrained_decoding (`bool`, *optional*, defaults to `False`):
+            Ask a vLLM judge to answer with one of "0", "0.1", ..., "1.0" (structured outputs) so every answer
+            parses. Off for servers that do not support it.
     """
 
     dataset_registry: str | None = field(default=None, metadata={"help": "Path of a SophiaVL dataset_info.json."})
@@ -71,8 +150,31 @@ class SophiaVLScriptArguments(ScriptArguments):
         },
     )
     forbid_vision_tokens: bool = field(default=True, metadata={"help": "Never sample Qwen's vision special tokens."})
+    judge_base_url: list[str] | None = field(
+        default=None,
+        metadata={"help": "OpenAI-compatible base URL(s) of the thinking judge. Default: $OPENAI_API_URL."},
+    )
+    judge_model: str | None = field(
+        default=None,
+        metadata={"help": "Served judge model name. Default: $REWARD_MODEL, else 'thinking-reward-model'."},
+    )
+    judge_api_key_env: str = field(
+        default="OPENAI_API_KEY",
+        metadata={"help": "Environment variable holding the judge API key (the key is never stored)."},
+    )
+    judge_timeout: float = field(default=60.0, metadata={"help": "Seconds per judge request attempt."})
+    judge_max_retries: int = field(default=3, metadata={"help": "Retries on connection errors, timeouts, 429, 5xx."})
+    judge_max_concurrency: int = field(default=64, metadata={"help": "Judge requests in flight per process."})
+    judge_constrained_decoding: bool = field(
+        default=False, metadata={"help": "vLLM structured outputs: the judge answers one of 0, 0.1, ..., 1.0."}
+    )
 
     def __post_init__(self):
+        # A bare string in a recipe (`reward_funcs: accuracy`, `judge_base_url: http://a,http://b`) means a list.
+        for name in ("reward_funcs", "judge_base_url"):
+            if isinstance(getattr(self, name), str):
+                setattr(self, name, [v.strip() for v in getattr(self, name).split(",") if v.strip()])
+        check_field_types(self, ScriptArguments)
         if self.dataset_registry is None and self.dataset_name is None:
             raise ValueError("Give a data set: --dataset_registry PATH --train_files NAMES, or --dataset_name.")
         if self.dataset_registry is not None and not self.train_files:
@@ -81,3 +183,8 @@ class SophiaVLScriptArguments(ScriptArguments):
             raise ValueError(f"on_invalid must be 'error' or 'skip', got {self.on_invalid!r}.")
         if not 0 < self.min_pixels <= self.max_pixels:
             raise ValueError(f"Need 0 < min_pixels <= max_pixels, got {self.min_pixels} and {self.max_pixels}.")
+        if self.judge_timeout <= 0 or self.judge_max_retries < 0 or self.judge_max_concurrency < 1:
+            raise ValueError(
+                "judge_timeout must be > 0, judge_max_retries >= 0 and judge_max_concurrency >= 1; got "
+                f"{self.judge_timeout}, {self.judge_max_retries}, {self.judge_max_concurrency}."
+            )

@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 
 from trl import GRPOConfig
 
+from sophiavl_trl.configs import check_field_types
+
 
 TRUST_MODES = ("paper", "reference")
 
@@ -51,26 +53,12 @@ class TrustGRPOConfig(GRPOConfig):
             Name of the reward function whose score splits correct from incorrect completions. Default:
             `"accuracy_reward"` when present, else the first reward function.
 
-        > Parameters that control the thinking judge
+        > Parameters that control how the trainer uses the thinking judge (the connection is the judge's own:
+        `ThinkingReward(base_url=..., ...)`, or the `judge_*` script arguments of `examples/train_sophiavl.py`)
 
-        judge_base_url (`list[str]`, *optional*):
-            OpenAI-compatible base URL(s) of the thinking reward model, e.g. `http://127.0.0.1:8000/v1`; several
-            replicas may be given. Default: `OPENAI_API_URL` from the environment (the original's variable).
-        judge_model (`str`, *optional*):
-            Served model name. Default: `REWARD_MODEL` from the environment, else `"thinking-reward-model"`.
-        judge_api_key_env (`str`, *optional*, defaults to `"OPENAI_API_KEY"`):
-            Name of the environment variable holding the API key. The key itself is never stored in the config.
-        judge_timeout (`float`, *optional*, defaults to `60.0`):
-            Seconds per request attempt.
-        judge_max_retries (`int`, *optional*, defaults to `3`):
-            Retries after a connection error, timeout, 429 or 5xx (other 4xx are not retried).
-        judge_max_concurrency (`int`, *optional*, defaults to `64`):
-            Requests in flight per process.
-        judge_constrained_decoding (`bool`, *optional*, defaults to `False`):
-            Ask a vLLM judge to answer with one of "0", "0.1", ..., "1.0" (structured outputs) so every answer
-            parses. Off for servers that do not support it.
         judge_check_on_start (`bool`, *optional*, defaults to `True`):
-            Check before training starts that the judge lists `judge_model`; fail with instructions otherwise.
+            Call the thinking reward's `check_server()` (when it has one) before the model loads: an unreachable judge
+            fails at once, with instructions.
         judge_max_failed_steps (`int`, *optional*, defaults to `3`):
             Stop training when every judge request failed in this many consecutive generation steps (0: never).
             Failures are always counted and logged; they never silently become zeros.
@@ -106,26 +94,8 @@ class TrustGRPOConfig(GRPOConfig):
             "help": "Reward function splitting correct from incorrect. Default: accuracy_reward, else the first."
         },
     )
-    judge_base_url: list[str] | None = field(
-        default=None,
-        metadata={"help": "OpenAI-compatible base URL(s) of the thinking judge. Default: $OPENAI_API_URL."},
-    )
-    judge_model: str | None = field(
-        default=None,
-        metadata={"help": "Served judge model name. Default: $REWARD_MODEL, else 'thinking-reward-model'."},
-    )
-    judge_api_key_env: str = field(
-        default="OPENAI_API_KEY",
-        metadata={"help": "Environment variable holding the judge API key (the key is never stored)."},
-    )
-    judge_timeout: float = field(default=60.0, metadata={"help": "Seconds per judge request attempt."})
-    judge_max_retries: int = field(default=3, metadata={"help": "Retries on connection errors, timeouts, 429, 5xx."})
-    judge_max_concurrency: int = field(default=64, metadata={"help": "Judge requests in flight per process."})
-    judge_constrained_decoding: bool = field(
-        default=False, metadata={"help": "vLLM structured outputs: the judge answers one of 0, 0.1, ..., 1.0."}
-    )
     judge_check_on_start: bool = field(
-        default=True, metadata={"help": "Check that the judge serves judge_model before training starts."}
+        default=True, metadata={"help": "Check that the judge is up before training starts."}
     )
     judge_max_failed_steps: int = field(
         default=3,
@@ -141,8 +111,7 @@ class TrustGRPOConfig(GRPOConfig):
                 setattr(self, name, value)
         if self.trust_skip_uniform is None:
             self.trust_skip_uniform = False
-        if isinstance(self.judge_base_url, str):
-            self.judge_base_url = [u.strip() for u in self.judge_base_url.split(",") if u.strip()]
+        check_field_types(self, GRPOConfig)
 
         if self.trust_alpha < 0:
             raise ValueError(f"trust_alpha must be >= 0, got {self.trust_alpha}.")
@@ -160,11 +129,6 @@ class TrustGRPOConfig(GRPOConfig):
             raise ValueError(
                 f"trust_uniform_low ({self.trust_uniform_low}) must be below trust_uniform_high "
                 f"({self.trust_uniform_high})."
-            )
-        if self.judge_timeout <= 0 or self.judge_max_retries < 0 or self.judge_max_concurrency < 1:
-            raise ValueError(
-                "judge_timeout must be > 0, judge_max_retries >= 0 and judge_max_concurrency >= 1; got "
-                f"{self.judge_timeout}, {self.judge_max_retries}, {self.judge_max_concurrency}."
             )
         if self.judge_max_failed_steps < 0:
             raise ValueError(f"judge_max_failed_steps must be >= 0, got {self.judge_max_failed_steps}.")

@@ -269,7 +269,7 @@ class TrustGRPOTrainer(GRPOTrainer):
             if args.judge_max_failed_steps and self._failed_judge_steps >= args.judge_max_failed_steps:
                 raise RuntimeError(
                     f"Every thinking-judge request failed in {self._failed_judge_steps} consecutive steps (last: step "
-                    f"{step}). Check that the judge at {args.judge_base_url or '$OPENAI_API_URL'} is up, or raise "
+                    f"{step}). Check that the judge ({self.thinking_reward!r}) is up, or raise "
                     "judge_max_failed_steps (0 never stops)."
                 )
         else:

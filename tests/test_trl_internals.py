@@ -1,0 +1,57 @@
+# Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
+"""The TRL internals this package relies on (the README lists them). When an upgrade of TRL changes one, these tests
+fail naming it, instead of training going wrong somewhere else."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+import torch
+
+
+# private GRPOTrainer methods we override or call -> the parameters we rely on
+HOOKS = {
+    "_calculate_rewards": ["self", "inputs", "prompts", "completions", "completion_ids_list"],  # overridden
+    "_get_train_sampler": ["self", "dataset"],  # overridden: modality-grouped batches
+    "_get_eval_sampler": ["self", "eval_dataset"],  # overridden: modality-grouped batches
+    "_log_completion_extra": ["self", "column", "values"],  # called: extra completions-table columns
+}
+
+
+@pytest.mark.parametrize("name", HOOKS)
+def test_private_hooks_keep_their_signature(name):
+    from trl import GRPOTrainer
+
+    method = getattr(GRPOTrainer, name, None)
+    assert method is not None, f"trl.GRPOTrainer.{name} is gone: TrustGRPOTrainer overrides or calls it"
+    params = list(inspect.signature(method).parameters)
+    assert params == HOOKS[name], f"trl.GRPOTrainer.{name} now takes {params}, TrustGRPOTrainer expects {HOOKS[name]}"
+
+
+def test_trainer_state_we_extend_has_the_expected_shape(tiny_model_dir, tmp_path):
+    """`_calculate_rewards` appends a reward column the way TRL appends an environment's reward."""
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    args = GRPOConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to="none", per_device_train_batch_size=2,
+                      num_generations=2, max_steps=1)  # fmt: skip
+    trainer = GRPOTrainer(
+        model=str(tiny_model_dir), reward_funcs=[lambda completions, **kw: [0.0] * len(completions)], args=args,
+        train_dataset=Dataset.from_dict({"prompt": ["a", "b"]}),
+    )  # fmt: skip
+    for name, kind in [("reward_funcs", list), ("reward_func_names", list), ("reward_processing_classes", list)]:
+        assert isinstance(getattr(trainer, name, None), kind), f"GRPOTrainer.{name} is no longer a {kind.__name__}"
+    assert len(trainer.reward_funcs) == len(trainer.reward_func_names) == len(trainer.reward_processing_classes)
+    assert isinstance(trainer.reward_weights, torch.Tensor) and trainer.reward_weights.shape == (1,)
+    assert set(trainer._metrics) == {"train", "eval"}, "GRPOTrainer._metrics is no longer {'train': ..., 'eval': ...}"
+
+
+def test_colocated_vllm_generation_keeps_the_seam_we_wrap():
+    """`sophiavl_trl.vllm_colocate` wraps `VLLMGeneration.sync_weights` and reads its `mode` and `llm`."""
+    from trl.generation.vllm_generation import VLLMGeneration
+
+    assert list(inspect.signature(VLLMGeneration.sync_weights).parameters) == ["self"], "sync_weights changed"
+    source = inspect.getsource(VLLMGeneration)
+    assert "self.mode" in source and "self.llm = LLM(" in source, "VLLMGeneration no longer holds .mode / .llm"
+    assert "model_runner.model.load_weights" in source, "colocated sync no longer calls vLLM's load_weights"
