@@ -96,8 +96,9 @@ class SophiaVLScriptArguments(ScriptArguments):
             Images larger than this are downscaled.
         on_invalid (`str`, *optional*, defaults to `"error"`):
             `"error"`: stop before training with the list of invalid rows; `"skip"`: drop them and report which.
-        reward_funcs (`list[str]`, *optional*, defaults to `["accuracy", "format"]`):
-            Outcome rewards: names from `sophiavl_trl.rewards.REWARD_FUNCS_REGISTRY` or dotted paths.
+        reward_funcs (`list[str]`, *optional*, defaults to `["accuracy"]`):
+            Outcome rewards: names from `sophiavl_trl.rewards.REWARD_FUNCS_REGISTRY` or dotted paths. The released
+            SophiaVL-R1 outcome is the format-gated accuracy alone; add `format` for an extra additive format reward.
         use_thinking_reward (`bool`, *optional*, defaults to `True`):
             Score the thinking with the judge (the `judge_*` settings below); `False` trains plain GRPO.
         judge_reasoning_source (`str`, *optional*, defaults to `"think"`):
@@ -138,7 +139,7 @@ class SophiaVLScriptArguments(ScriptArguments):
         },
     )
     reward_funcs: list[str] = field(
-        default_factory=lambda: ["accuracy", "format"],
+        default_factory=lambda: ["accuracy"],
         metadata={"help": "Outcome reward names (accuracy, format) or dotted paths."},
     )
     use_thinking_reward: bool = field(default=True, metadata={"help": "Score the thinking with the judge."})

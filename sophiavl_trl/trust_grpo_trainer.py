@@ -147,11 +147,13 @@ class TrustGRPOTrainer(GRPOTrainer):
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
-        if self.thinking_reward is None:
+        mode = "train" if self.model.training else "eval"
+        # Evaluation scores the outcome only (the released code validates with the rule reward, without the judge);
+        # the thinking column stays NaN, which TRL's nansum adds as 0.
+        if self.thinking_reward is None or mode == "eval":
             return rewards_per_func
 
         args: TrustGRPOConfig = self.args
-        mode = "train" if self.model.training else "eval"
         num_generations = self.num_generations if mode == "train" else self.num_generations_eval
         device = rewards_per_func.device
         n_local = len(prompts)

@@ -92,7 +92,20 @@ def test_paper_and_reference_recipes_match_the_published_numbers(tmp_path):
         assert (args.max_steps, args.beta, args.epsilon, args.max_grad_norm) == (1500, 0.04, 0.2, 4.0)
         assert (args.entropy_coef, args.temperature, args.max_completion_length) == (1e-3, 1.0, 1024)
         assert args.trust_alpha == 0.3 and args.use_vllm and args.vllm_mode == "colocate"
+        assert args.top_p == 0.9  # the released RolloutConfig
+        assert args.eval_strategy == "no"  # the released run does not validate (val_freq: -1)
+    assert "8 x A800 80GB" in (folder / "config_paper.yaml").read_text()  # not A100
     assert (paper.trust_mode, paper.learning_rate, paper.trust_anneal_steps) == ("paper", 5e-7, None)
     assert (reference.trust_mode, reference.learning_rate, reference.trust_anneal_steps) == ("reference", 6e-7, 12000)
     assert reference.judge_query_threshold == 0.2 and reference.trust_skip_uniform
     assert paper.judge_query_threshold is None and not paper.trust_skip_uniform
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: str(p.relative_to(ROOT / "examples" / "recipes")))
+def test_outcome_reward_is_the_gated_accuracy_alone(recipe, tmp_path):
+    # The released outcome reward is format-gated accuracy; a separate format bonus would change the reward scale and
+    # Trust-GRPO's correct/incorrect split.
+    script_args, args, _ = parse(recipe, "--output_dir", str(tmp_path))
+    assert script_args.reward_funcs == ["accuracy"]
+    if "Qwen2.5-VL-7B-Instruct" in recipe.parts:
+        assert args.top_p == 0.9

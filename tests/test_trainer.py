@@ -276,3 +276,33 @@ class TestResumeAndFailures:
         assert "Every thinking-judge request failed in 2 consecutive steps" in str(info.value)
         # it stopped after the second failed step, and the failures were counted, not turned into zeros
         assert len(read_jsonl(tmp_path / "judge-0.jsonl")) == 2
+
+
+def test_evaluation_scores_the_outcome_only_and_training_asks_the_judge(tiny_model_dir, tmp_path):
+    """As in the released code, validation uses the rule reward without the judge."""
+    from datasets import Dataset
+
+    from sophiavl_trl import TrustGRPOConfig, TrustGRPOTrainer
+
+    calls = []
+
+    def judge(completions, **kwargs):
+        calls.append(len(completions))
+        return [0.5] * len(completions)
+
+    def outcome(completions, **kwargs):
+        return [float(i % 2) for i in range(len(completions))]
+
+    data = Dataset.from_dict({"prompt": [f"What is {i}?" for i in range(4)]})
+    args = TrustGRPOConfig(
+        output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to="none", per_device_train_batch_size=2,
+        per_device_eval_batch_size=2, num_generations=2, max_completion_length=4, max_steps=1, save_strategy="no",
+    )  # fmt: skip
+    trainer = TrustGRPOTrainer(
+        model=str(tiny_model_dir), reward_funcs=[outcome], args=args, train_dataset=data, eval_dataset=data,
+        thinking_reward=judge,
+    )  # fmt: skip
+    metrics = trainer.evaluate()
+    assert calls == [] and "eval_rewards/outcome/mean" in metrics
+    trainer.train()
+    assert sum(calls) == 2  # one group of 2 completions judged (paper mode: all of them)

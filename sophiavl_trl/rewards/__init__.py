@@ -1,7 +1,8 @@
 # Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
 """Reward functions with TRL's signature, usable in any TRL trainer and in `TrustGRPOTrainer`.
 
-- `accuracy_reward`, `format_reward`, `register_verifier` (accuracy_rewards.py, format_rewards.py): outcome rewards.
+- `accuracy_reward` (format-gated, the released outcome reward), `format_reward` (an optional bonus), `register_verifier`
+  (accuracy_rewards.py, format_rewards.py): outcome rewards; docs/rewards.md has the rules.
 - `ThinkingRewardClient` (the judge client, `sophiavl_trl.judge.client`) and `ThinkingReward`, its TRL reward-function
   form (judge_rewards.py).
 - `get_reward_funcs`: short names (as used in recipes) to callables.
