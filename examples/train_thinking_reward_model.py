@@ -10,7 +10,7 @@ Train your own thinking reward model (SophiaVL-R1's judge): supervised fine-tuni
 `SFTTrainer` on judge records (question, optional image, reasoning, score in {0, 0.1, ..., 1.0}).
 
 Each record is rendered with exactly the request that `ThinkingRewardClient` sends at training time (the published
-judge's evaluator prompt, built by `sophiavl_trl.judge.prompt.build_judge_messages`; the image as the client encodes
+judge's evaluator prompt, built by `sophiavl_trl.judge.build_judge_messages`; the image as the client encodes
 it), and the model learns to answer with the score string (`"0.7"`); by default the loss is on that answer only. The
 saved folder is a judge: serve it with vLLM and point `ThinkingRewardClient` / `--judge_base_url` at it.
 

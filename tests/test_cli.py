@@ -375,7 +375,7 @@ def grpo_runs(tiny_model_dir, synthetic, tmp_path_factory) -> list[Path]:
 def test_plot_overlays_real_runs(grpo_runs, tmp_path):
     from PIL import Image
 
-    from sophiavl_trl.plotting import read_log_history
+    from sophiavl_trl.scripts.plot import read_log_history
 
     runs = grpo_runs
     for run in runs:
@@ -387,6 +387,15 @@ def test_plot_overlays_real_runs(grpo_runs, tmp_path):
     result = cli("plot", *map(str, runs), "-o", str(output), "--labels", "seed 1", "seed 2", "--smoothing", "0.5")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"wrote {output}"
+    # The same from a YAML config (TrlParser's --config), the command line overriding it.
+    config = tmp_path / "plot.yaml"
+    config.write_text(
+        json.dumps({"run_dirs": [str(r) for r in runs], "output": str(tmp_path / "x.png"), "smoothing": 0.9})
+    )
+    other = tmp_path / "from_config.png"
+    result = cli("plot", "--config", str(config), "--output", str(other))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"wrote {other}" and not (tmp_path / "x.png").exists()
     with Image.open(output) as image:
         image.verify()
     with Image.open(output) as image:
@@ -408,29 +417,28 @@ def test_plot_overlays_real_runs(grpo_runs, tmp_path):
 def test_completions_from_trl_tables_and_jsonl(grpo_runs, synthetic, tmp_path):
     import pyarrow.parquet as pq
 
-    from sophiavl_trl.judge.records import attach_training_images, deduplicate, read_completions
     from sophiavl_trl.rewards.format_rewards import extract_thinking
+    from sophiavl_trl.scripts.judge import attach_training_images, read_completions
 
     # TRL 1.16 writes <output_dir>/completions/completions_<step>.parquet, one per logging step.
     tables = sorted((grpo_runs[0] / "completions").glob("completions_*.parquet"))
     assert [t.name for t in tables] == ["completions_00001.parquet", "completions_00002.parquet"]
     rows = [row for table in tables for row in pq.read_table(table).to_pylist()]
-    items, read = read_completions([grpo_runs[0]])
+    items, read = read_completions([str(grpo_runs[0])])
     assert read == len(rows)
     # The reasoning is the <think> content (rows whose reasoning is empty are skipped).
     expected = [extract_thinking(row["completion"][-1]["content"]) for row in rows]
-    assert [item.reasoning for item in items] == [r for r in expected if r.strip()]
+    assert [item["reasoning"] for item in items] == [r for r in expected if r.strip()]
     # The question is the data set's problem (templates removed); images are not in the table.
     data = synthetic_rows(synthetic)
-    assert all(item.question in {r["problem"] for r in data} or "Options: " in item.question for item in items)
-    assert all(item.image is None for item in items)
-    image_prompts = [item for item in items if item.has_image]
-    attach_training_images(items, synthetic, "synthetic_image,synthetic_text")
+    assert all(item["question"] in {r["problem"] for r in data} or "Options: " in item["question"] for item in items)
+    assert all(item["image"] is None for item in items)
+    image_prompts = [item for item in items if item["has_image"]]
+    attach_training_images(items, str(synthetic), "synthetic_image,synthetic_text")
     folder = synthetic.parent / "images"
     for item in image_prompts:  # recovered from the training data, unless several rows share the prompt
-        assert item.ambiguous or Path(item.image["path"]).parent == folder
-    assert any(item.image is not None for item in image_prompts)
-    assert deduplicate(items + items)[1] >= len(items)
+        assert item["ambiguous"] or Path(item["image"]["path"]).parent == folder
+    assert any(item["image"] is not None for item in image_prompts)
 
     # Plain JSON lines: question, completion (or reasoning), image relative to the file.
     jsonl = tmp_path / "mine" / "completions.jsonl"
@@ -443,8 +451,8 @@ def test_completions_from_trl_tables_and_jsonl(grpo_runs, synthetic, tmp_path):
         + json.dumps({"question": "Q3"})  # no reasoning: skipped
         + "\n"
     )
-    items, read = read_completions([jsonl])
-    assert read == 3 and [(i.question, i.reasoning) for i in items] == [("Q1", "step one"), ("Q2", "just this")]
-    assert items[0].image == str(jsonl.parent / "a.png") and items[1].image is None
-    items, _ = read_completions([jsonl], reasoning_source="completion")
-    assert items[0].reasoning == "<think>step one</think><answer>1</answer>"
+    items, read = read_completions([str(jsonl)])
+    assert read == 3 and [(i["question"], i["reasoning"]) for i in items] == [("Q1", "step one"), ("Q2", "just this")]
+    assert items[0]["image"] == str(jsonl.parent / "a.png") and items[1]["image"] is None
+    items, _ = read_completions([str(jsonl)], reasoning_source="completion")
+    assert items[0]["reasoning"] == "<think>step one</think><answer>1</answer>"

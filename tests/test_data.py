@@ -28,16 +28,16 @@ from sophiavl_trl.data import (
     ModalityGroupedRepeatSampler,
     build_prompt,
     build_question,
-    known_problem_types,
     load_registry,
     load_sophiavl_dataset,
     modality_labels,
     prepare_dataset,
+    read_table,
     write_synthetic_dataset,
 )
 from sophiavl_trl.data import registry as registry_module
-from sophiavl_trl.data.registry import resolve_columns
 from sophiavl_trl.data.synthetic import COLORS, OPPOSITES
+from sophiavl_trl.rewards.accuracy_rewards import registered_problem_types
 
 
 MIN_PIXELS = 28 * 28 * 4
@@ -231,18 +231,24 @@ class TestRegistry:
 
     def test_column_mapping_forms(self):
         # The original's direction (file column -> role), canonical -> file column, and the README's keys.
-        assert resolve_columns({"problem": "prompt", "solution": "answer"}, ["problem", "solution"])[0] == {
-            "problem": "problem",
-            "solution": "solution",
-        }
-        assert resolve_columns({"problem": "question"}, ["question", "answer"])[0] == {
+        resolve = registry_module._resolve_columns
+        assert resolve({"problem": "prompt", "solution": "answer"}, ["problem", "solution"]) == (
+            {"problem": "problem", "solution": "solution"},
+            [],
+        )
+        assert resolve({"problem": "question"}, ["question", "answer"])[0] == {
             "problem": "question",
             "solution": "answer",
         }
-        mapping, issues = resolve_columns({"column_reponses_to_images": "img"}, ["img", "prompt"])
-        assert mapping == {"path": "img", "problem": "prompt"} and not issues
-        _, issues = resolve_columns({"problem": "nope"}, ["question"], source="f.json")
-        assert issues and issues[0].field == "columns" and "'nope'" in issues[0].message
+        assert resolve({"column_reponses_to_images": "img"}, ["img", "prompt"]) == (
+            {"path": "img", "problem": "prompt"},
+            [],
+        )
+        assert resolve({"column_responses_to_answer": "a"}, ["a"])[0] == {"solution": "a"}
+        _, problems = resolve({"problem": "nope"}, ["question"])
+        assert len(problems) == 1 and "'nope'" in problems[0]
+        _, problems = resolve({"q": "problem", "r": "prompt"}, ["q", "r"])
+        assert problems == ["canonical column 'problem' is mapped twice ('q' and 'r')"]
 
     def test_loads_json_jsonl_and_parquet_into_one_trl_dataset(self, original_registry):
         dataset = load_sophiavl_dataset(
@@ -438,32 +444,130 @@ class TestRegistry:
         dataset = load_sophiavl_dataset("Text", original_registry, system_prompt="")
         assert [m["role"] for m in dataset[0]["prompt"]] == ["user"]
 
+    def test_non_utf8_registry_names_the_file(self, tmp_path):
+        # Bad input 3: a latin-1 registry used to raise a bare UnicodeDecodeError, without the path.
+        path = tmp_path / "dataset_info.json"
+        path.write_bytes(json.dumps({"Café": {"file_path": "d.json"}}, ensure_ascii=False).encode("latin-1"))
+        with pytest.raises(ValueError, match=rf"Dataset registry {re.escape(str(path))} is not UTF-8 text"):
+            load_registry(path)
+
+    def test_name_defined_twice_names_the_name_and_the_file(self, tmp_path):
+        # Bad input 7: JSON keeps the last of duplicate keys, so the first entry used to vanish silently.
+        path = tmp_path / "dataset_info.json"
+        path.write_text('{"D": {"file_path": "a.json"}, "E": {"file_path": "b.json"}, "D": {"file_path": "c.json"}}')
+        with pytest.raises(ValueError, match=rf"Dataset registry {re.escape(str(path))}: 'D' is defined twice"):
+            load_registry(path)
+        path.write_text('{"D": {"file_path": "a.json", "columns": {"q": "prompt", "q": "answer"}}}')
+        with pytest.raises(ValueError, match="'q' is defined twice"):
+            load_registry(path)
+
+    def test_malformed_registries(self, tmp_path):
+        path = tmp_path / "r.json"
+        for text, fragment in [
+            ("{oops", "is not valid JSON"),
+            ("[]", "must be a JSON object of named entries, got list"),
+            ('{"D": {"image_base_path": "x"}}', "entry 'D' needs a string 'file_path'"),
+            ('{"D": {"file_path": "x", "columns": {"a": 1}}}', "'columns' of entry 'D' must map strings to strings"),
+        ]:
+            path.write_text(text)
+            with pytest.raises(ValueError, match=re.escape(fragment)):
+                load_registry(path)
+        with pytest.raises(FileNotFoundError, match="Dataset registry not found"):
+            load_registry(tmp_path / "nope.json")
+
+
+class TestReadTable:
+    def test_json_jsonl_parquet_and_folders(self, tmp_path):
+        rows = [{"question": "q0", "score": 1.0}, {"question": "q1", "score": 0.5}]
+        _write_json(tmp_path / "a" / "array.json", rows)
+        _write_json(tmp_path / "a" / "lines.json", rows, lines=True)  # JSON lines under a .json name
+        _write_json(tmp_path / "a" / "sub" / "more.jsonl", rows[:1], lines=True)
+        pq.write_table(pa.Table.from_pylist(rows), tmp_path / "a" / "table.parquet")
+        (tmp_path / "a" / "notes.txt").write_text("ignored")
+        for name in ("array.json", "lines.json", "table.parquet"):
+            assert read_table(tmp_path / "a" / name).to_list() == rows
+        folder = read_table(tmp_path / "a")  # sorted: array.json, lines.json, sub/more.jsonl, table.parquet
+        assert folder["question"] == ["q0", "q1", "q0", "q1", "q0", "q0", "q1"]
+
+    @pytest.mark.parametrize(
+        "name, content, fragment",
+        [("bad.jsonl", '{"a": 1}\n{oops\n', "line 2 is not valid JSON"),
+         ("list.json", '[{"a": 1}, ["not", "a", "row"]]', "row 1 is a JSON list, not an object"),
+         ("list.jsonl", '{"a": 1}\n\n["not", "a", "row"]\n', "line 3 is a JSON list, not an object"),
+         ("latin.jsonl", '{"a": "café"}\n'.encode("latin-1"), "UnicodeDecodeError"),
+         ("empty.json", "", "empty data file"),
+         ("broken.parquet", b"PAR1 not really", "cannot read data file"),
+         ("data.csv", "a,b\n1,2\n", "unknown data file format '.csv'")],
+    )  # fmt: skip
+    def test_unreadable_files_name_the_file_and_the_place(self, tmp_path, name, content, fragment):
+        path = tmp_path / name
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+        with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}: .*{re.escape(fragment)}"):
+            read_table(path)
+
+    def test_missing_paths(self, tmp_path):
+        with pytest.raises(FileNotFoundError, match=rf"{re.escape(str(tmp_path / 'gone.json'))}: data file not found"):
+            read_table(tmp_path / "gone.json")
+        with pytest.raises(FileNotFoundError, match="no .json, .jsonl or .parquet files in the folder"):
+            read_table(tmp_path)
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # Validation
 # ---------------------------------------------------------------------------------------------------------------
 
+
+def _truncated_png(path: Path) -> None:
+    """A PNG cut in half: its header opens, decoding it fails."""
+    import random
+
+    rng = random.Random(0)
+    _save_image(path, (64, 48))
+    Image.frombytes("RGB", (64, 48), bytes(rng.randrange(256) for _ in range(64 * 48 * 3))).save(path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
 # Each case: (bad row at index 1, field, fragment of the message). The registry maps the original's columns.
 BAD_ROWS = {
     "missing image": (_row(path="./missing.png"), "path", "image file not found"),
     "unknown problem type": (_row(problem_type="essay"), "problem_type", "unknown problem type 'essay'"),
-    "empty prompt": (_row(problem="   "), "problem", "empty prompt"),
+    "empty prompt": (_row(problem="  <image> "), "problem", "empty prompt"),
     "missing prompt": ({k: v for k, v in _row().items() if k != "problem"}, "problem", "missing problem"),
+    "prompt not text": (_row(problem=["a"]), "problem", "expected a string, got list"),
     "missing solution": (_row(solution=None), "solution", "missing solution"),
     "empty solution": (_row(solution="<answer> </answer>"), "solution", "empty solution"),
     "options not a list": (
         _row(problem_type="multiple choice", options="A. 1; B. 2"),
         "options",
-        "options must be a list for multiple choice",
+        "options must be a list for multiple choice, got str",
     ),
+    "options missing": (_row(problem_type="multiple choice", options=None), "options", "missing options"),
+    "options not strings": (_row(options=[{"A": 1}]), "options", "options must be a list of strings"),
     "image row without path": (_row(path=None), "path", "data_type is 'image' but the row has no image path"),
+    "remote image": (_row(path="https://x.org/a.png"), "path", "remote image URLs are not supported"),
     "unsupported data type": (_row(data_type="video"), "data_type", "unsupported data_type 'video'"),
     "unreadable image": (_row(path="./corrupt.png"), "path", "unreadable image"),
-    "row not an object": (["not", "a", "row"], "row", "expected an object, got list"),
+    "extreme aspect ratio": (_row(path="./thin.png"), "path", "is 600x2: aspect ratio above 200"),
+    "truncated image": (_row(path="./truncated.png"), "path", "truncated.png: OSError: image file is truncated"),
+    "image outside the base": (
+        _row(path="../../../outside.png"),
+        "path",
+        "image path '../../../outside.png' resolves to",
+    ),
     "placeholder mismatch": (
         _row(problem="<image> vs <image>?"),
         "problem",
         "2 <image> placeholder(s) but 1 image(s)",
+    ),
+    "placeholder in a text row": (
+        _row(problem="What is <image>?", data_type="text"),
+        "problem",
+        "<image> in the question of a text-only row (no image)",
+    ),
+    "placeholder in an inferred text row": (
+        {k: v for k, v in _row(problem="<image> 2+2?", path="").items() if k != "data_type"},
+        "problem",
+        "<image> in the question of a text-only row",
     ),
     "missing problem type": (
         {k: v for k, v in _row().items() if k != "problem_type"},
@@ -480,6 +584,9 @@ class TestValidation:
         bad_row, field, fragment = BAD_ROWS[case]
         (tmp_path / "images").mkdir()
         (tmp_path / "images" / "corrupt.png").write_bytes(b"definitely not a png")
+        _truncated_png(tmp_path / "images" / "truncated.png")
+        _save_image(tmp_path / "images" / "thin.png", (600, 2))
+        _save_image(tmp_path.parent / "outside.png", (64, 64))  # exists: only where it lies is wrong
         registry = _single_entry_registry(
             tmp_path,
             [_row(path="./a.png"), bad_row, _row(path="a.png")],
@@ -494,23 +601,89 @@ class TestValidation:
         assert "1 invalid row(s) out of 3" in message
         assert "on_invalid='skip'" in message
         assert info.value.report.invalid_rows == [(str(tmp_path / "data.json"), 1)]
+        # The same row is dropped, and reported, in skip mode.
+        dataset, report = load_sophiavl_dataset(
+            "D", registry, on_invalid="skip", min_pixels=MIN_PIXELS, return_report=True
+        )
+        assert dataset["row_index"] == [0, 2] and report.invalid_rows == info.value.report.invalid_rows
+
+    def test_truncated_image_passes_a_header_read_but_not_validation(self, tmp_path):
+        # Bad input 1: the header of a truncated PNG opens (what validation used to check); only decoding fails,
+        # which used to happen in the DataLoader, mid-training.
+        registry = _single_entry_registry(tmp_path, [_row(path="a.png"), _row(path="t.png")])
+        _truncated_png(tmp_path / "images" / "t.png")
+        with Image.open(tmp_path / "images" / "t.png") as image:
+            assert image.size == (64, 48)
+        with pytest.raises(
+            DatasetValidationError, match=r"data\.json, row 1, field 'path': unreadable image .*t\.png"
+        ):
+            load_sophiavl_dataset("D", registry, min_pixels=MIN_PIXELS)
+        # verify_images=False only checks that files exist (fast path for trusted data).
+        assert len(load_sophiavl_dataset("D", registry, min_pixels=MIN_PIXELS, verify_images=False)) == 2
+
+    def test_image_paths_must_stay_inside_the_image_base_path(self, tmp_path):
+        # Bad input 8: a relative path climbing out of image_base_path used to be trained on silently.
+        _save_image(tmp_path / "outside.png", (64, 64))
+        _save_image(tmp_path / "images" / "sub" / "b.png", (64, 64))
+        rows = [
+            _row(path="sub/../a.png"),  # stays inside: fine
+            _row(path=str(tmp_path / "outside.png")),  # absolute: the user's explicit choice, fine
+            _row(path=["a.png", "sub/../../outside.png"], problem="<image> and <image>"),
+        ]
+        registry = _single_entry_registry(tmp_path, rows)
+        with pytest.raises(DatasetValidationError) as info:
+            load_sophiavl_dataset("D", registry, min_pixels=MIN_PIXELS)
+        assert info.value.report.issues == [
+            f"{tmp_path / 'data.json'}, row 2, field 'path': image path 'sub/../../outside.png' resolves to "
+            f"{tmp_path / 'outside.png'}, outside image_base_path {tmp_path / 'images'}"
+        ]
+        dataset = load_sophiavl_dataset("D", registry, min_pixels=MIN_PIXELS, on_invalid="skip").with_format(None)
+        assert [image["path"] for row in dataset["images"] for image in row] == [
+            str(tmp_path / "images" / "a.png"),
+            str(tmp_path / "outside.png"),
+        ]
+
+    def test_text_row_with_image_placeholder_is_refused(self, tmp_path):
+        # Bad input 9: a text-only row's image is dropped; its <image> marker used to stay in the prompt.
+        registry = _single_entry_registry(
+            tmp_path, [_row(), _row("Is <image> red?", data_type="text", path="a.png", problem_type="text")]
+        )
+        with pytest.raises(DatasetValidationError, match=r"row 1, field 'problem': <image> in the question of a text"):
+            load_sophiavl_dataset("D", registry, min_pixels=MIN_PIXELS)
+
+    def test_row_that_is_not_an_object_names_file_and_row(self, tmp_path):
+        registry = _single_entry_registry(tmp_path, [_row(), ["not", "a", "row"]])
+        with pytest.raises(DatasetValidationError, match=r"data\.json: cannot read data file: row 1 is a JSON list"):
+            load_sophiavl_dataset("D", registry, on_invalid="skip")
 
     def test_missing_data_file_fails_even_in_skip_mode(self, tmp_path):
         registry = _write_registry(
             tmp_path / "dataset_info.json", {"D": {"file_path": "gone.json", "image_base_path": ""}}
         )
         for on_invalid in ("error", "skip"):
-            with pytest.raises(DatasetValidationError, match=r"gone\.json, field 'file_path': data file not found"):
+            with pytest.raises(DatasetValidationError, match=r"gone\.json: data file not found"):
                 load_sophiavl_dataset("D", registry, on_invalid=on_invalid)
 
-    def test_unparseable_file_and_bad_mapping(self, tmp_path):
+    def test_all_file_problems_are_listed_together(self, tmp_path):
         (tmp_path / "data.jsonl").write_text('{"problem": "a"}\n{oops\n')
-        registry = _write_registry(tmp_path / "r.json", {"D": {"file_path": "data.jsonl", "image_base_path": ""}})
-        with pytest.raises(DatasetValidationError, match=r"field 'file_path': cannot read data file: line 2"):
-            load_sophiavl_dataset("D", registry)
-        registry = _single_entry_registry(tmp_path, [_row()], columns={"problem": "question_text"})
-        with pytest.raises(DatasetValidationError, match=r"field 'columns': mapping entry 'problem': 'question_text'"):
-            load_sophiavl_dataset("D", registry)
+        _write_json(tmp_path / "ok.json", [_row()])
+        registry = _write_registry(
+            tmp_path / "r.json",
+            {
+                "D": {"file_path": "data.jsonl", "image_base_path": ""},
+                "E": {"file_path": "ok.json", "columns": {"problem": "question_text"}},
+            },
+        )
+        with pytest.raises(DatasetValidationError) as info:
+            load_sophiavl_dataset("D,E", registry)
+        assert info.value.report.issues == [
+            f"{tmp_path / 'data.jsonl'}: cannot read data file: line 2 is not valid JSON (Expecting property name "
+            "enclosed in double quotes: line 1 column 2 (char 1))",
+            f"{tmp_path / 'ok.json'}, field 'columns': mapping entry 'problem': 'question_text' names no column of the "
+            "file (columns: ['data_source', 'data_type', 'options', 'path', 'problem', 'problem_id', 'problem_type', "
+            "'solution']) and no known role (roles: ['answer', 'data_type', 'image', 'images', 'options', 'path', "
+            "'problem', 'problem_type', 'prompt', 'solution'])",
+        ]
 
     def test_message_lists_first_rows_and_total(self, tmp_path):
         rows = [_row(path="./a.png")] + [_row(solution="") for _ in range(12)]
@@ -553,16 +726,18 @@ class TestValidation:
             _row("bad 4", solution=None, problem_type="essay"),  # two issues, one row
         ]
         registry = _single_entry_registry(tmp_path, rows)
-        with caplog.at_level(logging.WARNING, logger="sophiavl_trl.data.validation"):
+        with caplog.at_level(logging.WARNING, logger="sophiavl_trl.data.registry"):
             dataset, report = load_sophiavl_dataset(
                 "D", registry, on_invalid="skip", min_pixels=MIN_PIXELS, return_report=True
             )
         assert dataset["problem"] == ["good 0", "good 2"]
+        assert [dataset[i]["images"][0].size for i in range(2)] == [(56, 56), (56, 56)]  # the transform survives
         source = str(tmp_path / "data.json")
-        assert report.skipped == [(source, 1), (source, 3), (source, 4)]
-        assert report.total_rows == 5 and report.num_invalid == 3 and len(report.issues) == 4
+        assert report.invalid_rows == [(source, 1), (source, 3), (source, 4)]
+        assert report.total_rows == 5 and len(report.issues) == 4
         warning = caplog.text
-        assert "Skipped 3 invalid row(s) out of 5" in warning
+        assert "Skipped invalid rows (on_invalid='skip'); 2 kept." in warning
+        assert "3 invalid row(s) out of 5" in warning
         assert f"{source}, row 1, field 'path'" in warning and f"{source}, row 4, field 'solution'" in warning
 
     def test_everything_invalid_raises_even_in_skip_mode(self, tmp_path):
@@ -572,7 +747,7 @@ class TestValidation:
 
     def test_problem_types_come_from_the_verifier_registry(self, tmp_path, monkeypatch):
         # normalized keys: "OCR" and "free-form" are spelled as the verifier registry spells them
-        assert {"numerical", "multiple choice", "ocr", "free form", "text"} <= known_problem_types()
+        assert {"numerical", "multiple choice", "ocr", "free form", "text"} <= set(registered_problem_types())
         registry = _single_entry_registry(tmp_path, [_row(problem_type="yes/no", solution="<answer>yes</answer>")])
         with pytest.raises(DatasetValidationError, match="unknown problem type 'yes/no'"):
             load_sophiavl_dataset("D", registry)
@@ -588,21 +763,27 @@ class TestValidation:
     def test_a_user_registered_verifier_makes_its_type_known(self, tmp_path, monkeypatch):
         from sophiavl_trl.rewards import accuracy_rewards, register_verifier
 
-        monkeypatch.setattr(accuracy_rewards, "_VERIFIERS", dict(accuracy_rewards._VERIFIERS))  # undone after
-        assert "yes no" not in known_problem_types()
+        monkeypatch.setattr(accuracy_rewards, "VERIFIERS", dict(accuracy_rewards.VERIFIERS))  # undone after
+        assert "yes no" not in registered_problem_types()
         register_verifier("Yes-No", lambda prediction, truth: float(prediction.strip() == truth.strip()))
-        assert "yes no" in known_problem_types()
         monkeypatch.setitem(TYPE_TEMPLATE, "yes_no", " Answer yes or no.")
         registry = _single_entry_registry(tmp_path, [_row(problem_type="yes-no", solution="<answer>yes</answer>")])
         dataset = load_sophiavl_dataset("D", registry, min_pixels=MIN_PIXELS)  # spelled three ways, one type
         assert dataset[0]["prompt"][1]["content"][1]["text"].endswith(" Answer yes or no.")
+        assert dataset[0]["problem_type"] == "yes-no"  # kept as written, for the reward
 
     def test_default_problem_type_and_inferred_data_type(self, tmp_path):
         rows = [{"prompt": "2+2?", "answer": "4"}, {"prompt": "Count.", "answer": 3, "images": "a.png"}]
         registry = _single_entry_registry(tmp_path, rows)
         dataset = load_sophiavl_dataset("D", registry, default_problem_type="numerical", min_pixels=MIN_PIXELS)
         assert dataset["data_type"] == ["text", "image"]
-        assert dataset["solution"] == ["4", "3"]  # bare JSON numbers are accepted as text
+        assert dataset["solution"] == ["4", "3"]  # bare JSON numbers are accepted as text, even mixed with strings
+        assert dataset["problem_type"] == ["numerical", "numerical"]
+
+    def test_text_rows_ignore_their_image_column_as_in_the_original(self, tmp_path):
+        registry = _single_entry_registry(tmp_path, [_row(data_type="text", path="missing.png", problem_type="text")])
+        row = load_sophiavl_dataset("D", registry)[0]
+        assert row["images"] == [] and isinstance(row["prompt"][-1]["content"], str)
 
     def test_image_deleted_after_validation_fails_loudly(self, tmp_path):
         registry = _single_entry_registry(tmp_path, [_row(path="a.png")])
@@ -610,6 +791,32 @@ class TestValidation:
         (tmp_path / "images" / "a.png").unlink()
         with pytest.raises(RuntimeError, match=r"Cannot load image .*a\.png"):
             dataset[0]
+
+    def test_validation_is_never_served_from_a_cache(self, tmp_path):
+        # datasets caches map results by fingerprint; a fixed image must be seen fixed, a broken one broken.
+        registry = _single_entry_registry(tmp_path, [_row(path="a.png")])
+        assert len(load_sophiavl_dataset("D", registry, min_pixels=MIN_PIXELS)) == 1
+        (tmp_path / "images" / "a.png").write_bytes(b"broken")
+        with pytest.raises(DatasetValidationError, match="unreadable image"):
+            load_sophiavl_dataset("D", registry, min_pixels=MIN_PIXELS)
+        _save_image(tmp_path / "images" / "a.png", (64, 48))
+        assert len(load_sophiavl_dataset("D", registry, min_pixels=MIN_PIXELS)) == 1
+
+    def test_prepare_dataset_validates_in_memory_data(self):
+        from datasets import Dataset
+
+        data = Dataset.from_dict(
+            {"problem": ["2+2?", "hi"], "solution": ["4", None], "problem_type": ["numerical"] * 2}
+        )
+        with pytest.raises(DatasetValidationError) as info:
+            prepare_dataset(data, source="mem")
+        assert str(info.value) == (
+            "Dataset validation failed.\n1 invalid row(s) out of 2.\nFirst 1 of 1 issue(s):\n"
+            "  - mem, row 1, field 'solution': missing solution\n"
+            "Fix these rows, or pass on_invalid='skip' to drop invalid rows (they are reported)."
+        )
+        with pytest.raises(DatasetValidationError, match=r"dataset, field 'columns': mapping entry 'problem': 'q'"):
+            prepare_dataset(data, columns={"problem": "q"})
 
 
 # ---------------------------------------------------------------------------------------------------------------

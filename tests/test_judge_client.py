@@ -2,9 +2,9 @@
 """Fault injection for the thinking-judge client, against small local servers on 127.0.0.1.
 
 A fake server is used here only to inject faults (slow answers, 5xx, 429, 4xx, garbage, refused or dropped
-connections, a server dying mid-batch) and to capture the exact requests; `test_judge_vllm.py` proves the integration
-against the real vLLM judge. Every test checks the documented result and that the call returned within
-`client.worst_case_seconds(n)`.
+connections, a server dying mid-batch, a never-ending answer) and to capture the exact requests; `test_judge_vllm.py`
+proves the integration against the real vLLM judge. Time checks are bounds only: a call must return within
+`client.worst_case_seconds(n)` (plus a margin for a loaded CI machine), never a speed figure.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from PIL import Image
 
 from sophiavl_trl.judge import (
     DEFAULT_JUDGE_TEMPLATE,
-    RELEASED_CODE_JUDGE_TEMPLATE,
     SCORE_CHOICES,
     JudgeUnavailableError,
     ThinkingRewardClient,
@@ -42,6 +41,7 @@ from sophiavl_trl.judge import (
     normalize_base_url,
     parse_score,
 )
+from sophiavl_trl.judge.prompt import RELEASED_CODE_JUDGE_TEMPLATE
 from sophiavl_trl.rewards.judge_rewards import AsyncThinkingReward, ThinkingReward
 
 
@@ -49,7 +49,7 @@ pytestmark = pytest.mark.timeout(60)
 
 MODEL = "thinking-reward-model"
 # Elapsed-time checks allow this much on top of the documented bound (thread start, a loaded 2-core CI machine).
-TOLERANCE = 1.0
+TOLERANCE = 1.5
 
 
 # ------------------------------------------------------------------------------------------------ fake judge server
@@ -71,8 +71,9 @@ class FakeJudge:
 
     `behaviour(body, attempt)` gets the request JSON and how many times this exact body was seen before (0 for the
     first attempt) and returns an action: `("ok", text)`, `("status", code)`, `("sleep", seconds, text)`, `("hang",)`,
-    `("raw", status, bytes)`, `("drop",)` (close the connection without answering) or `("die",)` (the whole server
-    dies: listening socket closed, every open connection aborted).
+    `("raw", status, bytes)`, `("drop",)` (close the connection without answering), `("trickle",)` (a 200 whose body
+    never ends: a byte every 0.1 s) or `("die",)` (the whole server dies: listening socket closed, every open
+    connection aborted). `models_status` makes `GET /models` fail with that status.
     """
 
     def __init__(self, behaviour: Callable[[dict, int], tuple] | None = None, models: list[str] | None = None):
@@ -82,6 +83,7 @@ class FakeJudge:
         self.headers: list[dict] = []
         self.seen: Counter = Counter()
         self.dead = False
+        self.models_status: int | None = None
         self._transports: set = set()
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -107,6 +109,8 @@ class FakeJudge:
         self._loop.run_forever()
 
     async def _models(self, request: web.Request) -> web.Response:
+        if self.models_status:
+            return web.json_response({"object": "error", "message": "injected"}, status=self.models_status)
         return web.json_response({"object": "list", "data": [{"id": m, "object": "model"} for m in self.models]})
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
@@ -132,6 +136,12 @@ class FakeJudge:
         if kind == "drop":
             request.transport.abort()
             await asyncio.sleep(3600)
+        if kind == "trickle":
+            response = web.StreamResponse(headers={"Content-Type": "application/json"})
+            await response.prepare(request)
+            while True:
+                await response.write(b" ")
+                await asyncio.sleep(0.1)
         if kind == "die":
             self._die()
             await asyncio.sleep(3600)
@@ -196,31 +206,9 @@ def silent_url():
     sock.close()
 
 
-# Both ways of sending requests get the same fault injection (classes marked `usefixtures("backend")`).
-BACKENDS = ["openai", "aiohttp"]
-_backend = {"value": "openai"}
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request):
-    _backend["value"] = request.param
-    yield request.param
-    _backend["value"] = "openai"
-
-
 def fast_client(base_url: Any, **kwargs: Any) -> ThinkingRewardClient:
-    """A client with test-sized limits: per item at most 3 x 0.5 s + 0.05 + 0.1 s of backoff = 1.65 s."""
-    options = {
-        "http_backend": _backend["value"],
-        "timeout": 0.5,
-        "max_retries": 2,
-        "backoff_base": 0.05,
-        "backoff_max": 0.2,
-        "connect_timeout": 0.5,
-        "breaker_cooldown": 30.0,
-    }
-    options.update(kwargs)
-    return ThinkingRewardClient(base_url=base_url, model=MODEL, **options)
+    """A client with test-sized limits: 0.5 s per attempt, 2 retries (after the OpenAI client's ~0.5 and ~1 s)."""
+    return ThinkingRewardClient(base_url=base_url, model=MODEL, **{"timeout": 0.5, "max_retries": 2, **kwargs})
 
 
 def items(n: int, tag: str = "") -> tuple[list[str], list[str]]:
@@ -236,6 +224,10 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
 def assert_within_bound(client: ThinkingRewardClient, n: int, elapsed: float) -> None:
     bound = client.worst_case_seconds(n)
     assert elapsed <= bound + TOLERANCE, f"took {elapsed:.2f} s, documented bound {bound:.2f} s"
+
+
+def all_nan(scores: list[float]) -> bool:
+    return bool(scores) and all(math.isnan(s) for s in scores)
 
 
 # ------------------------------------------------------------------------------------------------ the request
@@ -281,7 +273,6 @@ def png_path(tmp_path) -> str:
     return str(path)
 
 
-@pytest.mark.usefixtures("backend")
 class TestRequestShape:
     def test_default_template_renders_the_card_prompt(self):
         # The template is the card's f-string: rendering it gives the card's text for any question and reasoning.
@@ -407,6 +398,7 @@ class TestRequestShape:
         ("\\boxed{0.8}", 0.8),
         ("The final score is \\boxed{1.0}.", 1.0),
         ("Score: 0.2", 0.2),
+        ("Score: **0.8**", 0.8),
         ("score = 0.6", 0.6),
         ("The score is 0.4", 0.4),
         ("Reasoning is mostly fine.\n0.7", 0.7),
@@ -414,14 +406,18 @@ class TestRequestShape:
         ("7/10", 0.7),
         ("Score: 7 out of 10", 0.7),
         ("70%", 0.7),
-        ("1.5", 1.0),  # clamped
-        ("-0.2", 0.0),  # clamped
         ("I cannot judge this.", math.nan),
         ("Step 1 is wrong and step 2 too.", math.nan),  # numbers, but no score
         ("", math.nan),
         (None, math.nan),
         ("1/0", math.nan),
         ("<answer>good</answer>", math.nan),
+        # Outside [0, 1]: a broken answer, not a confident one. NaN, never clamped to 0 or 1.
+        ("7", math.nan),
+        ("-1", math.nan),
+        ("1.5", math.nan),
+        ("Score: 8", math.nan),
+        ("<answer>-0.2</answer>", math.nan),
     ],
 )
 def test_parse_score(text, expected):
@@ -430,7 +426,41 @@ def test_parse_score(text, expected):
         assert math.isnan(result)
     else:
         assert result == pytest.approx(expected)
-        assert 0.0 <= result <= 1.0
+
+
+def test_out_of_range_score_is_nan_and_logged(caplog):
+    with caplog.at_level(logging.WARNING, logger="sophiavl_trl"):
+        assert math.isnan(parse_score("7")) and math.isnan(parse_score("-1"))
+    assert "'7'" in caplog.text and "'-1'" in caplog.text and "outside [0, 1]" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="sophiavl_trl"):
+        assert parse_score("1") == 1.0 and math.isnan(parse_score("no score here"))
+    assert caplog.text == ""  # in-range scores and plain garbage are not warned about here
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "score" + " " * 2000,  # took 78 s with the old regex (cubic backtracking)
+        "score" + " " * 200_000 + "x",
+        "score" * 50_000,
+        "Score: " * 30_000,
+        "1" + " " * 200_000 + "x",
+        "1" * 200_000 + " x",
+        "7 out of" + " " * 200_000,
+        "1 /" + " " * 200_000 + "x",
+        "<answer>" * 30_000,
+        "\\boxed{" * 30_000,
+        "0.5 " * 50_000 + "x",
+        "score\n" * 30_000,
+    ],
+)
+def test_parse_score_is_fast_on_adversarial_answers(text):
+    # A generous bound: linear parsing takes milliseconds; the backtracking it replaces took seconds to minutes.
+    start = time.perf_counter()
+    result = parse_score(text)
+    assert time.perf_counter() - start < 0.5
+    assert math.isnan(result) or 0.0 <= result <= 1.0
 
 
 def test_normalize_base_url():
@@ -444,129 +474,127 @@ def test_normalize_base_url():
 # ------------------------------------------------------------------------------------------------ faults
 
 
-@pytest.mark.usefixtures("backend")
 class TestFaults:
     def test_time_bound_formula(self):
         client = ThinkingRewardClient(base_url="http://127.0.0.1:1/v1")
-        # Defaults: 4 attempts x 60 s + backoff 0.5 + 1 + 2 s, in ceil(n / 64) waves, + 2 s.
-        assert client.worst_case_item_seconds() == pytest.approx(243.5)
-        assert client.worst_case_seconds(64) == pytest.approx(245.5)
-        assert client.worst_case_seconds(128) == pytest.approx(489.0)
-        client = fast_client("http://127.0.0.1:1/v1", max_retries=5, max_concurrency=10)
-        # backoff capped at 0.2: 0.05 + 0.1 + 0.2 + 0.2 + 0.2
-        assert client.worst_case_item_seconds() == pytest.approx(6 * 0.5 + 0.75)
-        assert client.worst_case_seconds(25) == pytest.approx(3 * 3.75 + 2)
+        # Defaults: 4 attempts x 60 s + the OpenAI client's backoff 0.5 + 1 + 2 s, in ceil(n / 64) waves, + 1 s.
+        assert client.worst_case_seconds(64) == pytest.approx(244.5)
+        assert client.worst_case_seconds(128) == pytest.approx(488.0)
+        # Two replicas: one quick pass (2 attempts), then 2 x 4 attempts, and the backoff on each replica.
+        client = fast_client(["http://127.0.0.1:1/v1", "http://127.0.0.1:2/v1"], max_retries=5, max_concurrency=10)
+        assert client.worst_case_seconds(25) == pytest.approx(3 * (14 * 0.5 + 2 * (0.5 + 1 + 2 + 4 + 8)) + 1)
 
-    def test_slow_answers_within_timeout_are_scored(self, fake_judge):
-        server = fake_judge(lambda body, attempt: ("sleep", 0.2, "0.5"))
-        client = fast_client(server.base_url)
+    def test_slow_answers_within_timeout_are_scored_concurrently(self, fake_judge):
+        server = fake_judge(lambda body, attempt: ("sleep", 0.3, "0.5"))
+        client = fast_client(server.base_url, timeout=2.0)
         scores, elapsed = timed(lambda: client.score(*items(8)))
         assert scores == [0.5] * 8
-        assert elapsed < 0.2 * 8  # concurrent, not one at a time
-        stats = client.stats
-        assert stats.timeouts == 0 and stats.answered == 8 and 0.2 <= stats.latency_mean < 0.2 + TOLERANCE
+        assert elapsed < 0.3 * 8  # concurrent, not one at a time
+        assert client.stats.scored == 8 and client.stats.errors == {}
 
     def test_answers_past_the_timeout_give_nan_within_bound(self, fake_judge):
         server = fake_judge(lambda body, attempt: ("sleep", 10.0, "0.5"))
-        client = fast_client(server.base_url, timeout=0.3)
+        client = fast_client(server.base_url, timeout=0.3, max_retries=1)
         scores, elapsed = timed(lambda: client.score(*items(4)))
-        assert all(math.isnan(s) for s in scores)
+        assert all_nan(scores)
         assert_within_bound(client, 4, elapsed)
+        assert len(server.requests) == 8  # retried once by the OpenAI client
         stats = client.stats
-        assert stats.timeouts >= 4 and stats.request_failures == 4 and stats.scored == 0
+        assert stats.errors == {"timeout": 4} and stats.request_failures == 4 and stats.scored == 0
 
     def test_server_that_accepts_and_never_answers(self, silent_url):
-        client = fast_client(silent_url, timeout=0.3)
+        client = fast_client(silent_url, timeout=0.3, max_retries=1)
         scores, elapsed = timed(lambda: client.score(*items(6)))
-        assert all(math.isnan(s) for s in scores)
+        assert all_nan(scores)
         assert_within_bound(client, 6, elapsed)
-        # The breaker takes the silent server out after 3 timeouts: later attempts fail at once.
-        assert client.stats.breaker_trips == 1
+        assert client.stats.errors == {"timeout": 6}
 
-    def test_breaker_fails_fast_then_probes_and_recovers(self, fake_judge):
-        mode = {"hang": True}
-        server = fake_judge(lambda body, attempt: ("hang",) if mode["hang"] else ("ok", "0.8"))
-        client = fast_client(server.base_url, timeout=0.3, breaker_cooldown=1.0)
-        scores, elapsed = timed(lambda: client.score(*items(4)))
-        assert all(math.isnan(s) for s in scores) and client.stats.breaker_trips == 1
-        # Within the cool-down, a silent replica is not tried: the call fails without waiting for timeouts.
-        requests_before = client.stats.requests
-        scores, elapsed = timed(lambda: client.score(*items(4, tag="b")))
-        assert all(math.isnan(s) for s in scores)
-        assert client.stats.requests == requests_before and client.stats.circuit_open_skips >= 4
-        assert elapsed < 0.3 + TOLERANCE
-        # After the cool-down one probe goes through; its success puts the replica back in rotation.
-        mode["hang"] = False
-        time.sleep(1.1)
-        assert client.score(*items(6, tag="c")) == [0.8] * 6
+    def test_never_ending_answer_is_cut_at_the_call_deadline(self, fake_judge):
+        # A byte every 0.1 s: no read ever times out, so only the whole-call deadline can end the call.
+        server = fake_judge(lambda body, attempt: ("trickle",))
+        client = fast_client(server.base_url, timeout=0.5, max_retries=0)
+        scores, elapsed = timed(lambda: client.score(*items(3)))
+        assert all_nan(scores)
+        assert client.worst_case_seconds(3) - 0.1 <= elapsed <= client.worst_case_seconds(3) + TOLERANCE
+        assert client.stats.errors == {"deadline": 3} and client.stats.request_failures == 3
 
     @pytest.mark.parametrize("status", [503, 500, 429])
     def test_transient_status_is_retried(self, fake_judge, status):
-        # First attempt of every item fails, the second succeeds.
         server = fake_judge(lambda body, attempt: ("status", status) if attempt == 0 else ("ok", "0.9"))
         client = fast_client(server.base_url)
         scores, elapsed = timed(lambda: client.score(*items(5)))
         assert scores == [0.9] * 5
         assert_within_bound(client, 5, elapsed)
-        stats = client.stats
-        assert stats.http_errors == {status: 5} and stats.retries == 5 and stats.requests == 10
-        assert stats.failures == 0 and stats.breaker_trips == 0  # an answering server is alive
+        assert len(server.requests) == 10 and client.stats.failures == 0
 
-    def test_persistent_503_gives_nan_after_bounded_retries(self, fake_judge):
+    def test_persistent_503_gives_nan_after_bounded_retries(self, fake_judge, caplog):
         server = fake_judge(lambda body, attempt: ("status", 503))
-        client = fast_client(server.base_url)
-        scores, elapsed = timed(lambda: client.score(*items(3)))
-        assert all(math.isnan(s) for s in scores)
-        assert_within_bound(client, 3, elapsed)
-        assert len(server.requests) == 3 * (client.max_retries + 1)
-        assert client.stats.request_failures == 3
-
-    @pytest.mark.parametrize("status", [400, 404, 422])
-    def test_client_errors_are_not_retried(self, fake_judge, status, caplog):
-        server = fake_judge(lambda body, attempt: ("status", status))
         client = fast_client(server.base_url)
         with caplog.at_level(logging.WARNING, logger="sophiavl_trl"):
             scores, elapsed = timed(lambda: client.score(*items(3)))
-        assert all(math.isnan(s) for s in scores)
+        assert all_nan(scores)
+        assert_within_bound(client, 3, elapsed)
+        assert len(server.requests) == 3 * (client.max_retries + 1)
+        assert client.stats.errors == {"http_503": 3} and client.stats.request_failures == 3
+        assert "3 of 3 items got no score (NaN): 3 http_503" in caplog.text and "injected 503" in caplog.text
+
+    @pytest.mark.parametrize("status", [400, 404, 422])
+    def test_client_errors_are_not_retried(self, fake_judge, status):
+        server = fake_judge(lambda body, attempt: ("status", status))
+        client = fast_client(server.base_url)
+        scores = client.score(*items(3))
+        assert all_nan(scores)
         assert len(server.requests) == 3  # one attempt each
-        assert client.stats.retries == 0 and client.stats.http_errors == {status: 3}
-        assert elapsed < 1.0
-        assert f"HTTP {status}" in caplog.text and "not retried" in caplog.text
-        # One warning for the status, not one per request; the per-call summary counts them all.
-        assert caplog.text.count("not retried") == 1 and "3 of 3 items got no score" in caplog.text
+        assert client.stats.errors == {f"http_{status}": 3}
 
     def test_garbage_answer_is_nan_and_counted(self, fake_judge):
         server = fake_judge(lambda body, attempt: ("ok", "the the cat 3 of"))
         client = fast_client(server.base_url)
-        scores = client.score(*items(4))
-        assert all(math.isnan(s) for s in scores)
+        assert all_nan(client.score(*items(4)))
         stats = client.stats
         assert stats.parse_failures == 4 and stats.failures == 4 and stats.request_failures == 0
+        assert stats.errors == {"unparseable": 4}
         assert len(server.requests) == 4  # a deterministic answer is not asked again
+
+    @pytest.mark.parametrize("answer", ["7", "-1"])
+    def test_out_of_range_answer_is_nan_counted_and_logged(self, fake_judge, caplog, answer):
+        server = fake_judge(lambda body, attempt: ("ok", answer))
+        client = fast_client(server.base_url)
+        with caplog.at_level(logging.WARNING, logger="sophiavl_trl"):
+            scores = client.score(*items(3))
+        assert all_nan(scores)  # not clamped to 1.0 or 0.0
+        assert client.stats.parse_failures == 3 and client.stats.scored == 0
+        assert f"{answer!r} holds the score" in caplog.text and "3 unparseable" in caplog.text
 
     def test_garbage_body_is_nan_and_counted(self, fake_judge):
         server = fake_judge(lambda body, attempt: ("raw", 200, b"<html>not json</html>"))
         client = fast_client(server.base_url)
         scores, elapsed = timed(lambda: client.score(*items(2)))
-        assert all(math.isnan(s) for s in scores)
-        assert client.stats.request_failures == 2
+        assert all_nan(scores)
+        assert client.stats.errors == {"bad_response": 2} and client.stats.request_failures == 2
         assert_within_bound(client, 2, elapsed)
 
     def test_connection_refused_gives_nan_within_bound(self, refused_url):
         client = fast_client(refused_url)
         scores, elapsed = timed(lambda: client.score(*items(5)))
-        assert all(math.isnan(s) for s in scores)
+        assert all_nan(scores)
         assert_within_bound(client, 5, elapsed)
-        assert elapsed < 2.0  # refused connections fail fast; the bound is for silent servers
-        stats = client.stats
-        assert stats.connection_errors >= 3 and stats.request_failures == 5
+        assert client.stats.errors == {"connection": 5}
+
+    def test_unreachable_judge_returns_nan_within_the_bound_and_never_raises(self, refused_url, silent_url):
+        # Everything unreachable at once: a refused replica and a silent one, more items than concurrency slots.
+        client = fast_client([refused_url, silent_url], timeout=0.3, max_retries=1, max_concurrency=4)
+        scores, elapsed = timed(lambda: client.score(*items(10)))
+        assert len(scores) == 10 and all_nan(scores)
+        assert_within_bound(client, 10, elapsed)
+        assert client.stats.request_failures == 10
 
     def test_dropped_connections_are_retried(self, fake_judge):
         server = fake_judge(lambda body, attempt: ("drop",) if attempt == 0 else ("ok", "0.3"))
         client = fast_client(server.base_url)
         scores, elapsed = timed(lambda: client.score(*items(4)))
         assert scores == [0.3] * 4
-        assert client.stats.connection_errors == 4
+        assert len(server.requests) == 8
         assert_within_bound(client, 4, elapsed)
 
     def test_server_dies_mid_batch(self, fake_judge):
@@ -582,20 +610,16 @@ class TestFaults:
         client = fast_client(server.base_url, max_concurrency=2)
         scores, elapsed = timed(lambda: client.score(*items(12)))
         assert_within_bound(client, 12, elapsed)
-        assert sum(s == 0.6 for s in scores) == 5
-        assert sum(math.isnan(s) for s in scores) == 7
-        stats = client.stats
-        assert stats.scored == 5 and stats.request_failures == 7
+        assert sum(s == 0.6 for s in scores) == 5 and sum(math.isnan(s) for s in scores) == 7
+        assert client.stats.scored == 5 and client.stats.request_failures == 7
 
     def test_two_replicas_one_dead_scores_everything(self, fake_judge, refused_url):
         live = fake_judge()
         client = fast_client([refused_url, live.base_url])
         scores, elapsed = timed(lambda: client.score(*items(20)))
         assert scores == [0.7] * 20
-        assert_within_bound(client, 20, elapsed)
-        assert elapsed < 2.0  # fail-over to the live replica is immediate
-        assert client.stats.breaker_trips == 1  # the dead replica was taken out of rotation
-        assert len(live.requests) == 20
+        assert elapsed < 2.0  # the first pass fails over at once: no retry backoff on the dead replica
+        assert len(live.requests) == 20 and client.stats.errors == {}
 
     def test_two_replicas_one_silent_scores_everything(self, fake_judge, silent_url):
         live = fake_judge()
@@ -603,6 +627,14 @@ class TestFaults:
         scores, elapsed = timed(lambda: client.score(*items(20)))
         assert scores == [0.7] * 20
         assert_within_bound(client, 20, elapsed)
+
+    def test_failed_request_is_tried_on_the_next_replica_before_retries(self, fake_judge):
+        broken = fake_judge(lambda body, attempt: ("status", 503))
+        live = fake_judge()
+        client = fast_client([broken.base_url, live.base_url])
+        assert client.score(*items(10)) == [0.7] * 10
+        # Half the items started on the broken replica: one attempt each there, then the live one answered.
+        assert len(broken.requests) == 5 and len(live.requests) == 10
 
     def test_replica_dying_mid_batch_is_failed_over(self, fake_judge):
         count = {"n": 0}
@@ -623,16 +655,8 @@ class TestFaults:
         servers = [fake_judge(lambda body, attempt: ("sleep", 0.05, "0.2")) for _ in range(2)]
         client = fast_client([s.base_url for s in servers])
         assert client.score(*items(40)) == [0.2] * 40
-        assert [len(s.requests) for s in servers] == [20, 20]
-
-    def test_deadline_cuts_pending_requests(self, fake_judge):
-        # One slot, three hanging items: the documented bound holds even in the worst case (every attempt times
-        # out, one after the other).
-        server = fake_judge(lambda body, attempt: ("hang",))
-        client = fast_client(server.base_url, timeout=0.2, max_retries=1, max_concurrency=1, breaker_threshold=100)
-        scores, elapsed = timed(lambda: client.score(*items(3)))
-        assert all(math.isnan(s) for s in scores)
-        assert_within_bound(client, 3, elapsed)
+        assert client.score(*items(5, tag="b")) == [0.2] * 5  # round robin continues across calls
+        assert sorted(len(s.requests) for s in servers) == [22, 23]
 
     def test_programming_errors_raise(self, fake_judge):
         client = fast_client(fake_judge().base_url)
@@ -644,25 +668,19 @@ class TestFaults:
             client.score("abc", "def")
         assert client.score([], []) == []
 
-    def test_identical_items_are_sent_once(self, fake_judge):
-        server = fake_judge()
-        client = fast_client(server.base_url)
-        assert client.score(["q", "q", "q2"], ["r", "r", "r"]) == [0.7, 0.7, 0.7]
-        assert len(server.requests) == 2 and client.stats.deduplicated == 1
-
 
 # ------------------------------------------------------------------------------------------------ threads and loops
 
 
-@pytest.mark.usefixtures("backend")
 class TestConcurrency:
     def test_score_inside_a_running_event_loop(self, fake_judge):
         client = fast_client(fake_judge().base_url)
 
         async def main() -> list[float]:
-            return client.score(*items(3))  # blocking call from a coroutine: still works (own loop)
+            return client.score(*items(3))  # blocking call from a coroutine: runs on a worker thread
 
         assert asyncio.run(main()) == [0.7] * 3
+        assert client.score(*items(2)) == [0.7] * 2  # and from plain code afterwards
 
     def test_ascore_from_a_daemon_loop_like_trl(self, fake_judge):
         # TRL runs async reward functions on an event loop in a daemon thread and waits from the main thread.
@@ -677,7 +695,7 @@ class TestConcurrency:
         finally:
             loop.call_soon_threadsafe(loop.stop)
             thread.join(5)
-        assert client.score(*items(2)) == [0.7] * 2  # and the sync API still works afterwards
+        assert client.score(*items(2)) == [0.7] * 2
 
     def test_ascore_from_several_loops(self, fake_judge):
         client = fast_client(fake_judge().base_url)
@@ -708,13 +726,13 @@ class TestConcurrency:
         client.close()
 
 
-# ------------------------------------------------------------------------------------------------ env, key, health
+# ------------------------------------------------------------------------------------------------ env, secrets, health
 
 
 SECRET = "sk-test-very-secret-4242"
+PASSWORD = "pw-very-secret-4343"
 
 
-@pytest.mark.usefixtures("backend")
 class TestConfiguration:
     def test_env_var_compatibility(self, fake_judge, monkeypatch):
         server = fake_judge(models=["my-judge"])
@@ -748,36 +766,47 @@ class TestConfiguration:
             scores = client.score(*items(2))
             with pytest.raises(JudgeUnavailableError) as excinfo:
                 fast_client(f"http://127.0.0.1:{_free_port()}/v1", api_key=SECRET).check_server()
-        assert all(math.isnan(s) for s in scores)  # 401 is not retried
+        assert all_nan(scores)  # 401 is not retried
         assert server.headers[0]["Authorization"] == f"Bearer {SECRET}"  # ... but the key was used
-        assert "bad key ***" in caplog.text
-        assert SECRET not in caplog.text
-        assert SECRET not in str(excinfo.value)
+        assert "bad key ***" in caplog.text  # the server's message is logged, redacted
+        assert SECRET not in caplog.text and SECRET not in str(excinfo.value)
         assert SECRET not in repr(client) and SECRET not in str(client)
-        assert SECRET not in json.dumps(client.to_dict())
-        assert SECRET not in repr(client.stats)
+        assert SECRET not in json.dumps(client.to_dict()) and SECRET not in repr(client.stats)
         payload = pickle.dumps(client)
         assert SECRET.encode() not in payload
-        # A copy within the process keeps the key.
-        copied = copy.deepcopy(client)
-        copied.score(["copied q"], ["copied r"])
-        assert server.headers[-1]["Authorization"] == f"Bearer {SECRET}"
-        # Unpickled, the key comes from the environment again.
+        # Unpickled (or deep-copied: the same path), the key comes from the environment again.
         monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
-        restored = pickle.loads(payload)
-        assert restored.base_urls == client.base_urls and restored.timeout == client.timeout
-        restored.score(["fresh q"], ["fresh r"])
-        assert server.headers[-1]["Authorization"] == "Bearer sk-from-env"
+        for restored in (pickle.loads(payload), copy.deepcopy(client)):
+            assert restored.to_dict() == client.to_dict()
+            restored.score(["fresh q"], ["fresh r"])
+            assert server.headers[-1]["Authorization"] == "Bearer sk-from-env"
 
-    def test_check_server_names_urls_and_model(self, fake_judge, refused_url):
+    def test_url_password_is_sent_but_never_stored_or_shown(self, fake_judge, caplog, refused_url):
+        # A server that echoes the password back in its error message.
+        server = fake_judge(lambda body, attempt: ("status", 401, f"who is {PASSWORD}?"))
+        client = fast_client(server.base_url.replace("http://", f"http://judge:{PASSWORD}@"))
+        dead = fast_client(refused_url.replace("http://", f"http://judge:{PASSWORD}@"))
+        with caplog.at_level(logging.DEBUG):
+            scores = client.score(*items(2))
+            with pytest.raises(JudgeUnavailableError) as excinfo:
+                dead.check_server()
+        assert all_nan(scores) and "who is ***?" in caplog.text
+        expected = "Basic " + base64.b64encode(f"judge:{PASSWORD}".encode()).decode()
+        assert server.headers[0]["Authorization"] == expected  # sent as basic auth, as a URL's userinfo means
+        assert client.base_urls == [server.base_url] and dead.base_urls == [refused_url]
+        assert refused_url in str(excinfo.value)
+        shown = [caplog.text, str(excinfo.value), repr(client), json.dumps(client.to_dict()), repr(client.stats)]
+        assert all(PASSWORD not in text for text in shown)
+        assert PASSWORD.encode() not in pickle.dumps(client)
+
+    def test_check_server_names_urls_model_and_command(self, fake_judge, refused_url):
         with pytest.raises(JudgeUnavailableError) as excinfo:
             fast_client(refused_url).check_server()
         message = str(excinfo.value)
         assert isinstance(excinfo.value, RuntimeError)
         assert refused_url in message and MODEL in message and "unreachable" in message
-        assert "python -m vllm.entrypoints.openai.api_server" in message
-        assert "--served-model-name thinking-reward-model" in message
         assert "examples/serve_thinking_reward_model.sh" in message
+        assert "--served-model-name thinking-reward-model" in message
 
         other = fake_judge(models=["some-other-model"])
         with pytest.raises(JudgeUnavailableError) as excinfo:
@@ -785,15 +814,17 @@ class TestConfiguration:
         message = str(excinfo.value)
         assert other.base_url in message and "not listed" in message and "some-other-model" in message
 
-    def test_check_server_with_replicas(self, fake_judge, refused_url):
+        wrong_key = fake_judge(lambda body, attempt: ("ok", "0.7"))
+        wrong_key.models_status = 401
+        with pytest.raises(JudgeUnavailableError, match="OPENAI_API_KEY"):
+            fast_client(wrong_key.base_url).check_server()
+
+    def test_check_server_with_replicas(self, fake_judge, refused_url, caplog):
         live = fake_judge()
         client = fast_client([refused_url, live.base_url])
-        assert client.check_server() == [live.base_url]
-        with pytest.raises(JudgeUnavailableError, match="all of the judge servers"):
-            client.check_server(require_all=True)
-        # The dead replica found by the check is out of rotation: no request goes there.
-        assert client.score(*items(4)) == [0.7] * 4
-        assert client.stats.connection_errors == 0
+        with caplog.at_level(logging.WARNING, logger="sophiavl_trl"):
+            assert client.check_server() == [live.base_url]
+        assert refused_url in caplog.text and "unreachable" in caplog.text
 
     def test_check_server_waits_for_a_starting_server(self, fake_judge):
         port = _free_port()
@@ -818,7 +849,7 @@ class TestConfiguration:
         thread = threading.Thread(target=start_later, daemon=True)
         thread.start()
         (healthy, elapsed) = timed(lambda: client.check_server(wait_seconds=10))
-        assert healthy == [client.base_url] and 1.0 < elapsed < 6.0
+        assert healthy == client.base_urls and 1.0 < elapsed < 8.0
         holder["stop"]()
         thread.join(5)
 
@@ -864,7 +895,7 @@ class TestThinkingReward:
         assert plain in texts and len(texts[plain]["messages"][1]["content"]) == 1
         assert metrics == {"thinking_reward/nan_fraction": 0.0, "thinking_reward/seconds": pytest.approx(0, abs=5)}
 
-    def test_problem_column_and_nan_to_none(self, fake_judge):
+    def test_problem_column_and_nan_for_no_score(self, fake_judge):
         server = fake_judge(lambda body, attempt: ("ok", "0.4" if "SOUND" in json.dumps(body) else "no idea"))
         reward = ThinkingReward(client=fast_client(server.base_url))
         rewards = reward(
@@ -873,7 +904,7 @@ class TestThinkingReward:
             problem=["The problem.", "The problem."],
             image=[None, None],
         )
-        assert rewards == [0.4, None]
+        assert rewards[0] == 0.4 and math.isnan(rewards[1])  # NaN, never 0
         assert all("Question: The problem." in b["messages"][1]["content"][0]["text"] for b in server.requests)
 
     def test_reasoning_source_completion(self, fake_judge):
@@ -882,13 +913,14 @@ class TestThinkingReward:
         reward(prompts=["p"], completions=["<think>t</think><answer>a</answer>"])
         assert "Reasoning process: <think>t</think><answer>a</answer>" in json.dumps(server.requests[0])
 
-    def test_name_pickle_and_async_variant(self, fake_judge):
+    def test_name_pickle_check_server_and_async_variant(self, fake_judge):
         from trl.trainer.utils import get_callable_name, is_async_callable
 
         server = fake_judge()
         reward = ThinkingReward(client=fast_client(server.base_url))
         assert reward.__name__ == "thinking_reward" and get_callable_name(reward) == "thinking_reward"
         assert not is_async_callable(reward)
+        assert reward.check_server() == [server.base_url]  # what the Trust-GRPO trainer calls at start
         async_reward = reward.as_async()
         assert isinstance(async_reward, AsyncThinkingReward) and is_async_callable(async_reward)
         assert get_callable_name(async_reward) == "thinking_reward"
@@ -898,8 +930,18 @@ class TestThinkingReward:
 
     def test_client_built_from_kwargs(self, fake_judge):
         server = fake_judge()
-        reward = ThinkingReward(base_url=server.base_url, timeout=2.0)
-        assert reward.client.base_urls == [server.base_url]
+        reward = ThinkingReward(
+            base_url=server.base_url,
+            model=MODEL,
+            timeout=2.0,
+            max_retries=1,
+            max_concurrency=4,
+            constrained_decoding=True,
+            api_key="k",
+        )
+        assert reward.client.base_urls == [server.base_url] and reward.client.max_concurrency == 4
+        assert reward(prompts=["p"], completions=["<think>t</think>"]) == [0.7]
+        assert server.requests[0]["structured_outputs"] == {"choice": SCORE_CHOICES}
         with pytest.raises(ValueError, match="either"):
             ThinkingReward(client=reward.client, timeout=1.0)
 

@@ -13,6 +13,8 @@ import json
 import math
 import os
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -128,7 +130,7 @@ def test_records_from_a_file_and_from_a_registry(synthetic, tmp_path):
     assert records[0].image == {"bytes": image_bytes, "path": None} and records[1].image is None
 
 
-def test_invalid_records_name_the_file_row_and_field(synthetic, tmp_path):
+def test_invalid_records_name_the_file_row_and_field(synthetic, tmp_path, caplog):
     from sophiavl_trl.data import DatasetValidationError
     from sophiavl_trl.judge.sft import load_judge_records
 
@@ -138,7 +140,7 @@ def test_invalid_records_name_the_file_row_and_field(synthetic, tmp_path):
         {"question": "Q1", "reasoning": "", "score": 0.5},  # empty reasoning
         {"question": "Q2", "reasoning": "R2", "score": 0.75},  # off the 0.1 grid
         {"question": "Q3", "reasoning": "R3", "score": 0.2, "image": "missing.png"},
-        {"question": 4, "reasoning": "R4", "score": 0.1},  # not a string
+        {"question": "  ", "reasoning": "R4", "score": 0.1},  # blank (a number would be read as its text)
         {"question": "Q5", "reasoning": "R5"},  # no score
     ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -148,10 +150,11 @@ def test_invalid_records_name_the_file_row_and_field(synthetic, tmp_path):
     for row, field in ((1, "reasoning"), (2, "score"), (3, "image"), (4, "question"), (5, "score")):
         assert f"{path}, row {row}, field {field!r}" in message
     assert "0.75" in message and "missing.png" in message and "on_invalid='skip'" in message
-    assert info.value.report.num_invalid == 5
+    assert "5 invalid record(s) out of 6" in message
 
-    records, report = load_judge_records(path, on_invalid="skip", return_report=True)
-    assert [r.question for r in records] == ["Q0"] and len(report.skipped) == 5
+    with caplog.at_level("WARNING"):
+        records = load_judge_records(path, on_invalid="skip")
+    assert [r.question for r in records] == ["Q0"] and "5 invalid record(s) out of 6" in caplog.text
 
     # A file without a score column is a file-level problem, whatever on_invalid says.
     (tmp_path / "no_score.jsonl").write_text(json.dumps({"question": "Q", "reasoning": "R"}) + "\n")
@@ -164,21 +167,66 @@ def test_invalid_records_name_the_file_row_and_field(synthetic, tmp_path):
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def client_view(client, question: str, reasoning: str, image_path: str | None) -> tuple[list[dict], list]:
-    """What the client sends for one item (its public `build_messages`, given the image as the client encodes it),
-    turned into TRL's form by hand: `image_url` parts become `{"type": "image"}`, their data URLs are decoded."""
+class StubScorer:
+    """A local OpenAI-compatible server: lists the model `stub`, records every chat request body, and answers
+    `answer`, or the HTTP error `status` (a rejected request)."""
+
+    def __init__(self, answer: str = "0.5", status: int = 200):
+        self.requests: list[dict] = []
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.reply(
+                    200, {"object": "list", "data": [{"id": "stub", "object": "model", "created": 0, "owned_by": "t"}]}
+                )
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                stub.requests.append(body)
+                if status != 200:
+                    return self.reply(status, {"error": {"message": "Incorrect API key provided", "code": status}})
+                choice = {"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}
+                self.reply(
+                    200, {"id": "c", "object": "chat.completion", "created": 0, "model": "stub", "choices": [choice]}
+                )
+
+            def reply(self, code: int, payload: dict) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def sent_request(stub: StubScorer, question: str, reasoning: str, image_path: str | None) -> tuple[list[dict], list]:
+    """What the client really sends for one item (captured by the stub), turned into TRL's form by hand: `image_url`
+    parts become `{"type": "image"}`, their data URLs are decoded."""
     from PIL import Image
 
-    from sophiavl_trl.judge.prompt import encode_image_data_url
+    from sophiavl_trl.judge import ThinkingRewardClient
 
-    url = None
-    if image_path is not None:
-        url = encode_image_data_url(image_path, max_pixels=client.max_image_pixels, image_format=client.image_format)
-    sent = client.build_messages(question, reasoning, image=url)
+    client = ThinkingRewardClient(stub.base_url, model="stub", max_retries=0)
+    try:
+        assert client.score([question], [reasoning], [image_path]) == [0.5]
+    finally:
+        client.close()
     messages, images = [], []
-    for message in sent:
+    for message in stub.requests.pop()["messages"]:
         if isinstance(message["content"], str):
-            messages.append(dict(message))
+            messages.append(message)
             continue
         parts = []
         for part in message["content"]:
@@ -187,7 +235,7 @@ def client_view(client, question: str, reasoning: str, image_path: str | None) -
                 payload = part["image_url"]["url"].split(",", 1)[1]
                 images.append(Image.open(io.BytesIO(base64.b64decode(payload))))
             else:
-                parts.append(dict(part))
+                parts.append(part)
         messages.append({"role": message["role"], "content": parts})
     return messages, images
 
@@ -195,13 +243,14 @@ def client_view(client, question: str, reasoning: str, image_path: str | None) -
 def test_sft_rows_are_the_client_request(synthetic, tmp_path):
     from PIL import Image
 
-    from sophiavl_trl.judge import DEFAULT_JUDGE_TEMPLATE, SCORE_CHOICES, ThinkingRewardClient
+    from sophiavl_trl.judge import DEFAULT_JUDGE_TEMPLATE, SCORE_CHOICES
     from sophiavl_trl.judge.sft import build_judge_sft_dataset, judge_sft_example, load_judge_records
 
     make_records(synthetic, tmp_path / "judge" / "records.jsonl")
-    # One more image: large (downscaled by the client) and transparent (the server pastes it on white).
-    big = Image.new("RGBA", (400, 300), (0, 0, 0, 0))
-    big.paste((200, 30, 30, 255), (50, 50, 350, 250))
+    # One more image: large (downscaled by the client below 2048 x 2048 pixels) and transparent (the server pastes it
+    # on white).
+    big = Image.new("RGBA", (2400, 1800), (0, 0, 0, 0))
+    big.paste((200, 30, 30, 255), (300, 300, 2100, 1500))
     big.save(tmp_path / "judge" / "big.png")
     with (tmp_path / "judge" / "records.jsonl").open("a") as f:
         f.write(
@@ -210,40 +259,116 @@ def test_sft_rows_are_the_client_request(synthetic, tmp_path):
     records = load_judge_records(tmp_path / "judge" / "records.jsonl")
     assert any(r.image is None for r in records) and any(r.image is not None for r in records)
 
-    client = ThinkingRewardClient(base_url="http://127.0.0.1:9/v1", max_image_pixels=20_000)  # never contacted
-    dataset = build_judge_sft_dataset(records, max_image_pixels=client.max_image_pixels)
-    for index, record in enumerate(records):
-        row = dataset[index]
-        path = record.image["path"] if record.image else None
-        messages, images = client_view(client, record.question, record.reasoning, path)
-        assert row["prompt"] == messages
-        assert row["completion"] == [{"role": "assistant", "content": SCORE_CHOICES[round(record.score * 10)]}]
-        assert len(row["images"]) == len(images) == (path is not None)
-        for ours, sent in zip(row["images"], images):
-            assert ours.size == sent.size and ours.mode == "RGB"
-            if sent.mode != "RGB":  # vLLM pastes an image with transparency on white through its alpha channel
-                rgba = sent.convert("RGBA")
-                white = Image.new("RGB", rgba.size, (255, 255, 255))
-                white.paste(rgba, mask=rgba.split()[3])
-                sent = white
-            assert ours.tobytes() == sent.tobytes()
-        # The eager conversion gives the same row.
-        eager = judge_sft_example(
-            record.question, record.reasoning, record.score, record.image, max_image_pixels=client.max_image_pixels
-        )
-        assert eager["prompt"] == row["prompt"] and eager["completion"] == row["completion"]
-        assert [i.tobytes() for i in eager["images"]] == [i.tobytes() for i in row["images"]]
+    stub = StubScorer()
+    try:
+        dataset = build_judge_sft_dataset(records)
+        for index, record in enumerate(records):
+            row = dataset[index]
+            path = record.image["path"] if record.image else None
+            messages, images = sent_request(stub, record.question, record.reasoning, path)
+            assert row["prompt"] == messages
+            assert row["completion"] == [{"role": "assistant", "content": SCORE_CHOICES[round(record.score * 10)]}]
+            assert len(row["images"]) == len(images) == (path is not None)
+            for ours, sent in zip(row["images"], images):
+                assert ours.size == sent.size and ours.mode == "RGB"
+                if sent.mode != "RGB":  # vLLM pastes an image with transparency on white through its alpha channel
+                    rgba = sent.convert("RGBA")
+                    white = Image.new("RGB", rgba.size, (255, 255, 255))
+                    white.paste(rgba, mask=rgba.split()[3])
+                    sent = white
+                assert ours.tobytes() == sent.tobytes()
+            # The eager conversion gives the same row.
+            eager = judge_sft_example(record.question, record.reasoning, record.score, record.image)
+            assert eager["prompt"] == row["prompt"] and eager["completion"] == row["completion"]
+            assert [i.tobytes() for i in eager["images"]] == [i.tobytes() for i in row["images"]]
+    finally:
+        stub.close()
     # The text is the published judge's evaluator prompt.
-    first = dataset[len(records) - 1]["prompt"][1]["content"][0]["text"]
-    assert first == DEFAULT_JUDGE_TEMPLATE.format(question="<image> What is drawn?", reasoning="A red box.")
-    # The large image is downscaled as the client does (to at most max_image_pixels), keeping its aspect ratio.
-    width, height = dataset[len(records) - 1]["images"][0].size
-    assert width * height <= 20_000 and abs(width / height - 4 / 3) < 0.02
-    assert dataset[len(records) - 1]["images"][0].getpixel((0, 0)) == (255, 255, 255)
+    last = dataset[len(records) - 1]
+    assert last["prompt"][1]["content"][0]["text"] == DEFAULT_JUDGE_TEMPLATE.format(
+        question="<image> What is drawn?", reasoning="A red box."
+    )
+    # The large image is downscaled as the client does (to at most 2048 x 2048 pixels), keeping its aspect ratio.
+    width, height = last["images"][0].size
+    assert width * height <= 4_194_304 < 2400 * 1800 and abs(width / height - 4 / 3) < 0.02
+    assert last["images"][0].getpixel((0, 0)) == (255, 255, 255)
 
     # The `messages` form: the same conversation with the answer appended.
     messages = build_judge_sft_dataset(records[:2], sft_format="messages")
     assert messages[0]["messages"] == dataset[0]["prompt"] + dataset[0]["completion"]
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# judge-records and judge-eval against servers
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def write_completions(path: Path, n: int = 3) -> Path:
+    rows = [{"question": f"What is {k}+{k}?", "completion": f"<think>{k}+{k}={2 * k}</think><answer>{2 * k}</answer>"}
+            for k in range(n)]  # fmt: skip
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows + rows[:1]))  # the first one twice
+    return path
+
+
+def test_judge_records_fails_when_every_request_is_rejected(tmp_path, capsys):
+    """Bad input 12: a scorer that rejects every request (HTTP 401) must not give an empty records file and success."""
+    from sophiavl_trl.cli import main
+
+    completions = write_completions(tmp_path / "completions.jsonl")
+    stub = StubScorer(status=401)
+    out = tmp_path / "records.jsonl"
+    url = stub.base_url.replace("://", "://alice:s3cret-pw@")
+    try:
+        args = ["judge-records", "--completions", str(completions), "--base-url", url, "--model", "stub"]
+        status = main([*args, "--out", str(out), "--quiet", "--max-retries", "0"])
+    finally:
+        stub.close()
+    err = capsys.readouterr().err
+    assert status == 1
+    assert len(stub.requests) == 3  # each distinct item was tried (the duplicate once)
+    assert "sophiavl-trl judge-records: error: the scorer at " in err
+    assert "no score for any of the 3 items (HTTP 401 x3)" in err and "API key" in err
+    assert "s3cret-pw" not in err and "alice:***@" in err
+    assert not out.exists() and not list(tmp_path.glob("records.jsonl*"))
+
+
+def test_unreachable_judge_url_hides_the_password(tmp_path, capsys):
+    from sophiavl_trl.cli import main
+
+    records = tmp_path / "records.jsonl"
+    records.write_text(json.dumps({"question": "What is 2+2?", "reasoning": "2+2=4.", "score": 1.0}) + "\n")
+    url = "http://bob:hunter2@127.0.0.1:9/v1"
+    assert main(["judge-eval", "--records", str(records), "--base-url", url, "--model", "m", "--quiet"]) == 1
+    captured = capsys.readouterr()
+    assert "sophiavl-trl judge-eval: error: " in captured.err and "not available" in captured.err
+    assert "hunter2" not in captured.err + captured.out
+
+
+@pytest.mark.vllm
+def test_judge_commands_with_a_real_vllm_judge(vllm_judge, tmp_path, capsys):
+    """judge-records then judge-eval against the real vLLM server (the tiny model, constrained to valid scores)."""
+    from sophiavl_trl.cli import main
+    from sophiavl_trl.judge import SCORE_CHOICES
+    from sophiavl_trl.judge.sft import load_judge_records
+
+    completions = write_completions(tmp_path / "completions.jsonl", n=4)
+    out = tmp_path / "records" / "teacher.jsonl"
+    server = ["--base-url", vllm_judge.base_url, "--model", vllm_judge.model, "--constrained-decoding", "--quiet"]
+    assert main(["judge-records", "--completions", str(completions), *server, "--out", str(out)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["rows_read"] == 5 and summary["duplicates"] == 1 and summary["written"] == 4
+    assert sum(summary["score_histogram"].values()) == 4 and set(summary["score_histogram"]) <= {"0.0", *SCORE_CHOICES}
+    records = load_judge_records(out)
+    assert [r.reasoning for r in records] == [f"{k}+{k}={2 * k}" for k in range(4)]
+
+    predictions = tmp_path / "predictions.jsonl"
+    assert main(["judge-eval", "--records", str(out), *server, "--json", "--predictions", str(predictions)]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["num_records"] == metrics["num_scored"] == 4 and metrics["num_failed"] == 0
+    lines = [json.loads(line) for line in predictions.open()]
+    errors = [abs(line["prediction"] - line["target"]) for line in lines]
+    assert metrics["mae"] == pytest.approx(sum(errors) / 4)
+    assert metrics["agreement_0.1"] == pytest.approx(sum(e <= 0.1 + 1e-9 for e in errors) / 4)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -322,8 +447,6 @@ def trained_judge(tiny_model_dir, synthetic, tmp_path_factory):
 def test_judge_sft_trains_and_changes_the_weights(trained_judge, tiny_model_dir):
     from safetensors.torch import load_file
 
-    from sophiavl_trl.judge.sft import JudgeSFTTransform
-
     assert len(trained_judge["losses"]) == 6 and all(math.isfinite(loss) for loss in trained_judge["losses"])
     before = load_file(Path(tiny_model_dir) / "model.safetensors")
     after = load_file(trained_judge["dir"] / "model.safetensors")
@@ -336,7 +459,6 @@ def test_judge_sft_trains_and_changes_the_weights(trained_judge, tiny_model_dir)
     assert (trained_judge["dir"] / "chat_template.jinja").exists() or (
         trained_judge["dir"] / "tokenizer_config.json"
     ).exists()
-    assert "JudgeSFTTransform" in repr(JudgeSFTTransform())
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -363,8 +485,7 @@ def test_trained_judge_served_by_vllm(trained_judge, tiny_model_dir, synthetic, 
     from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
 
     from sophiavl_trl.cli import main
-    from sophiavl_trl.judge import ThinkingRewardClient
-    from sophiavl_trl.judge.prompt import encode_image_data_url
+    from sophiavl_trl.judge import ThinkingRewardClient, build_judge_messages
     from sophiavl_trl.judge.sft import build_judge_sft_dataset, load_judge_records
     from sophiavl_trl.testing import start_judge_server
 
@@ -381,10 +502,9 @@ def test_trained_judge_served_by_vllm(trained_judge, tiny_model_dir, synthetic, 
         dataset = build_judge_sft_dataset(heldout)
         for index in (0, len(heldout) - 1):  # an image record and a text-only one
             record = heldout[index]
-            image = encode_image_data_url(record.image["path"]) if record.image else None
             batch = collator([dataset[index]])
             prompt_ids = batch["input_ids"][0][batch["labels"][0] == -100].tolist()
-            sent = client.build_messages(record.question, record.reasoning, image=image)
+            sent = build_judge_messages(record.question, record.reasoning, image=record.image and record.image["path"])
             assert vllm_tokens(server.base_url, server.model, sent) == prompt_ids
         assert heldout[0].image is not None and heldout[-1].image is None
 
@@ -396,7 +516,6 @@ def test_trained_judge_served_by_vllm(trained_judge, tiny_model_dir, synthetic, 
         )
         assert all(not math.isnan(s) for s in scores)
         assert all(round(s * 10) / 10 == pytest.approx(s) for s in scores)
-        assert client.stats.parse_failures == 0 and client.stats.request_failures == 0
         client.close()
 
         # 3. judge-eval: its metrics agree with those scores (temperature 0).

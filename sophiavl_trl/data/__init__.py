@@ -3,9 +3,9 @@
 synthetic data set.
 
 - `prompts.py`: `SYSTEM_PROMPT`, `QUESTION_TEMPLATE`, `TYPE_TEMPLATE`, `build_question`, `build_prompt`.
-- `registry.py`: `load_registry`, `load_sophiavl_dataset`, `prepare_dataset` (TRL-ready `datasets.Dataset`, images
-  loaded lazily).
-- `validation.py`: `DatasetValidationError`, `ValidationReport`, `RowIssue`, `known_problem_types`.
+- `registry.py`: `load_registry`, `load_sophiavl_dataset`, `prepare_dataset` (validated, TRL-ready
+  `datasets.Dataset`, images loaded lazily), `read_table` (any json/jsonl/parquet file or folder), `DatasetSpec`,
+  `DatasetValidationError`, `ValidationReport`, `ImageTransform`.
 - `sampler.py`: `ModalityGroupedRepeatSampler`, `modality_labels`.
 - `synthetic.py`: `write_synthetic_dataset` (also `python -m sophiavl_trl.data.synthetic`).
 
@@ -23,14 +23,13 @@ _EXPORTS: dict[str, str] = {
     "build_question": "sophiavl_trl.data.prompts",
     "build_prompt": "sophiavl_trl.data.prompts",
     "DatasetSpec": "sophiavl_trl.data.registry",
+    "DatasetValidationError": "sophiavl_trl.data.registry",
     "ImageTransform": "sophiavl_trl.data.registry",
+    "ValidationReport": "sophiavl_trl.data.registry",
     "load_registry": "sophiavl_trl.data.registry",
     "load_sophiavl_dataset": "sophiavl_trl.data.registry",
     "prepare_dataset": "sophiavl_trl.data.registry",
-    "DatasetValidationError": "sophiavl_trl.data.validation",
-    "RowIssue": "sophiavl_trl.data.validation",
-    "ValidationReport": "sophiavl_trl.data.validation",
-    "known_problem_types": "sophiavl_trl.data.validation",
+    "read_table": "sophiavl_trl.data.registry",
     "ModalityGroupedRepeatSampler": "sophiavl_trl.data.sampler",
     "modality_labels": "sophiavl_trl.data.sampler",
     "write_synthetic_dataset": "sophiavl_trl.data.synthetic",
@@ -42,17 +41,16 @@ __all__ = [
     "ImageTransform",
     "ModalityGroupedRepeatSampler",
     "QUESTION_TEMPLATE",
-    "RowIssue",
     "SYSTEM_PROMPT",
     "TYPE_TEMPLATE",
     "ValidationReport",
     "build_prompt",
     "build_question",
-    "known_problem_types",
     "load_registry",
     "load_sophiavl_dataset",
     "modality_labels",
     "prepare_dataset",
+    "read_table",
     "write_synthetic_dataset",
 ]
 
@@ -60,14 +58,16 @@ if TYPE_CHECKING:
     from sophiavl_trl.data.prompts import QUESTION_TEMPLATE, SYSTEM_PROMPT, TYPE_TEMPLATE, build_prompt, build_question
     from sophiavl_trl.data.registry import (
         DatasetSpec,
+        DatasetValidationError,
         ImageTransform,
+        ValidationReport,
         load_registry,
         load_sophiavl_dataset,
         prepare_dataset,
+        read_table,
     )
     from sophiavl_trl.data.sampler import ModalityGroupedRepeatSampler, modality_labels
     from sophiavl_trl.data.synthetic import write_synthetic_dataset
-    from sophiavl_trl.data.validation import DatasetValidationError, RowIssue, ValidationReport, known_problem_types
 
 
 def __getattr__(name: str) -> Any:

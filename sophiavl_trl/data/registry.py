@@ -1,65 +1,40 @@
 # Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
 r"""
-Load training data registered in SophiaVL-R1's `dataset_info.json` format, as a TRL-ready `datasets.Dataset`.
-
-A registry is a JSON object of named entries:
+Read training, evaluation and judge data with Hugging Face `datasets` (`read_table`), validate every row before
+training starts, and serve it as a TRL-ready `datasets.Dataset`. Registries use SophiaVL-R1's `dataset_info.json`:
 
 ```json
-{
-    "Chart": {
-        "file_path": "dataset/json/chart.json",
-        "image_base_path": "dataset",
-        "columns": {"problem": "prompt", "solution": "answer", "path": "images"}
-    }
-}
+{"Chart": {"file_path": "dataset/json/chart.json", "image_base_path": "dataset",
+           "columns": {"problem": "prompt", "solution": "answer", "path": "images"}}}
 ```
 
-- `file_path`: a `.json` file (a JSON array of rows, or JSON lines), a `.jsonl` file, a `.parquet` file, or a
-  directory of such files. Relative paths are relative to the registry file's directory (or to `base_dir`); when
-  nothing exists there but the path exists relative to the working directory (where the original's relative paths
-  point), that one is used.
-- `image_base_path`: directory that the rows' relative image paths are relative to (same resolution rule).
-- `columns` (optional): how the file's columns map to the canonical ones. Accepted forms, per entry:
-  - the original's: *file column* → *role*, where the role is `prompt`, `answer` or `images` (the original
-    renames file columns to these), or a canonical name (`{"question": "problem"}`);
-  - *canonical name* → *file column* (`{"problem": "question"}`);
-  - `column_reponses_to_<role>` (the original README's spelling, or `column_responses_to_<role>`) → *file column*.
+`file_path` is a `.json` (array or JSON lines), `.jsonl` or `.parquet` file or a folder of them; `image_base_path` the
+folder of the rows' relative image paths (which must stay inside it). Both are relative to the registry's folder, or to
+the working directory when only that has them (the original's convention). `columns` maps, per entry, the original's
+*file column* -> *role* (`prompt`, `answer`, `images` or a canonical name), *canonical name* -> *file column*, or
+`column_reponses_to_<role>` (the README's spelling) -> *file column*; unmapped canonical columns are used as they are.
 
-  Columns that are not mapped are used under their own names when they are canonical.
-
-Canonical columns: `problem` (question text), `solution` (ground truth, usually inside `<answer>` tags),
-`problem_type` (`numerical`, `multiple choice`, `OCR`, `free-form`, `text`, or a registered type), `data_type`
-(`image` or `text`), `options` (list of strings, for multiple choice) and `path` (image path, or list of paths,
-relative to `image_base_path`; embedded images in the `datasets.Image` storage format also work).
-
-The returned data set has the columns `prompt` (TRL conversational messages), `images` (a list of PIL images, empty
-for text rows), `problem`, `solution`, `problem_type`, `data_type`, `options`, `source` and `row_index`. Images are
-decoded and resized only when a row is read (see `ImageTransform`).
+Canonical columns: `problem`, `solution`, `problem_type`, `data_type` (`image` or `text`, inferred when absent),
+`options` and `path` (image path(s), or `datasets.Image` structs). The result has `prompt` (TRL conversational
+messages), `images` (PIL images, opened and resized only when a row is read), `problem`, `solution`, `problem_type`,
+`data_type`, `options`, `source` (file) and `row_index`.
 """
 
 import dataclasses
 import json
 import logging
+import math
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from io import BytesIO
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from sophiavl_trl.data.prompts import build_prompt
-from sophiavl_trl.data.validation import (
-    DatasetValidationError,
-    OnInvalid,
-    RowIssue,
-    ValidationReport,
-    _Row,
-    check_images,
-    finalize,
-    known_problem_types,
-    normalize_record,
-)
+from sophiavl_trl.data.prompts import IMAGE_PLACEHOLDER, SYSTEM_PROMPT, TYPE_TEMPLATE, build_prompt
 
 
 if TYPE_CHECKING:
@@ -69,40 +44,23 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-CANONICAL_COLUMNS: tuple[str, ...] = ("problem", "solution", "problem_type", "data_type", "options", "path")
-
-# Names the original code (and common datasets) use for the canonical columns.
-COLUMN_ALIASES: dict[str, str] = {
-    "prompt": "problem",
-    "answer": "solution",
-    "images": "path",
-    "image": "path",
-    **{name: name for name in CANONICAL_COLUMNS},
-}
-
+OnInvalid = Literal["error", "skip"]
+# The canonical columns, and the names the original code (and common datasets) use for them.
+_ALIASES = {"prompt": "problem", "answer": "solution", "images": "path", "image": "path"}
+_ALIASES |= {name: name for name in ("problem", "solution", "problem_type", "data_type", "options", "path")}
+_ROLE_KEY = re.compile(r"^column_re(?:s|)ponses_to_(\w+)$")
+_BUILDERS = {".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+_TEMPLATES = "sophiavl_trl.data.prompts.TYPE_TEMPLATE"
 # The released recipe's image pixel bounds (`data.min_pixels` / `data.max_pixels`).
 DEFAULT_MIN_PIXELS = 262144
 DEFAULT_MAX_PIXELS = 4194304
-
-_ROLE_KEY = re.compile(r"^column_re(?:s|)ponses_to_(\w+)$")
-_DATA_SUFFIXES = (".json", ".jsonl", ".parquet")
+# Qwen2.5-VL's resizing (qwen_vl_utils.smart_resize) refuses images whose long side exceeds 200 times the short one.
+MAX_ASPECT_RATIO = 200
 
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    r"""
-    One registry entry.
-
-    Args:
-        name (`str`):
-            The entry's name (what `train_files` lists).
-        file_path (`Path`):
-            The data file or directory, resolved.
-        image_base_path (`Path` or `None`):
-            Directory of the relative image paths, resolved; `None` when the entry gives none.
-        columns (`dict[str, str]`):
-            The entry's `columns` mapping, as written.
-    """
+    r"""One registry entry: its `name`, the resolved `file_path` and `image_base_path` (or `None`), and `columns`."""
 
     name: str
     file_path: Path
@@ -110,231 +68,323 @@ class DatasetSpec:
     columns: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass
+class ValidationReport:
+    r"""What validation found: `total_rows` read, `issues` (`"file, row N, field 'x': what"` lines; whole-file problems
+    have no row) and the `(file, row)` of the `invalid_rows` (those dropped with `on_invalid="skip"`)."""
+
+    total_rows: int = 0
+    issues: list[str] = field(default_factory=list)
+    invalid_rows: list[tuple[str, int]] = field(default_factory=list)
+
+    def format(self, max_issues: int = 10) -> str:
+        r"""Counts, then the first `max_issues` issues, one per line."""
+        lines = [f"{len(self.invalid_rows)} invalid row(s) out of {self.total_rows}."] if self.invalid_rows else []
+        lines.append(f"First {min(max_issues, len(self.issues))} of {len(self.issues)} issue(s):")
+        return "\n".join(lines + [f"  - {issue}" for issue in self.issues[:max_issues]])
+
+
+class DatasetValidationError(ValueError):
+    r"""The data failed validation: the message lists the first problems (file, row, field, what is wrong) and the
+    counts; `error.report` is the full `ValidationReport`."""
+
+    def __init__(self, message: str, report: ValidationReport):
+        super().__init__(message)
+        self.report = report
+
+
 def _resolve_path(value: str, base_dir: Path) -> Path:
-    path = Path(os.path.expanduser(value))
-    if path.is_absolute():
-        return path
-    candidate = base_dir / path
-    if not candidate.exists() and Path.cwd().joinpath(path).exists():
-        # The original resolved registry paths against the working directory (it runs from its repository root).
-        return Path.cwd().joinpath(path)
-    return candidate
+    path = Path(value).expanduser()
+    if not path.is_absolute() and not (base_dir / path).exists() and (Path.cwd() / path).exists():
+        return Path.cwd() / path  # the original resolved registry paths against its working directory
+    return base_dir / path  # an absolute `path` stays as it is
 
 
-def load_registry(path: str | os.PathLike, *, base_dir: str | os.PathLike | None = None) -> dict[str, DatasetSpec]:
+def _unique_keys(path: Path, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if duplicate := next((key for i, key in enumerate(keys) if key in keys[:i]), None):
+        # json.loads keeps the last of duplicate keys: the first entry would be dropped without a word.
+        raise ValueError(f"Dataset registry {path}: {duplicate!r} is defined twice; rename or remove one.")
+    return dict(pairs)
+
+
+def load_registry(path: str | os.PathLike) -> dict[str, DatasetSpec]:
     r"""
-    Read a registry in SophiaVL-R1's `dataset_info.json` format.
-
-    Args:
-        path (`str` or `os.PathLike`):
-            The registry JSON file.
-        base_dir (`str` or `os.PathLike`, *optional*):
-            Directory that relative `file_path` / `image_base_path` values are relative to. Defaults to the
-            registry's directory (with a fallback to the working directory, see the module docstring).
-
-    Returns:
-        `dict[str, DatasetSpec]`: entry name to spec.
-
-    Example:
-    ```python
-    >>> from sophiavl_trl.data import load_registry, write_synthetic_dataset
-    >>> registry = load_registry(write_synthetic_dataset("/tmp/synthetic_doc", num_samples=8))
-    >>> sorted(registry)
-    ['synthetic_image', 'synthetic_text']
-    ```
+    Read a registry in SophiaVL-R1's `dataset_info.json` format (see the module docstring) into entry name -> spec.
+    Invalid JSON, text that is not UTF-8, a name defined twice and malformed entries raise a `ValueError` naming the file.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Dataset registry not found: {path}")
     try:
-        entries = json.loads(path.read_text(encoding="utf-8"))
+        entries = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=partial(_unique_keys, path))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"Dataset registry {path} is not UTF-8 text ({exc}); save it as UTF-8.") from exc
     except json.JSONDecodeError as exc:
         raise ValueError(f"Dataset registry {path} is not valid JSON: {exc}") from exc
     if not isinstance(entries, dict):
         raise ValueError(
             f"Dataset registry {path} must be a JSON object of named entries, got {type(entries).__name__}"
         )
-    root = Path(base_dir) if base_dir is not None else path.parent
-    specs = {}
+    root, specs = path.parent, {}
     for name, entry in entries.items():
         if not isinstance(entry, dict) or not isinstance(entry.get("file_path"), str):
             raise ValueError(f"Dataset registry {path}: entry {name!r} needs a string 'file_path'.")
-        columns = entry.get("columns") or {}
-        if not isinstance(columns, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in columns.items()
-        ):
+        columns, image_base = entry.get("columns") or {}, entry.get("image_base_path")
+        if not isinstance(columns, dict) or not all(isinstance(value, str) for value in columns.values()):
             raise ValueError(f"Dataset registry {path}: 'columns' of entry {name!r} must map strings to strings.")
-        image_base = entry.get("image_base_path")
-        specs[name] = DatasetSpec(
-            name=name,
-            file_path=_resolve_path(entry["file_path"], root),
-            image_base_path=_resolve_path(image_base, root) if image_base else None,
-            columns=dict(columns),
-        )
+        base = _resolve_path(image_base, root) if image_base else None
+        specs[name] = DatasetSpec(name, _resolve_path(entry["file_path"], root), base, columns)
     return specs
 
 
-def resolve_columns(
-    columns: Mapping[str, str] | None, file_columns: Iterable[str], *, source: str = "<data>"
-) -> tuple[dict[str, str], list[RowIssue]]:
-    r"""
-    Work out which file column holds each canonical column.
+def _data_files(path: Path) -> list[Path]:
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: data file not found")
+    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in _BUILDERS) if path.is_dir() else [path]
+    if not files:
+        raise FileNotFoundError(f"{path}: no .json, .jsonl or .parquet files in the folder")
+    return files
 
-    Args:
-        columns (`Mapping[str, str]` or `None`):
-            A registry entry's `columns` mapping (any of the forms in the module docstring).
-        file_columns (`Iterable[str]`):
-            The columns present in the file.
-        source (`str`, *optional*):
-            Name of the file, for messages.
 
-    Returns:
-        `tuple[dict[str, str], list[RowIssue]]`: canonical name to file column, and the mapping's problems.
-
-    Example:
-    ```python
-    >>> from sophiavl_trl.data.registry import resolve_columns
-    >>> resolve_columns({"problem": "prompt", "path": "images"}, ["problem", "solution", "path"])[0]
-    {'problem': 'problem', 'path': 'path', 'solution': 'solution'}
-    ```
-    """
-    file_columns = list(file_columns)
-    present = set(file_columns)
-    mapping: dict[str, str] = {}
-    issues: list[RowIssue] = []
-    for key, value in (columns or {}).items():
-        role_match = _ROLE_KEY.match(key)
-        if role_match and role_match.group(1) in COLUMN_ALIASES:
-            canonical, column = COLUMN_ALIASES[role_match.group(1)], value
-        elif key in present and value in COLUMN_ALIASES:
-            canonical, column = COLUMN_ALIASES[value], key  # the original's direction: file column -> role
-        elif value in present and key in COLUMN_ALIASES:
-            canonical, column = COLUMN_ALIASES[key], value
+def _json_problem(file: Path) -> str | None:
+    """Where a JSON file goes wrong, in file terms (pyarrow counts rows from the start of a block, not of the file)."""
+    try:
+        text = file.read_text(encoding="utf-8")
+        if text.lstrip().startswith("["):
+            items, unit = list(enumerate(json.loads(text))), "row"
         else:
-            issues.append(
-                RowIssue(
-                    source,
-                    None,
-                    "columns",
-                    f"mapping entry {key!r}: {value!r} names no column of the file (columns: {sorted(present)}) "
-                    f"and no known role (roles: {sorted(COLUMN_ALIASES)})",
-                )
+            items, unit = [], "line"
+            for number, line in enumerate(text.splitlines(), start=1):
+                try:
+                    items += [(number, json.loads(line))] if line.strip() else []
+                except json.JSONDecodeError as exc:
+                    return f"line {number} is not valid JSON ({exc})"
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    bad = next(((where, item) for where, item in items if not isinstance(item, dict)), None)
+    return f"{unit} {bad[0]} is a JSON {type(bad[1]).__name__}, not an object" if bad else None
+
+
+def _load_file(file: Path) -> "Dataset":
+    from datasets import load_dataset
+
+    if file.suffix.lower() not in _BUILDERS:
+        raise ValueError(f"{file}: unknown data file format {file.suffix!r} (expected .json, .jsonl or .parquet)")
+    if file.stat().st_size == 0:
+        raise ValueError(f"{file}: empty data file")
+    try:
+        table = load_dataset(_BUILDERS[file.suffix.lower()], data_files=str(file), split="train")
+        table.data.validate(full=True)  # pyarrow keeps invalid UTF-8 (a latin-1 file) and fails only when it is read
+        return table
+    except Exception as exc:  # datasets wraps the parser's error (pyarrow, json, OS) in a DatasetGenerationError
+        cause = exc.__cause__ or exc
+        where = _json_problem(file) if _BUILDERS[file.suffix.lower()] == "json" else None
+        raise ValueError(f"{file}: cannot read data file: {where or f'{type(cause).__name__}: {cause}'}") from exc
+
+
+def read_table(path: str | os.PathLike) -> "Dataset":
+    r"""
+    Read a `.json` (array or JSON lines), `.jsonl` or `.parquet` file, or a folder of them (concatenated in sorted
+    order), with `datasets.load_dataset`, as it is: nothing is validated. Errors name the file (for JSON, the line or
+    row too).
+    """
+    from datasets import concatenate_datasets
+
+    tables = [_load_file(file) for file in _data_files(Path(path))]
+    try:
+        return concatenate_datasets(tables) if len(tables) > 1 else tables[0]
+    except ValueError as exc:
+        raise ValueError(f"{path}: the files' columns do not match ({exc})") from exc
+
+
+def _resolve_columns(columns: Mapping[str, str] | None, names: Sequence[str]) -> tuple[dict[str, str], list[str]]:
+    """Canonical name -> file column, and the problems of the mapping."""
+    present, mapping, problems = set(names), {}, []
+    for key, value in (columns or {}).items():
+        if (role := _ROLE_KEY.match(key)) and role.group(1) in _ALIASES:
+            canonical, column = _ALIASES[role.group(1)], value
+        elif key in present and value in _ALIASES:
+            canonical, column = _ALIASES[value], key  # the original's direction: file column -> role
+        elif value in present and key in _ALIASES:
+            canonical, column = _ALIASES[key], value
+        else:
+            problems.append(
+                f"mapping entry {key!r}: {value!r} names no column of the file (columns: {sorted(present)}) and no "
+                f"known role (roles: {sorted(_ALIASES)})"
             )
             continue
         if column not in present:
-            issues.append(RowIssue(source, None, "columns", f"mapped column {column!r} is not in the file"))
-            continue
-        if canonical in mapping and mapping[canonical] != column:
-            issues.append(
-                RowIssue(
-                    source,
-                    None,
-                    "columns",
-                    f"canonical column {canonical!r} is mapped twice ({mapping[canonical]!r} and {column!r})",
-                )
-            )
-            continue
-        mapping[canonical] = column
-    mapped_columns = set(mapping.values())
-    # Unmapped columns are used under their own (or their conventional) names.
-    for column in file_columns:
-        canonical = COLUMN_ALIASES.get(column)
-        if canonical and canonical not in mapping and column not in mapped_columns:
+            problems.append(f"mapped column {column!r} is not in the file")
+        elif mapping.setdefault(canonical, column) != column:
+            problems.append(f"canonical column {canonical!r} is mapped twice ({mapping[canonical]!r} and {column!r})")
+    for column in names:  # unmapped columns are used under their own (or their conventional) names
+        if (canonical := _ALIASES.get(column)) and canonical not in mapping and column not in mapping.values():
             mapping[canonical] = column
-            mapped_columns.add(column)
-    return mapping, issues
+    return mapping, problems
 
 
-def _read_json(path: Path) -> list[Any]:
-    text = path.read_text(encoding="utf-8")
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        data = json.loads(text)
-        if not isinstance(data, list):
-            raise ValueError("expected a JSON array of rows")
-        return data
-    if path.suffix != ".jsonl" and stripped.startswith("{"):
-        try:  # one object holding the whole table is not a row format we know, but a single-row file is JSON lines
-            data = json.loads(text)
-            if isinstance(data, dict):
-                return [data]
-        except json.JSONDecodeError:
-            pass
-    rows = []
-    for line_number, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"line {line_number} is not valid JSON ({exc})") from exc
-    return rows
+def _as_text(value: Any, missing: str) -> tuple[str | None, str | None]:
+    """Strings as is, numbers as their text (JSON answers are often bare numbers); else why not."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None, missing
+    if isinstance(value, str) or (isinstance(value, int | float) and not isinstance(value, bool)):
+        return str(value), None
+    return None, f"expected a string, got {type(value).__name__}"
 
 
-def _read_parquet(path: Path) -> list[Any]:
-    import pyarrow.parquet as pq
-
-    return pq.read_table(path).to_pylist()
-
-
-def _data_files(path: Path) -> list[Path]:
-    if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in _DATA_SUFFIXES)
-    return [path]
-
-
-def read_records(path: str | os.PathLike) -> tuple[list[tuple[str, int, Any]], list[RowIssue]]:
-    r"""
-    Read the rows of a data file (or of every data file in a directory).
-
-    Args:
-        path (`str` or `os.PathLike`):
-            A `.json` (array or JSON lines), `.jsonl` or `.parquet` file, or a directory of them.
-
-    Returns:
-        `tuple[list[tuple[str, int, Any]], list[RowIssue]]`: `(file, row index, record)` triples, and the files'
-        problems (missing, unreadable, unknown format).
-    """
-    path = Path(path)
-    if not path.exists():
-        return [], [RowIssue(str(path), None, "file_path", "data file not found")]
-    files = _data_files(path)
-    if not files:
-        return [], [RowIssue(str(path), None, "file_path", f"no {'/'.join(_DATA_SUFFIXES)} files in the directory")]
-    records: list[tuple[str, int, Any]] = []
-    issues: list[RowIssue] = []
-    for file in files:
-        suffix = file.suffix.lower()
-        try:
-            if suffix in (".json", ".jsonl"):
-                rows = _read_json(file)
-            elif suffix == ".parquet":
-                rows = _read_parquet(file)
-            else:
-                issues.append(RowIssue(str(file), None, "file_path", f"unknown data file format {suffix!r}"))
-                continue
-        except Exception as exc:  # json, pyarrow and OS errors alike: report the file, keep the cause
-            issues.append(RowIssue(str(file), None, "file_path", f"cannot read data file: {exc}"))
+def _image_refs(value: Any, base: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    """A `path` cell as `{"bytes", "path"}` refs (the `datasets.Image` storage), or why it cannot be."""
+    refs = []
+    for item in (value if isinstance(value, list) else [value]) if value not in (None, "") else []:
+        if isinstance(item, dict) and item.get("bytes"):
+            refs.append({"bytes": bytes(item["bytes"]), "path": item.get("path")})
             continue
-        records.extend((str(file), index, row) for index, row in enumerate(rows))
-    return records, issues
+        path = item.get("path") if isinstance(item, dict) else item
+        if not isinstance(path, str) or not path:
+            return [], f"expected an image path (or a list of paths), got {item!r:.80}"
+        if path.startswith(("http://", "https://")):
+            return [], f"remote image URLs are not supported: {path!r}; download the images first"
+        path = path.removeprefix("file://")
+        if base and not os.path.isabs(path):
+            path, root = os.path.abspath(os.path.join(base, path)), os.path.abspath(base)
+            if os.path.commonpath([path, root]) != root:
+                return [], f"image path {item!r} resolves to {path}, outside image_base_path {base}"
+        refs.append({"bytes": None, "path": os.path.normpath(path)})
+    return refs, None
+
+
+@dataclass(frozen=True)
+class _Rules:
+    known: frozenset[str]  # normalized problem types with a verifier
+    templated: frozenset[str]  # normalized problem types with a prompt instruction
+    default_problem_type: str | None
+    system_prompt: str
+    on_invalid: OnInvalid
+    verify_images: bool
+    min_pixels: int
+    max_pixels: int
+    columns: dict[str, str] = field(default_factory=dict)  # canonical -> file column
+    base: str | None = None
+    source: str = ""
+
+    def __call__(self, record: dict[str, Any], index: int) -> dict[str, Any]:
+        """One file row as a canonical row, with what is wrong with it (`issues`, empty when it can be trained on)."""
+        from sophiavl_trl.rewards.accuracy_rewards import normalize_problem_type
+
+        get = {name: record.get(column) for name, column in self.columns.items()}.get
+        row, why = {"source": self.source, "row_index": index}, {}  # why: field -> what is wrong
+        problem, why["problem"] = _as_text(get("problem"), "missing problem (the prompt is empty)")
+        row["problem"] = problem
+        if problem is not None and not problem.replace(IMAGE_PLACEHOLDER, "").strip():
+            why["problem"] = "empty prompt"
+        row["solution"], why["solution"] = _as_text(get("solution"), "missing solution")
+        if row["solution"] is not None and not re.sub(r"</?answer>", "", row["solution"]).strip():
+            why["solution"] = "empty solution"
+        problem_type = row["problem_type"] = get("problem_type") or self.default_problem_type
+        key = normalize_problem_type(problem_type) if isinstance(problem_type, str) else None
+        if problem_type is None:
+            why["problem_type"] = "missing problem_type (pass default_problem_type to set one for such rows)"
+        elif key is None:
+            why["problem_type"], row["problem_type"] = f"expected a string, got {type(problem_type).__name__}", None
+        elif key not in self.known:
+            why["problem_type"] = f"unknown problem type {problem_type!r}; known types: {sorted(self.known)} " + (
+                "(register a verifier with sophiavl_trl.rewards.register_verifier to add one)"
+            )
+        elif key not in self.templated:
+            why["problem_type"] = f"no prompt instruction for problem type {problem_type!r}; add one to {_TEMPLATES}"
+        options = get("options")
+        if isinstance(options, list) and not all(isinstance(option, str | int | float) for option in options):
+            why["options"] = "options must be a list of strings"
+        elif key == "multiple choice" and options is None:  # an empty list is fine: options in the problem text
+            why["options"] = "missing options for a multiple-choice row"
+        elif key == "multiple choice" and not isinstance(options, list):
+            why["options"] = f"options must be a list for multiple choice, got {type(options).__name__}"
+        row["options"] = [str(option) for option in options] if isinstance(options, list) else []
+        images, why["path"] = _image_refs(get("path"), self.base)
+        data_type = get("data_type") or ("image" if images or why["path"] else "text")
+        row["data_type"] = str(data_type)
+        if data_type not in ("image", "text"):
+            why["data_type"] = f"unsupported data_type {data_type!r}; expected one of ['image', 'text']"
+        elif data_type == "image" and not images:
+            why["path"] = why["path"] or "data_type is 'image' but the row has no image path"
+        row["images"] = images = [] if data_type == "text" else images  # as in the original: text rows have none
+        markers = (problem or "").count(IMAGE_PLACEHOLDER)
+        if markers and data_type == "text":  # the image is dropped: the marker would reach the prompt as text
+            why["problem"] = f"{IMAGE_PLACEHOLDER} in the question of a text-only row (no image): remove it"
+        elif markers and images and markers != len(images):
+            why["problem"] = f"{markers} {IMAGE_PLACEHOLDER} placeholder(s) but {len(images)} image(s)"
+        row["issues"] = [f"field {name!r}: {message}" for name, message in why.items() if message]
+        prompt = partial(build_prompt, problem, problem_type, row["options"], system_prompt=self.system_prompt)
+        return row | {"prompt": None if row["issues"] else prompt(num_images=len(images))}
+
+
+def _canonical(
+    table: "Dataset",
+    rules: _Rules,
+    columns: Mapping[str, str] | None,
+    base: str | os.PathLike | None,
+    report: ValidationReport,
+) -> "Dataset | None":
+    """`table` validated row by row into the canonical columns (`None`, with the problems in `report`, when its
+    columns cannot be mapped)."""
+    from datasets import Features, Json, List, Value
+    from datasets import Image as ImageFeature
+
+    mapping, problems = _resolve_columns(columns, table.column_names)
+    report.issues += [f"{rules.source}, field 'columns': {problem}" for problem in problems]
+    if problems:
+        return None
+    text, rules = Value("string"), dataclasses.replace(rules, columns=mapping, base=os.fspath(base) if base else None)
+    features = dict.fromkeys(("problem", "solution", "problem_type", "data_type", "source"), text)
+    features |= {"prompt": Json(), "images": List(ImageFeature(decode=False)), "options": List(text)}
+    features |= {"row_index": Value("int64"), "issues": List(text)}
+    # keep_in_memory: validation must never be served from datasets' cache (the images may have changed since).
+    return table.with_format(None).map(
+        rules,
+        with_indices=True,
+        remove_columns=table.column_names,
+        features=Features(features),
+        keep_in_memory=True,
+        desc=f"Validating {rules.source}",
+    )
+
+
+def _image_problem(ref: tuple[str | None, bytes | None], verify: bool) -> str | None:
+    from PIL import Image
+
+    path, data = ref
+    if data is None and not (path and os.path.isfile(path)):
+        return f"image file not found: {path}"
+    if not verify:
+        return None
+    try:
+        with Image.open(BytesIO(data) if data else path) as image:
+            image.load()  # decode it all: a truncated file has a valid header, and would crash the DataLoader
+            width, height = image.size
+    except Exception as exc:  # PIL raises many types (UnidentifiedImageError, OSError, SyntaxError, ...)
+        return f"unreadable image {path or '<embedded bytes>'}: {type(exc).__name__}: {exc}"
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        size = f"{width}x{height}"
+        return (
+            f"image {path or '<embedded bytes>'} is {size}: aspect ratio above {MAX_ASPECT_RATIO}, Qwen2.5-VL's limit"
+        )
+    return None
+
+
+def _check_images(images: list[list[dict]], issues: list[list[str]], verify: bool, seen: dict) -> dict[str, Any]:
+    refs = list(dict.fromkeys((ref["path"], ref["bytes"]) for row in images for ref in row).keys() - seen.keys())
+    with ThreadPoolExecutor(min(16, 2 * (os.cpu_count() or 1))) as pool:  # decoding mostly releases the GIL
+        seen.update(zip(refs, pool.map(partial(_image_problem, verify=verify), refs)))  # rows often share images
+    verdicts = [[seen[(ref["path"], ref["bytes"])] for ref in row] for row in images]
+    return {"issues": [old + [f"field 'path': {v}" for v in new if v] for old, new in zip(issues, verdicts)]}
 
 
 class ImageTransform:
     r"""
-    Row transform that loads images on access: `Dataset.with_transform(ImageTransform(...))`.
-
-    Each row stores its images as `{"bytes", "path"}` references. When rows are read (by indexing, iteration or a
-    `DataLoader`), this opens the referenced images, converts them to RGB and resizes them with qwen-vl-utils'
-    `fetch_image` (`smart_resize`: both sides multiples of 28, pixel count within `[min_pixels, max_pixels]`, aspect
-    ratio kept), and it returns the `prompt` messages in TRL's canonical form (Arrow storage forces every message
-    content to a list of `{"type", "text"}` parts; plain text contents are turned back into strings and unused keys
-    are dropped). Columns may be missing (e.g. after `remove_columns`): only those present are transformed.
-
-    Args:
-        min_pixels (`int`, *optional*, defaults to `262144`):
-            Lower bound on each image's pixel count.
-        max_pixels (`int`, *optional*, defaults to `4194304`):
-            Upper bound on each image's pixel count.
+    `Dataset.with_transform` transform that opens a row's images when the row is read, converts them to RGB and
+    resizes them with qwen-vl-utils' `fetch_image` (sides multiples of 28, pixel count within
+    `[min_pixels, max_pixels]`, aspect ratio kept).
     """
 
     def __init__(self, min_pixels: int = DEFAULT_MIN_PIXELS, max_pixels: int = DEFAULT_MAX_PIXELS):
@@ -342,200 +392,88 @@ class ImageTransform:
             raise ValueError(
                 f"Need 0 < min_pixels <= max_pixels, got min_pixels={min_pixels}, max_pixels={max_pixels}."
             )
-        self.min_pixels = min_pixels
-        self.max_pixels = max_pixels
+        self.min_pixels, self.max_pixels = min_pixels, max_pixels
 
     def load_image(self, ref: Mapping[str, Any]) -> "Image.Image":
-        r"""Open one image reference, convert it to RGB and resize it within the pixel bounds."""
+        r"""Open one `{"bytes", "path"}` image reference, convert it to RGB and resize it within the pixel bounds."""
         from PIL import Image
         from qwen_vl_utils import fetch_image
 
-        source = BytesIO(ref["bytes"]) if ref.get("bytes") else ref.get("path")
         try:
-            with Image.open(source) as image:
+            with Image.open(BytesIO(ref["bytes"]) if ref.get("bytes") else ref["path"]) as image:
                 # image_patch_size 14 -> factor 28 (patch 14 x spatial merge 2), as Qwen2.5-VL's processor expects.
-                return fetch_image(
-                    {"image": image, "min_pixels": self.min_pixels, "max_pixels": self.max_pixels}, image_patch_size=14
-                )
+                spec = {"image": image, "min_pixels": self.min_pixels, "max_pixels": self.max_pixels}
+                return fetch_image(spec, image_patch_size=14)
         except Exception as exc:
             raise RuntimeError(f"Cannot load image {ref.get('path') or '<embedded bytes>'}: {exc}") from exc
 
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        if "images" in batch:
+        if "images" in batch:  # absent after Trainer's remove_unused_columns, for instance
             batch["images"] = [[self.load_image(ref) for ref in refs or []] for refs in batch["images"]]
-        if "prompt" in batch:
-            batch["prompt"] = [_from_storage(messages) for messages in batch["prompt"]]
         return batch
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(min_pixels={self.min_pixels}, max_pixels={self.max_pixels})"
 
-
-def _to_storage(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Give every message a list-of-parts content, so all rows share one Arrow schema."""
-    stored = []
-    for message in messages:
-        content = message["content"]
-        if isinstance(content, str):
-            parts = [{"type": "text", "text": content}]
-        else:
-            parts = [{"type": part["type"], "text": part.get("text")} for part in content]
-        stored.append({"role": message["role"], "content": parts})
-    return stored
-
-
-def _from_storage(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Inverse of `_to_storage`: one text part becomes a string; `None` fields (Arrow's filler) are dropped."""
-    restored = []
-    for message in messages:
-        parts = [{key: value for key, value in part.items() if value is not None} for part in message["content"]]
-        if len(parts) == 1 and parts[0].get("type") == "text":
-            restored.append({"role": message["role"], "content": parts[0].get("text", "")})
-        else:
-            restored.append({"role": message["role"], "content": parts})
-    return restored
-
-
-def _features() -> Any:
-    from datasets import Features, List, Value
-
-    return Features(
-        {
-            "prompt": List(
-                {"role": Value("string"), "content": List({"type": Value("string"), "text": Value("string")})}
-            ),
-            "images": List({"bytes": Value("binary"), "path": Value("string")}),
-            "problem": Value("string"),
-            "solution": Value("string"),
-            "problem_type": Value("string"),
-            "data_type": Value("string"),
-            "options": List(Value("string")),
-            "source": Value("string"),
-            "row_index": Value("int64"),
-        }
-    )
-
-
-def _build_dataset(rows: Sequence[_Row], *, min_pixels: int, max_pixels: int, system_prompt: str | None) -> "Dataset":
-    import pyarrow as pa
-    from datasets import Dataset
-
-    from sophiavl_trl.data.prompts import SYSTEM_PROMPT
-
-    system = SYSTEM_PROMPT if system_prompt is None else system_prompt
-    columns: dict[str, list[Any]] = {name: [] for name in _features()}
-    for row in rows:
-        prompt = build_prompt(
-            row.problem, row.problem_type, row.options, num_images=len(row.images), system_prompt=system
-        )
-        columns["prompt"].append(_to_storage(prompt))
-        columns["images"].append(row.images)
-        columns["problem"].append(row.problem)
-        columns["solution"].append(row.solution)
-        columns["problem_type"].append(row.problem_type)
-        columns["data_type"].append(row.data_type)
-        columns["options"].append(row.options)
-        columns["source"].append(row.source)
-        columns["row_index"].append(row.row_index)
-    # pyarrow converts the nested columns in C; Dataset.from_dict's per-value feature encoding is ~10x slower.
-    table = pa.Table.from_pydict(columns, schema=_features().arrow_schema)
-    dataset = Dataset(table)
-    return dataset.with_transform(ImageTransform(min_pixels=min_pixels, max_pixels=max_pixels))
-
-
-def _prepare_rows(
-    records: Sequence[tuple[str, int, Any]],
-    *,
-    columns: Mapping[str, str] | None,
-    image_base_path: str | None,
-    report: ValidationReport,
-    problem_types: Iterable[str] | None,
-    default_problem_type: str | None,
-) -> list[_Row]:
-    known = set(problem_types) if problem_types is not None else known_problem_types()
-    # JSON rows may differ in keys: a source's columns are the union of its rows' keys.
-    source_columns: dict[str, dict[str, None]] = {}
-    for source, _, record in records:
-        keys = source_columns.setdefault(source, {})
-        if isinstance(record, Mapping):
-            keys.update(dict.fromkeys(record))
-    column_maps: dict[str, dict[str, str]] = {}
-    for source, keys in source_columns.items():
-        column_maps[source], issues = resolve_columns(columns, keys, source=source)
-        report.issues.extend(issues)
-
-    rows: list[_Row] = []
-    for source, index, record in records:
-        report.total_rows += 1
-        if not isinstance(record, Mapping):
-            report.issues.append(RowIssue(source, index, "row", f"expected an object, got {type(record).__name__}"))
-            continue
-        row, issues = normalize_record(
-            record,
-            column_map=column_maps[source],
-            source=source,
-            row_index=index,
-            image_base_path=image_base_path,
-            known_types=known,
-            default_problem_type=default_problem_type,
-        )
-        report.issues.extend(issues)
-        if row is not None:
-            rows.append(row)
-    return rows
-
-
-def _check_arguments(on_invalid: str, min_pixels: int, max_pixels: int) -> None:
-    if on_invalid not in ("error", "skip"):
-        raise ValueError(f"on_invalid must be 'error' or 'skip', got {on_invalid!r}.")
-    ImageTransform(min_pixels=min_pixels, max_pixels=max_pixels)  # validates the bounds
-
-
-def _finish(
-    rows: list[_Row],
-    report: ValidationReport,
-    *,
-    sources: Sequence[str],
-    on_invalid: OnInvalid,
-    verify_images: bool,
+def _rules(
+    on_invalid: str,
     min_pixels: int,
     max_pixels: int,
     system_prompt: str | None,
-    return_report: bool,
-) -> "Dataset | tuple[Dataset, ValidationReport]":
-    if not report.file_issues:
-        report.issues.extend(check_images(rows, verify=verify_images))
-        # Keep the issues in load order (source, then row), so the message lists the first offending rows first.
-        rank = {source: i for i, source in enumerate(dict.fromkeys(issue.source for issue in report.issues))}
-        rank.update({source: i for i, source in enumerate(dict.fromkeys(sources))})
-        report.issues.sort(key=lambda issue: (rank[issue.source], -1 if issue.row is None else issue.row))
-    rows = finalize(rows, report, on_invalid)
-    if not rows:
+    default_problem_type: str | None,
+    problem_types: Sequence[str] | None,
+    verify_images: bool,
+) -> _Rules:
+    """The validation rules, once the arguments are checked (before any work)."""
+    from sophiavl_trl.rewards.accuracy_rewards import normalize_problem_type, registered_problem_types
+
+    if on_invalid not in ("error", "skip"):
+        raise ValueError(f"on_invalid must be 'error' or 'skip', got {on_invalid!r}.")
+    ImageTransform(min_pixels, max_pixels)  # checks the bounds
+    known = registered_problem_types() if problem_types is None else problem_types
+    system_prompt = SYSTEM_PROMPT if system_prompt is None else system_prompt
+    known, templated = (
+        frozenset(map(normalize_problem_type, known)),
+        frozenset(map(normalize_problem_type, TYPE_TEMPLATE)),
+    )
+    return _Rules(
+        known, templated, default_problem_type, system_prompt, on_invalid, verify_images, min_pixels, max_pixels
+    )
+
+
+def _finish(parts: list["Dataset | None"], report: ValidationReport, rules: _Rules) -> "Dataset":
+    from datasets import concatenate_datasets
+
+    if (
+        report.issues or None in parts or not parts
+    ):  # whole-file problems fail in any mode: skipping would drop a whole source
+        raise DatasetValidationError("Dataset validation failed.\n" + report.format(), report)
+    dataset = concatenate_datasets(parts)
+    check = partial(_check_images, verify=rules.verify_images, seen={})
+    dataset = dataset.map(check, input_columns=["images", "issues"], batched=True, keep_in_memory=True, desc="Images")
+    invalid = dataset.filter(bool, input_columns="issues", keep_in_memory=True).select_columns(
+        ["source", "row_index", "issues"]
+    )
+    report.total_rows = len(dataset)
+    for row in invalid:
+        report.invalid_rows.append((row["source"], row["row_index"]))
+        report.issues += [f"{row['source']}, row {row['row_index']}, {issue}" for issue in row["issues"]]
+    if report.issues and rules.on_invalid == "error":
+        fix = "\nFix these rows, or pass on_invalid='skip' to drop invalid rows (they are reported)."
+        raise DatasetValidationError("Dataset validation failed.\n" + report.format() + fix, report)
+    if report.issues:
+        dataset = dataset.filter(lambda issues: not issues, input_columns="issues", keep_in_memory=True)
+        logger.warning("Skipped invalid rows (on_invalid='skip'); %d kept.\n%s", len(dataset), report.format())
+    if len(dataset) == 0:
         raise DatasetValidationError("No valid rows left.\n" + report.format(), report)
-    dataset = _build_dataset(rows, min_pixels=min_pixels, max_pixels=max_pixels, system_prompt=system_prompt)
-    return (dataset, report) if return_report else dataset
+    return dataset.remove_columns("issues").with_transform(ImageTransform(rules.min_pixels, rules.max_pixels))
 
 
-def parse_dataset_names(names: str | Sequence[str]) -> list[str]:
-    r"""
-    Split `train_files`-style names (`"Chart,OCR"`) into a list. A `name@train` suffix is accepted; other splits are
-    not (each registry entry is one file set).
-    """
-    items = names.split(",") if isinstance(names, str) else list(names)
-    parsed = []
-    for item in items:
-        item = item.strip()
-        if not item:
-            continue
-        name, _, split = item.partition("@")
-        if split and split != "train":
-            raise ValueError(
-                f"Dataset {item!r}: only the 'train' split is supported (a registry entry is one file or folder)."
-            )
-        parsed.append(name)
+def _names(names: str | Sequence[str]) -> list[str]:
+    parsed = [item.strip() for item in (names.split(",") if isinstance(names, str) else names) if item.strip()]
+    if bad := next((item for item in parsed if item.partition("@")[2] not in ("", "train")), None):
+        raise ValueError(f"Dataset {bad!r}: only the 'train' split is supported (a registry entry is one file set).")
     if not parsed:
         raise ValueError(f"No dataset names given ({names!r}).")
-    return parsed
+    return [item.partition("@")[0] for item in parsed]
 
 
 def load_sophiavl_dataset(
@@ -547,39 +485,21 @@ def load_sophiavl_dataset(
     on_invalid: OnInvalid = "error",
     system_prompt: str | None = None,
     default_problem_type: str | None = None,
-    problem_types: Iterable[str] | None = None,
+    problem_types: Sequence[str] | None = None,
     verify_images: bool = True,
     return_report: bool = False,
 ) -> "Dataset | tuple[Dataset, ValidationReport]":
     r"""
-    Load registered data sets, validate them, and combine them into one TRL-ready training set.
+    Load registered data sets (`names`: a list, or the original's comma-separated `train_files` like `"Chart,OCR@train"`)
+    from `registry_path` (a `dataset_info.json` or a `load_registry` result), validate every row, and combine them into
+    one TRL-ready data set (columns in the module docstring).
 
-    Args:
-        names (`str` or `Sequence[str]`):
-            Registry names, as a list or comma-separated like the original's `train_files` (`"Chart,OCR"`).
-        registry_path (`str`, `os.PathLike` or `Mapping[str, DatasetSpec]`):
-            The `dataset_info.json` file, or an already loaded registry.
-        min_pixels (`int`, *optional*, defaults to `262144`):
-            Lower bound on each image's pixel count after resizing.
-        max_pixels (`int`, *optional*, defaults to `4194304`):
-            Upper bound on each image's pixel count after resizing.
-        on_invalid (`str`, *optional*, defaults to `"error"`):
-            `"error"` raises a `DatasetValidationError` listing the first offending rows; `"skip"` drops invalid
-            rows and logs a warning with their count and the first of them. Problems with whole files always raise.
-        system_prompt (`str`, *optional*):
-            System message of every prompt. `None` uses `SYSTEM_PROMPT` (the released recipe's); `""` adds none.
-        default_problem_type (`str`, *optional*):
-            Problem type of rows that have none (e.g. `"numerical"` for a math set without the column).
-        problem_types (`Iterable[str]`, *optional*):
-            Accepted problem types. Defaults to those of the accuracy reward's verifier registry.
-        verify_images (`bool`, *optional*, defaults to `True`):
-            Open every image's header during validation (catches corrupt files); `False` only checks existence.
-        return_report (`bool`, *optional*, defaults to `False`):
-            Also return the `ValidationReport` (what was skipped and why).
-
-    Returns:
-        `datasets.Dataset` (or `(Dataset, ValidationReport)` with `return_report=True`): columns `prompt`, `images`
-        (loaded lazily), `problem`, `solution`, `problem_type`, `data_type`, `options`, `source`, `row_index`.
+    Images are resized within `[min_pixels, max_pixels]` when a row is read. `on_invalid="error"` raises a
+    `DatasetValidationError` listing the first offending rows (file, row, field); `"skip"` drops them with a warning
+    (whole-file problems always raise). `system_prompt=None` uses `SYSTEM_PROMPT` (`""`: none); `default_problem_type`
+    fills rows without one; `problem_types` defaults to those with an accuracy verifier. `verify_images` decodes every
+    image once, in threads, to catch corrupt and truncated files (`False`: only checks that they exist).
+    `return_report=True` also returns the `ValidationReport`.
 
     Example:
     ```python
@@ -590,64 +510,26 @@ def load_sophiavl_dataset(
     (8, ['image', 'text'])
     ```
     """
-    _check_arguments(on_invalid, min_pixels, max_pixels)
-    registry = registry_path if isinstance(registry_path, Mapping) else load_registry(registry_path)
-    specs = []
-    for name in parse_dataset_names(names):
-        if name not in registry:
-            raise ValueError(f"Dataset {name!r} is not in the registry. Registered names: {sorted(registry)}.")
-        specs.append(registry[name])
-
-    report = ValidationReport()
-    rows: list[_Row] = []
-    sources: list[str] = []
-    for spec in specs:
-        records, file_issues = read_records(spec.file_path)
-        report.issues.extend(file_issues)
-        sources.extend(dict.fromkeys(source for source, _, _ in records))
-        rows.extend(
-            _prepare_rows(
-                records,
-                columns=spec.columns,
-                image_base_path=str(spec.image_base_path) if spec.image_base_path else None,
-                report=report,
-                problem_types=problem_types,
-                default_problem_type=default_problem_type,
-            )
-        )
-    return _finish(
-        rows,
-        report,
-        sources=sources,
-        on_invalid=on_invalid,
-        verify_images=verify_images,
-        min_pixels=min_pixels,
-        max_pixels=max_pixels,
-        system_prompt=system_prompt,
-        return_report=return_report,
+    rules = _rules(
+        on_invalid, min_pixels, max_pixels, system_prompt, default_problem_type, problem_types, verify_images
     )
-
-
-def _undecoded(dataset: "Dataset") -> "Dataset":
-    """The same data set with image features left undecoded, so that reading rows does not decode every image."""
-    from datasets import Image as ImageFeature
-
-    def undecode(feature: Any) -> Any:
-        if isinstance(feature, ImageFeature):
-            return ImageFeature(decode=False)
-        if isinstance(feature, dict):
-            return {key: undecode(value) for key, value in feature.items()}
-        if dataclasses.is_dataclass(feature) and hasattr(feature, "feature"):  # List / LargeList
-            inner = undecode(feature.feature)
-            if inner is not feature.feature:
-                return dataclasses.replace(feature, feature=inner)
-        return feature
-
-    features = dataset.features
-    changed = {name: undecode(feature) for name, feature in features.items()}
-    if all(changed[name] is features[name] for name in features):
-        return dataset
-    return dataset.cast(type(features)(changed))
+    registry = registry_path if isinstance(registry_path, Mapping) else load_registry(registry_path)
+    names = _names(names)
+    if missing := [name for name in names if name not in registry]:
+        raise ValueError(f"Dataset {missing[0]!r} is not in the registry. Registered names: {sorted(registry)}.")
+    report, parts = ValidationReport(), []
+    for spec in (registry[name] for name in names):
+        try:
+            for file in _data_files(spec.file_path):
+                try:
+                    source = dataclasses.replace(rules, source=str(file))
+                    parts.append(_canonical(_load_file(file), source, spec.columns, spec.image_base_path, report))
+                except ValueError as exc:  # one unreadable file: go on, to report every file's problems at once
+                    report.issues.append(str(exc))
+        except FileNotFoundError as exc:
+            report.issues.append(str(exc))
+    dataset = _finish(parts, report, rules)
+    return (dataset, report) if return_report else dataset
 
 
 def prepare_dataset(
@@ -661,67 +543,27 @@ def prepare_dataset(
     on_invalid: OnInvalid = "error",
     system_prompt: str | None = None,
     default_problem_type: str | None = None,
-    problem_types: Iterable[str] | None = None,
+    problem_types: Sequence[str] | None = None,
     verify_images: bool = True,
     return_report: bool = False,
 ) -> "Dataset | tuple[Dataset, ValidationReport]":
     r"""
-    Validate and convert a Hugging Face `datasets.Dataset` with SophiaVL columns into the TRL-ready format.
-
-    The same as `load_sophiavl_dataset`, for data already in memory (e.g. from `datasets.load_dataset`). Images may
-    be paths (relative to `image_base_path`) or `datasets.Image` columns (named `path`, `images` or `image`, or mapped
-    with `columns`); they are not decoded here.
-
-    Args:
-        dataset (`datasets.Dataset`):
-            Rows with the canonical columns, or columns mapped with `columns`.
-        image_base_path (`str` or `os.PathLike`, *optional*):
-            Directory that relative image paths are relative to.
-        columns (`Mapping[str, str]`, *optional*):
-            Column mapping, in any form a registry entry accepts.
-        source (`str`, *optional*):
-            Name used for this data in messages and in the `source` column. Defaults to the data set's name.
-        min_pixels (`int`, *optional*, defaults to `262144`):
-            Lower bound on each image's pixel count after resizing.
-        max_pixels (`int`, *optional*, defaults to `4194304`):
-            Upper bound on each image's pixel count after resizing.
-        on_invalid (`str`, *optional*, defaults to `"error"`):
-            `"error"` or `"skip"`, as in `load_sophiavl_dataset`.
-        system_prompt (`str`, *optional*):
-            System message; `None` uses `SYSTEM_PROMPT`, `""` adds none.
-        default_problem_type (`str`, *optional*):
-            Problem type of rows that have none.
-        problem_types (`Iterable[str]`, *optional*):
-            Accepted problem types. Defaults to those of the accuracy reward's verifier registry.
-        verify_images (`bool`, *optional*, defaults to `True`):
-            Open every image's header during validation.
-        return_report (`bool`, *optional*, defaults to `False`):
-            Also return the `ValidationReport`.
-
-    Returns:
-        `datasets.Dataset` (or `(Dataset, ValidationReport)`): as `load_sophiavl_dataset`.
+    Validate and convert a `datasets.Dataset` with SophiaVL columns (from `datasets.load_dataset`, `read_table`, ...)
+    like `load_sophiavl_dataset`, whose other arguments it takes. Relative image paths are relative to
+    `image_base_path`; `datasets.Image` columns work too (not decoded here). `columns` maps columns as a registry entry
+    does; `source` names the data in messages and in the `source` column (default: the data set's name).
     """
-    _check_arguments(on_invalid, min_pixels, max_pixels)
-    name = source or dataset.info.dataset_name or "dataset"
-    raw = _undecoded(dataset.with_format(None))
-    report = ValidationReport()
-    records = [(name, index, record) for index, record in enumerate(raw)]
-    rows = _prepare_rows(
-        records,
-        columns=columns,
-        image_base_path=os.fspath(image_base_path) if image_base_path is not None else None,
-        report=report,
-        problem_types=problem_types,
-        default_problem_type=default_problem_type,
+    from datasets import Image as ImageFeature
+
+    rules = _rules(
+        on_invalid, min_pixels, max_pixels, system_prompt, default_problem_type, problem_types, verify_images
     )
-    return _finish(
-        rows,
-        report,
-        sources=[name],
-        on_invalid=on_invalid,
-        verify_images=verify_images,
-        min_pixels=min_pixels,
-        max_pixels=max_pixels,
-        system_prompt=system_prompt,
-        return_report=return_report,
-    )
+    dataset, features = dataset.with_format(None), dataset.features.copy()  # a deep copy
+    images = [f for f in (getattr(f, "feature", f) for f in features.values()) if isinstance(f, ImageFeature)]
+    for feature in images:  # `Image()` and `List(Image())` columns: validation reads paths and bytes, not pixels
+        feature.decode = False
+    dataset, report = dataset.cast(features) if images else dataset, ValidationReport()
+    rules = dataclasses.replace(rules, source=source or dataset.info.dataset_name or "dataset")
+    part = _canonical(dataset, rules, columns, image_base_path, report)
+    dataset = _finish([part], report, rules)
+    return (dataset, report) if return_report else dataset

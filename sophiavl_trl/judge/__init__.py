@@ -3,11 +3,9 @@
 bounded-time client for an OpenAI-compatible server such as vLLM (`client`). Importing it is cheap: `openai` and PIL
 load on first use."""
 
-from sophiavl_trl.judge.client import JudgeStats, JudgeUnavailableError, ThinkingRewardClient, normalize_base_url
+from sophiavl_trl.judge.client import JudgeUnavailableError, ThinkingRewardClient, normalize_base_url
 from sophiavl_trl.judge.prompt import (
     DEFAULT_JUDGE_TEMPLATE,
-    DEFAULT_MAX_IMAGE_PIXELS,
-    RELEASED_CODE_JUDGE_TEMPLATE,
     SCORE_CHOICES,
     build_judge_messages,
     encode_image_data_url,
@@ -17,10 +15,7 @@ from sophiavl_trl.judge.prompt import (
 
 __all__ = [
     "DEFAULT_JUDGE_TEMPLATE",
-    "DEFAULT_MAX_IMAGE_PIXELS",
-    "RELEASED_CODE_JUDGE_TEMPLATE",
     "SCORE_CHOICES",
-    "JudgeStats",
     "JudgeUnavailableError",
     "ThinkingRewardClient",
     "build_judge_messages",

@@ -1,0 +1,163 @@
+# Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
+r"""
+`sophiavl-trl eval`: accuracy of a trained policy per problem type, scored with the training verifiers.
+
+Rows come from registry entries (`--registry dataset_info.json --data A,B`) or from a `.json`/`.jsonl`/`.parquet` file
+or folder, benchmark style (`image`, `question`, `options`, `answer`, `type`) or with the registry's canonical names,
+and are validated by `sophiavl_trl.data` before the model loads. Each completion (greedy, training prompt) is scored
+with `sophiavl_trl.rewards.accuracy_reward` (format-gated); a type's accuracy is its rows' mean score. The output folder
+gets `results.json` (`accuracy`, `num_samples`, `format_rate`, `per_type`, `per_source`, `config`, `elapsed_seconds`),
+`report.md` and `predictions.jsonl` (one line per row).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from sophiavl_trl.scripts import CLIError, check_positive, data_files, load_file, parse_args
+from sophiavl_trl.scripts.infer import (
+    GenerationArguments,
+    load_generator,
+    load_processor,
+    parse_completion,
+    problem_type_key,
+)
+
+
+@dataclass(kw_only=True)
+class EvalArguments(GenerationArguments):
+    r"""Evaluate a trained policy: greedy generation with the training prompt, scoring with the training verifiers
+    (accuracy_reward), accuracy per problem type. Writes results.json, report.md and predictions.jsonl to --output."""
+
+    data: str = field(metadata={"help": "A .json/.jsonl/.parquet file or folder, or registry names with --registry."})
+    output: str = field(metadata={"help": "Output folder."})
+    registry: str | None = field(default=None, metadata={"help": "A SophiaVL dataset_info.json registry."})
+    batch_size: int = field(default=8, metadata={"help": "Prompts generated together."})
+    limit: int | None = field(default=None, metadata={"help": "Evaluate the first N rows only."})
+    image_dir: str | None = field(default=None, metadata={"help": "Folder of relative image paths (default: file's)."})
+    default_type: str | None = field(default=None, metadata={"help": "Problem type of rows without one."})
+    on_invalid: Literal["error", "skip"] = field(default="error", metadata={"help": "Invalid rows: stop, or skip."})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_positive(self, "batch_size", "limit")
+
+
+def load_eval_dataset(args: EvalArguments, bounds: tuple[int, int]) -> Any:
+    r"""The validated rows of `args.data` (TRL-style: `prompt`, `images`, `solution`, `problem_type`, ...)."""
+    from sophiavl_trl.data import load_sophiavl_dataset, prepare_dataset
+
+    options = {
+        "min_pixels": bounds[0], "max_pixels": bounds[1], "on_invalid": args.on_invalid,
+        "system_prompt": args.system_prompt,
+        "default_problem_type": args.default_type and problem_type_key(args.default_type),
+    }  # fmt: skip
+    if args.registry is not None:
+        return load_sophiavl_dataset(args.data, args.registry, **options)
+    from datasets import concatenate_datasets
+
+    path = Path(args.data)
+    tables = [load_file(file) for file in data_files(path, "evaluation data")]
+    table = concatenate_datasets(tables) if len(tables) > 1 else tables[0]
+    # Benchmark names: a `question` / `type` column is the problem / problem type when the file has no such column.
+    columns = {c: r for c, r in (("question", "problem"), ("type", "problem_type")) if c in table.column_names}
+    columns = {c: r for c, r in columns.items() if r not in table.column_names}
+    base = args.image_dir or (path if path.is_dir() else path.parent)
+    return prepare_dataset(table, base, columns=columns, source=str(path), **options)
+
+
+def summarize(predictions: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    r"""`accuracy`, `num_samples`, `format_rate`, and `per_type` / `per_source` `{"accuracy", "count"}` of predictions."""
+
+    def group(key: str) -> dict[str, dict[str, float]]:
+        buckets: dict[str, list[float]] = {}
+        for row in predictions:
+            buckets.setdefault(str(row[key]), []).append(row["accuracy"])
+        return {name: {"accuracy": sum(v) / len(v), "count": len(v)} for name, v in sorted(buckets.items())}
+
+    n = len(predictions)
+    return {
+        "accuracy": sum(row["accuracy"] for row in predictions) / n,
+        "num_samples": n,
+        "format_rate": sum(row["well_formatted"] for row in predictions) / n,
+        "per_type": group("problem_type"),
+        "per_source": group("source"),
+    }
+
+
+def report(results: Mapping[str, Any]) -> str:
+    r"""`results` as markdown: the per-type table (and per-source table when there are several sources)."""
+    config = results["config"]
+    lines = [
+        "# Evaluation report\n",
+        f"Model: `{config['model']}`; data: `{config['data']}`; backend: {config['backend']}, greedy decoding, up to "
+        f"{config['max_new_tokens']} new tokens.\n",
+    ]
+    for title, key in (("problem type", "per_type"), ("source", "per_source")):
+        if key == "per_source" and len(results[key]) < 2:
+            continue
+        lines += [f"| {title} | count | accuracy |", "|---|---:|---:|"]
+        lines += [f"| {name} | {e['count']} | {100 * e['accuracy']:.2f}% |" for name, e in results[key].items()]
+        lines += [f"| **all** | **{results['num_samples']}** | **{100 * results['accuracy']:.2f}%** |", ""]
+    lines += [
+        f"Well-formatted completions (`<think>...</think><answer>...</answer>`): {100 * results['format_rate']:.2f}%.\n",
+        "Accuracy is the mean score of the training verifiers (`sophiavl_trl.rewards.accuracy_reward`, format-gated): "
+        "exact match for numerical and multiple choice, exp(-WER) for OCR, mean ROUGE F1 for free-form and text.\n",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    r"""`sophiavl-trl eval ARGS`."""
+    from tqdm.auto import tqdm
+
+    from sophiavl_trl.rewards import accuracy_reward
+
+    args = parse_args(EvalArguments, argv, "eval")
+    if args.registry is not None and not Path(args.registry).is_file():
+        raise CLIError(f"registry not found: {args.registry}")
+    if args.registry is None and not Path(args.data).exists():
+        raise CLIError(
+            f"evaluation data not found: {args.data} (pass a .json/.jsonl/.parquet file or folder, or registry names "
+            "with --registry dataset_info.json)"
+        )
+    processor, bounds = load_processor(args)
+    dataset = load_eval_dataset(args, bounds)  # validated before the model loads
+    generate = load_generator(args, processor)
+    if args.limit is not None:
+        dataset = dataset.select(range(min(args.limit, len(dataset))))
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    start, predictions = time.monotonic(), []
+    with (
+        open(output / "predictions.jsonl", "w", encoding="utf-8") as sink,
+        tqdm(total=len(dataset), desc="eval") as bar,
+    ):
+        for begin in range(0, len(dataset), args.batch_size):
+            batch = dataset[begin : begin + args.batch_size]
+            texts = generate(batch["prompt"], batch["images"])
+            scores = accuracy_reward(texts, solution=batch["solution"], problem_type=batch["problem_type"])
+            for offset, (text, score) in enumerate(zip(texts, scores, strict=True)):
+                parsed = parse_completion(text)
+                columns = ("source", "row_index", "problem_type", "problem", "options", "solution")
+                record = {"index": begin + offset, **{c: batch[c][offset] for c in columns}, "completion": text}
+                record.update(thinking=parsed["thinking"], answer=parsed["answer"], accuracy=score)
+                record["well_formatted"] = parsed["well_formatted"]
+                predictions.append(record)
+                sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+            bar.update(len(texts))
+    results = summarize(predictions)
+    results["config"] = {**asdict(args), "decoding": "greedy", "min_pixels": bounds[0], "max_pixels": bounds[1]}
+    results["elapsed_seconds"] = round(time.monotonic() - start, 3)
+    (output / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    (output / "report.md").write_text(report(results), encoding="utf-8")
+    print("  type               count  accuracy")
+    for name, entry in [*results["per_type"].items(), ("all", results)]:
+        print(f"  {name:<16} {entry.get('count', results['num_samples']):>6}  {100 * entry['accuracy']:6.2f}%")
+    print(f"wrote {output / 'results.json'}, report.md, predictions.jsonl")
+    return 0

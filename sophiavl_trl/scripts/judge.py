@@ -1,0 +1,324 @@
+# Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
+r"""
+`sophiavl-trl judge-records` (judge training records from a run's logged completions, scored through any
+OpenAI-compatible scorer) and `sophiavl-trl judge-eval` (how well a served judge ranks held-out records), both through
+[`~sophiavl_trl.judge.ThinkingRewardClient`]. See docs/thinking-reward-model.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import os
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from sophiavl_trl.scripts import CLIError, check_positive, data_files, load_file, parse_args, redact
+
+
+@dataclass(kw_only=True)
+class ScorerArguments:
+    r"""The scorer: an OpenAI-compatible server (e.g. vLLM) behind `ThinkingRewardClient`."""
+
+    base_url: str = field(metadata={"help": "Server URL, e.g. http://127.0.0.1:8000/v1."})
+    model: str = field(metadata={"help": "Served model name, e.g. thinking-reward-model."})
+    api_key_env: str = field(default="OPENAI_API_KEY", metadata={"help": "Environment variable with the API key."})
+    constrained_decoding: bool = field(default=False, metadata={"help": "vLLM: answers limited to 0, 0.1, ..., 1.0."})
+    max_concurrency: int = field(default=64, metadata={"help": "Requests in flight."})
+    timeout: float = field(default=60.0, metadata={"help": "Seconds per request attempt."})
+    max_retries: int = field(default=3, metadata={"help": "Retries per item."})
+    quiet: bool = field(default=False, metadata={"help": "No progress bar."})
+
+    def __post_init__(self) -> None:
+        check_positive(self, "max_concurrency")
+
+
+@dataclass(kw_only=True)
+class JudgeRecordsArguments(ScorerArguments):
+    r"""Read the completions a training run logged (log_completions=True: <output_dir>/completions/*.parquet) or JSON
+    lines with question/reasoning/image, score each reasoning with a scorer behind an OpenAI-compatible URL (the
+    judge's evaluator prompt), and write judge records (question, reasoning, image, score on the 0.1 grid)."""
+
+    completions: list[str] = field(metadata={"help": "Run folders, completions/ folders, .parquet/.jsonl files."})
+    out: str = field(metadata={"help": "Records file to write (.jsonl)."})
+    registry: str | None = field(default=None, metadata={"help": "Training dataset_info.json (to recover images)."})
+    datasets: str | None = field(default=None, metadata={"help": "Training data set names (train_files)."})
+    image_dir: str | None = field(default=None, metadata={"help": "Folder of relative image paths in .jsonl files."})
+    reasoning_source: Literal["think", "completion"] = field(default="think", metadata={"help": "What is scored."})
+    max_records: int | None = field(default=None, metadata={"help": "Score at most N items."})
+
+
+@dataclass(kw_only=True)
+class JudgeEvalArguments(ScorerArguments):
+    r"""Score held-out judge records with a served judge (through ThinkingRewardClient) and report the mean absolute
+    error, the agreement within 0.1 and the numbers of unparsed answers and failed requests."""
+
+    records: str = field(metadata={"help": "Records file or folder (or registry names with --registry)."})
+    registry: str | None = field(default=None, metadata={"help": "A dataset_info.json registry of judge records."})
+    limit: int | None = field(default=None, metadata={"help": "Evaluate the first N records only."})
+    on_invalid: Literal["error", "skip"] = field(default="error", metadata={"help": "Invalid records: stop or skip."})
+    output: str | None = field(default=None, metadata={"help": "Write the metrics to this JSON file."})
+    predictions: str | None = field(default=None, metadata={"help": "Write per-record predictions (.jsonl)."})
+    json: bool = field(default=False, metadata={"help": "Print the metrics as JSON."})
+
+
+def question_from_prompt_text(text: str) -> str:
+    r"""The question inside a training prompt's text (the question template and type instruction removed; options of
+    a multiple-choice question stay), or `text` unchanged when it does not carry the templates."""
+    from sophiavl_trl.data import QUESTION_TEMPLATE, TYPE_TEMPLATE
+
+    head, _, tail = QUESTION_TEMPLATE.partition("{Question}")
+    for suffix in sorted((tail + instruction for instruction in TYPE_TEMPLATE.values()), key=len, reverse=True):
+        if text.startswith(head) and text.endswith(suffix) and len(text) >= len(head) + len(suffix):
+            return text[len(head) : len(text) - len(suffix)]
+    return text
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text") or "" for part in content or [] if part.get("type") == "text")
+
+
+def read_completions(paths: list[str], reasoning_source: str = "think", image_dir: str | None = None) -> tuple[list[dict], int]:  # fmt: skip
+    r"""
+    Read completions to score from TRL completion tables and JSON lines (see the module docstring).
+
+    Returns:
+        `tuple`: the items (`question`, `reasoning`, `prompt_text`, `has_image`, `image`, `row_key`) and the number of
+        rows read (rows without a question or a reasoning are not items).
+    """
+    from sophiavl_trl.rewards.format_rewards import completion_to_text, extract_thinking
+
+    files = []
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if not path.exists():
+            raise FileNotFoundError(f"completions not found: {path}")
+        folder = path / "completions" if (path / "completions").is_dir() else path
+        try:
+            files += data_files(folder)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no completion files in {folder}: train with log_completions=True (TRL writes "
+                                    "<output_dir>/completions/completions_<step>.parquet), or pass .jsonl files") from None  # fmt: skip
+    items, rows_read = [], 0
+    for file in files:
+        for row in load_file(file).data.to_pylist():
+            rows_read += 1
+            user = [m for m in row.get("prompt") or [] if isinstance(m, dict) and m.get("role") == "user"]
+            prompt_text = (
+                row["prompt"] if isinstance(row.get("prompt"), str) else _text(user[-1]["content"]) if user else ""
+            )
+            parts = [p for m in user if not isinstance(m["content"], str) for p in m["content"] or []]
+            question = next((row[k] for k in ("question", "problem") if isinstance(row.get(k), str)), None)
+            question = question or question_from_prompt_text(prompt_text)
+            reasoning = row.get("reasoning")
+            if not isinstance(reasoning, str) and row.get("completion") is not None:
+                completion = row["completion"]
+                if not isinstance(completion, str):
+                    completion = completion_to_text([{**m, "content": _text(m["content"])} for m in completion])
+                reasoning = extract_thinking(completion) if reasoning_source == "think" else completion
+            if not question or not question.strip() or not isinstance(reasoning, str) or not reasoning.strip():
+                continue
+            image = next((row[k] for k in ("image", "images", "path") if row.get(k) not in (None, "", [])), None)
+            image = image[0] if isinstance(image, list) else image
+            if isinstance(image, str) and not os.path.isabs(image):
+                image = str(Path(image_dir or file.parent) / image)
+            items.append({
+                "question": question, "reasoning": reasoning, "prompt_text": prompt_text or question, "image": image,
+                "has_image": image is not None or any(p.get("type") in ("image", "image_url") for p in parts),
+                "row_key": (str(row["source"]), int(row["row_index"])) if row.get("row_index") is not None else None,
+            })  # fmt: skip
+    return items, rows_read
+
+
+def _image_id(image: Any) -> Any:
+    if isinstance(image, dict):
+        return hashlib.sha1(image["bytes"]).hexdigest() if image.get("bytes") else image.get("path")
+    return image
+
+
+def attach_training_images(items: list[dict], registry: str, names: str) -> None:
+    r"""Give items the training row's `problem` and first image: the row their `row_key` names, else the rows whose
+    prompt text equals theirs (several rows with different problems or images: the item is `ambiguous`)."""
+    from sophiavl_trl.data import TYPE_TEMPLATE, load_sophiavl_dataset
+
+    dataset = load_sophiavl_dataset(names, registry, problem_types=list(TYPE_TEMPLATE), verify_images=False, on_invalid="skip")  # fmt: skip
+    by_text, by_key = {}, {}
+    for row in dataset.with_format(None):  # images as stored references, not decoded
+        entry = (row["problem"], row["images"][0] if row["images"] else None)
+        user = [m for m in row["prompt"] if m["role"] == "user"]
+        by_text.setdefault(_text(user[-1]["content"]), []).append(entry)
+        by_key[(row["source"], int(row["row_index"]))] = entry
+    for item in items:
+        entry = by_key.get(item["row_key"])
+        if entry is None:
+            candidates = by_text.get(item["prompt_text"], [])
+            distinct = {(problem, json.dumps(_image_id(image))) for problem, image in candidates}
+            entry = candidates[0] if len(distinct) == 1 else None
+            item["ambiguous"] = len(distinct) > 1 and item["has_image"] and item["image"] is None
+        if entry is not None:
+            item["question"] = entry[0]
+            if item["image"] is None and entry[1] is not None:
+                item["image"], item["has_image"] = entry[1], True
+
+
+def _connect(args: ScorerArguments) -> Any:
+    """A checked client: an unreachable server (or one without the model) exits with status 1."""
+    from sophiavl_trl.judge import JudgeUnavailableError, ThinkingRewardClient
+
+    client = ThinkingRewardClient(
+        args.base_url, model=args.model, api_key=os.environ.get(args.api_key_env), timeout=args.timeout,
+        max_retries=args.max_retries, max_concurrency=args.max_concurrency,
+        constrained_decoding=args.constrained_decoding,
+    )  # fmt: skip
+    try:
+        client.check_server()
+    except JudgeUnavailableError as exc:
+        client.close()
+        raise CLIError(redact(str(exc), args.base_url), status=1) from None
+    return client
+
+
+def _score(client: Any, items: list[dict], quiet: bool) -> list[float]:
+    """Scores of the items (NaN: none), in chunks so that the progress bar moves."""
+    from tqdm.auto import tqdm
+
+    scores = []
+    with tqdm(total=len(items), desc="scoring", disable=quiet) as bar:
+        for begin in range(0, len(items), 256):
+            chunk = items[begin : begin + 256]
+            images = [(i["image"].get("bytes") or i["image"].get("path")) if isinstance(i["image"], dict) else i["image"] for i in chunk]  # fmt: skip
+            scores += client.score([i["question"] for i in chunk], [i["reasoning"] for i in chunk], images)
+            bar.update(len(chunk))
+    return scores
+
+
+def _counters(client: Any) -> dict[str, Any]:
+    # The client's failure counters, when it keeps them; the scores alone only say scored or not.
+    stats = getattr(client, "stats", None)
+    return stats.as_dict() if hasattr(stats, "as_dict") else {}
+
+
+def _nothing_scored(client: Any, n: int, what: str, args: ScorerArguments) -> CLIError:
+    causes = _counters(client).get("errors", {})  # e.g. {"http_401": 3, "timeout": 1, "unparseable": 2}
+    why = ", ".join(f"{'HTTP ' + k[5:] if k.startswith('http_') else k} x{c}" for k, c in causes.items())
+    message = (
+        f"the scorer at {args.base_url} (model {args.model!r}) gave no score for any of the {n} {what} "
+        f"({why or 'see the warnings above'}); check the URL, the model name and the API key (--api-key-env "
+        f"{args.api_key_env}); nothing written"
+    )
+    return CLIError(redact(message, args.base_url), status=1)
+
+
+def _record_image(image: Any, images_dir: Path, out_dir: Path) -> str | None:
+    """A path for the records file: absolute for a file, a written file (relative to `out_dir`) for embedded bytes."""
+    if isinstance(image, dict) and image.get("bytes"):
+        from PIL import Image
+
+        data = image["bytes"]
+        with Image.open(io.BytesIO(data)) as decoded:
+            target = images_dir / f"{hashlib.sha1(data).hexdigest()[:20]}.{decoded.format.lower()}"
+        images_dir.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        return os.path.relpath(target, out_dir)
+    image = image.get("path") if isinstance(image, dict) else image
+    return os.path.abspath(image) if image else None
+
+
+def records_main(argv: list[str]) -> int:
+    r"""`sophiavl-trl judge-records ARGS`."""
+    args = parse_args(JudgeRecordsArguments, argv, "judge-records")
+    check_positive(args, "max_records")
+    if (args.registry is None) != (args.datasets is None):
+        raise CLIError("--registry and --datasets go together (the training data, to recover images)")
+    items, rows_read = read_completions(args.completions, args.reasoning_source, args.image_dir)
+    stats = Counter(rows_read=rows_read, unusable=rows_read - len(items))
+    if args.registry is not None:
+        attach_training_images(items, args.registry, args.datasets)
+    unique: dict[tuple, dict] = {}  # identical items are scored once: the first is kept
+    for item in items:
+        unique.setdefault(
+            (item["question"], item["reasoning"], json.dumps(_image_id(item["image"]), default=str)), item
+        )
+    stats["duplicates"], items = len(items) - len(unique), list(unique.values())
+    usable = [i for i in items if i["image"] is not None or not i["has_image"]]
+    stats["ambiguous_image"] = sum(i.get("ambiguous", False) for i in items if i["image"] is None and i["has_image"])
+    stats["missing_image"] = len(items) - len(usable) - stats["ambiguous_image"]
+    if len(usable) < len(items):
+        why = f"{stats['ambiguous_image']} match training rows with different images, {stats['missing_image']} match none" if args.registry else "TRL's completions table does not store images; pass --registry and --datasets to recover them"  # fmt: skip
+        print(
+            f"sophiavl-trl judge-records: {len(items) - len(usable)} image prompt(s) left out ({why})", file=sys.stderr
+        )
+    usable = usable[: args.max_records]
+    if not usable:
+        raise CLIError("no usable completions to score")
+    client = _connect(args)
+    try:
+        scores = _score(client, usable, args.quiet)
+    finally:
+        client.close()
+    out = Path(args.out)
+    lines, histogram = [], Counter()
+    for item, score in zip(usable, scores, strict=True):
+        if not math.isnan(score):
+            snapped = min(10, max(0, math.floor(score * 10 + 0.5 + 1e-9))) / 10
+            image = _record_image(item["image"], out.parent / f"{out.stem}_images", out.parent)
+            record = {"question": item["question"], "reasoning": item["reasoning"], "image": image, "score": snapped}
+            lines.append(json.dumps({**record, "teacher_score": score}, ensure_ascii=False) + "\n")
+            histogram[f"{snapped:.1f}"] += 1
+    if not lines:  # nothing to write: an empty records file would look like success
+        raise _nothing_scored(client, len(usable), "items", args)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    partial.write_text("".join(lines), encoding="utf-8")
+    partial.replace(out)  # the file appears complete or not at all
+    stats.update(unscored=len(usable) - len(lines), written=len(lines))
+    summary = {"out": str(out.resolve()), **stats, "score_histogram": dict(sorted(histogram.items())), "judge": _counters(client)}  # fmt: skip
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def eval_main(argv: list[str]) -> int:
+    r"""`sophiavl-trl judge-eval ARGS`."""
+    from sophiavl_trl.judge.sft import load_judge_records
+
+    args = parse_args(JudgeEvalArguments, argv, "judge-eval")
+    check_positive(args, "limit")
+    if args.registry is None and not Path(args.records).exists():
+        raise CLIError(f"records not found: {args.records}")
+    records = load_judge_records(args.records, args.registry, on_invalid=args.on_invalid)[: args.limit]
+    client = _connect(args)
+    try:
+        items = [{"question": r.question, "reasoning": r.reasoning, "image": r.image} for r in records]
+        predictions = _score(client, items, args.quiet)
+    finally:
+        client.close()
+    pairs = [(p, r.score) for p, r in zip(predictions, records, strict=True) if not math.isnan(p)]
+    if not pairs:
+        raise _nothing_scored(client, len(records), "records", args)
+    errors, counters, n = [abs(p - t) for p, t in pairs], _counters(client), len(pairs)
+    metrics = {
+        "num_records": len(records), "num_scored": n, "num_unparsed": counters.get("parse_failures"),
+        "num_failed": counters.get("request_failures"), "mae": sum(errors) / n,
+        "agreement_0.1": sum(e <= 0.1 + 1e-9 for e in errors) / n, "exact_agreement": sum(e <= 1e-9 for e in errors) / n,
+        "mean_prediction": sum(p for p, _ in pairs) / n, "mean_target": sum(t for _, t in pairs) / n,
+        "model": args.model, "base_url": redact(args.base_url, args.base_url), "records": args.records,
+    }  # fmt: skip
+    if args.predictions:
+        with open(args.predictions, "w", encoding="utf-8") as sink:
+            for record, prediction in zip(records, predictions, strict=True):
+                line = {"source": record.source, "row_index": record.row_index, "target": record.score}
+                sink.write(json.dumps({**line, "prediction": None if math.isnan(prediction) else prediction}) + "\n")
+    if args.output:
+        Path(args.output).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(metrics, indent=2) if args.json else (
+        f"records {len(records)}, scored {n}, unparsed {metrics['num_unparsed']}, failed {metrics['num_failed']}\n"
+        f"MAE {metrics['mae']:.4f}, agreement within 0.1 {100 * metrics['agreement_0.1']:.2f}%, exact "
+        f"{100 * metrics['exact_agreement']:.2f}%"))  # fmt: skip
+    return 0

@@ -1,0 +1,121 @@
+# Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
+r"""`sophiavl-trl plot RUN_DIR [RUN_DIR ...] [-o PNG] [--labels NAME ...]`: reward curves of training runs (TRL's
+`trainer_state.json` log history), several runs overlaid, raw (light) and EMA-smoothed (bold)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sophiavl_trl.scripts import CLIError, parse_args
+
+
+# (metric key in the log history, panel title); a panel is drawn when any run logged its metric.
+PANELS = [
+    ("rewards/accuracy_reward/mean", "accuracy reward"),
+    ("rewards/format_reward/mean", "format reward"),
+    ("trust/thinking_score_mean", "thinking score (judge)"),
+    ("trust/gamma_mean", "trust factor gamma"),
+    ("trust/weight_mean", "thinking weight w"),
+    ("reward", "total reward"),
+]
+
+
+@dataclass
+class PlotArguments:
+    r"""Reward curves (accuracy, format, thinking score, trust factor, weight, total reward) from the log history of
+    training runs (trainer_state.json, or the newest checkpoint's), raw and EMA-smoothed; runs are given as RUN_DIR
+    positional arguments (or --run_dirs)."""
+
+    run_dirs: list[str] = field(default_factory=list, metadata={"help": "Training output folders."})
+    output: str = field(default="reward_curves.png", metadata={"help": "PNG to write.", "aliases": ["-o"]})
+    smoothing: float = field(default=0.6, metadata={"help": "EMA smoothing in [0, 1); 0 for none."})
+    labels: list[str] | None = field(default=None, metadata={"help": "Legend names, one per run."})
+
+
+def read_log_history(run_dir: str | Path) -> list[dict]:
+    r"""The log history of a run folder: its `trainer_state.json`, else the newest `checkpoint-*`'s."""
+    run_dir = Path(run_dir)
+    steps = lambda p: int(p.name.rpartition("-")[2]) if p.name.rpartition("-")[2].isdigit() else -1  # noqa: E731
+    candidates = [run_dir, *sorted(run_dir.glob("checkpoint-*"), key=steps, reverse=True)]
+    for path in (c / "trainer_state.json" for c in candidates):
+        if path.is_file():
+            return json.loads(path.read_text())["log_history"]
+    raise FileNotFoundError(f"no trainer_state.json in {run_dir} or its checkpoints: is it a training output folder?")
+
+
+def smooth(values: Sequence[float], weight: float) -> list[float]:
+    r"""
+    Exponential moving average with TensorBoard's bias correction (the first points are not pulled towards 0).
+
+    Example:
+    ```python
+    >>> [round(v, 3) for v in smooth([1.0, 0.0, 0.0], 0.5)]
+    [1.0, 0.333, 0.143]
+
+    ```
+    """
+    out, last = [], 0.0
+    for count, value in enumerate(values, start=1):
+        last = weight * last + (1 - weight) * value
+        out.append(last / (1 - weight**count))
+    return out
+
+
+def plot_runs(
+    run_dirs: Sequence[str], output: str, smoothing: float = 0.6, labels: Sequence[str] | None = None
+) -> Path:
+    r"""Draw the reward curves of `run_dirs` (legend: `labels`, default the folder names) into the PNG `output`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    histories = [read_log_history(d) for d in run_dirs]
+    labels = labels or [Path(d).name for d in run_dirs]
+    panels = [(key, title) for key, title in PANELS if any(key in h for history in histories for h in history)]
+    if not panels:
+        raise ValueError(f"no reward metrics in the logs of {list(run_dirs)}")
+    cols = min(3, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    for ax, (key, title) in zip(axes.flat, panels):
+        for i, (history, label) in enumerate(zip(histories, labels)):
+            # NaN (e.g. a step where the judge scored nothing) would poison the moving average: left out.
+            values = {h["step"]: h[key] for h in history if "step" in h and isinstance(h.get(key), int | float)}
+            points = [(step, value) for step, value in values.items() if math.isfinite(value)]
+            if points:
+                steps, values = zip(*points)
+                style = {"color": f"C{i % 10}", "linewidth": 2, "label": label}
+                ax.plot(steps, values, color=style["color"], alpha=0.25, linewidth=1)
+                # A line style per run as well: coinciding runs stay visible.
+                ax.plot(steps, smooth(values, smoothing), linestyle=("-", "--", ":", "-.")[i % 4], **style)
+        ax.set(title=title, xlabel="step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=8)
+    fig.tight_layout()
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(output, dpi=110)
+    plt.close(fig)
+    return output
+
+
+def main(argv: list[str]) -> int:
+    r"""`sophiavl-trl plot ARGS`."""
+    args = parse_args(PlotArguments, argv, "plot", positionals="run_dirs")
+    if not args.run_dirs:
+        raise CLIError("give at least one RUN_DIR (a training output folder)")
+    if args.labels is not None and len(args.labels) != len(args.run_dirs):
+        raise CLIError(f"got {len(args.labels)} --labels for {len(args.run_dirs)} runs")
+    if not 0 <= args.smoothing < 1:
+        raise CLIError(f"--smoothing must be in [0, 1), got {args.smoothing}")
+    print(f"wrote {plot_runs(args.run_dirs, args.output, args.smoothing, args.labels)}")
+    return 0
