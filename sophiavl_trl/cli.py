@@ -1,20 +1,8 @@
 # Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
-r"""
-The `sophiavl-trl` command: a thin dispatcher over the scripts of `sophiavl_trl.scripts`.
-
-```
-sophiavl-trl infer         --model PATH --question Q --type numerical [--image IMG ...] [--options A B ...] [--json]
-sophiavl-trl eval          --model PATH --data FILE_OR_NAMES [--registry dataset_info.json] --output DIR
-sophiavl-trl plot          RUN_DIR [RUN_DIR ...] [-o reward_curves.png] [--labels NAME ...]
-sophiavl-trl judge-records --completions RUN_DIR_OR_FILE ... --base-url URL --model NAME --out records.jsonl
-sophiavl-trl judge-eval    --records FILE --base-url URL --model NAME
-```
-
-Every command parses a dataclass with TRL's `TrlParser`, so any option can also come from `--config FILE.yaml`. Input
-errors print one `sophiavl-trl <command>: error: ...` line (data validation lists the rows after it) and exit with
-status 2; a judge that cannot be reached or scores nothing exits with status 1. Heavy modules load only once a command
-runs: `--help` is fast.
-"""
+"""The `sophiavl-trl` command: a thin dispatcher over `sophiavl_trl.scripts` (docs/evaluation.md,
+docs/thinking-reward-model.md). Input errors print one `sophiavl-trl <command>: error: ...` line (data validation lists
+the rows after it) and exit with status 2, or 1 for a judge that cannot be reached or scores nothing. Heavy modules
+load only once a command runs: `--help` is fast."""
 
 from __future__ import annotations
 
@@ -48,12 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    r"""
-    Run `sophiavl-trl` with `argv` (default: `sys.argv[1:]`).
-
-    Returns:
-        `int`: the exit status (0 on success, 2 for an input error, 1 for an unreachable or failing judge).
-    """
+    r"""Run `sophiavl-trl` with `argv` (default: `sys.argv[1:]`); returns the exit status (0, 2 or 1, see above)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command = build_parser().parse_known_args(argv)[0].command
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")  # one bar per data file read: noise in a CLI

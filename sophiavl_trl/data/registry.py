@@ -1,26 +1,23 @@
 # Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
 r"""
-Read training, evaluation and judge data with Hugging Face `datasets` (`read_table`), validate every row before
-training starts, and serve it as a TRL-ready `datasets.Dataset`. Registries use SophiaVL-R1's `dataset_info.json`:
+Read data with Hugging Face `datasets` (`read_table`), validate every row before training starts, and serve it as a
+TRL-ready `datasets.Dataset`. Registries use SophiaVL-R1's `dataset_info.json`:
 
 ```json
 {"Chart": {"file_path": "dataset/json/chart.json", "image_base_path": "dataset",
            "columns": {"problem": "prompt", "solution": "answer", "path": "images"}}}
 ```
 
-`file_path` is a `.json` (array or JSON lines), `.jsonl` or `.parquet` file or a folder of them; `image_base_path` the
-folder of the rows' relative image paths (which must stay inside it). Both are relative to the registry's folder, or to
-the working directory when only that has them (the original's convention). `columns` maps, per entry, the original's
-*file column* -> *role* (`prompt`, `answer`, `images` or a canonical name), *canonical name* -> *file column*, or
-`column_reponses_to_<role>` (the README's spelling) -> *file column*; unmapped canonical columns are used as they are.
-
-Canonical columns: `problem`, `solution`, `problem_type`, `data_type` (`image` or `text`, inferred when absent),
-`options` and `path` (image path(s), or `datasets.Image` structs). The result has `prompt` (TRL conversational
-messages), `images` (PIL images, opened and resized only when a row is read), `problem`, `solution`, `problem_type`,
-`data_type`, `options`, `source` (file) and `row_index`.
+`file_path`: a `.json` (array or JSON lines), `.jsonl` or `.parquet` file or a folder of them; `image_base_path`: the
+folder the rows' relative image paths must stay inside. Both are relative to the registry's folder, or to the working
+directory when only that has them (the original's convention). `columns` maps *file column* -> *role* (`prompt`,
+`answer`, `images` or a canonical name), *canonical name* -> *file column*, or `column_reponses_to_<role>` -> *file
+column*; unmapped canonical columns are used as they are. Canonical columns: `problem`, `solution`, `problem_type`,
+`data_type` (`image`/`text`, inferred when absent), `options` and `path` (image path(s) or `datasets.Image` structs).
+The result has those but `path`, and `prompt` (TRL conversational messages), `images` (PIL images, opened and resized
+only when a row is read), `source` (file) and `row_index`.
 """
 
-import dataclasses
 import json
 import logging
 import math
@@ -28,7 +25,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from io import BytesIO
 from pathlib import Path
@@ -48,7 +45,7 @@ OnInvalid = Literal["error", "skip"]
 # The canonical columns, and the names the original code (and common datasets) use for them.
 _ALIASES = {"prompt": "problem", "answer": "solution", "images": "path", "image": "path"}
 _ALIASES |= {name: name for name in ("problem", "solution", "problem_type", "data_type", "options", "path")}
-_ROLE_KEY = re.compile(r"^column_re(?:s|)ponses_to_(\w+)$")
+_ROLE_KEY = re.compile(r"^column_res?ponses_to_(\w+)$")
 _BUILDERS = {".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 _TEMPLATES = "sophiavl_trl.data.prompts.TYPE_TEMPLATE"
 # The released recipe's image pixel bounds (`data.min_pixels` / `data.max_pixels`).
@@ -85,8 +82,7 @@ class ValidationReport:
 
 
 class DatasetValidationError(ValueError):
-    r"""The data failed validation: the message lists the first problems (file, row, field, what is wrong) and the
-    counts; `error.report` is the full `ValidationReport`."""
+    r"""The data failed validation: the message lists the first problems and the counts; `.report` has them all."""
 
     def __init__(self, message: str, report: ValidationReport):
         super().__init__(message)
@@ -109,10 +105,8 @@ def _unique_keys(path: Path, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def load_registry(path: str | os.PathLike) -> dict[str, DatasetSpec]:
-    r"""
-    Read a registry in SophiaVL-R1's `dataset_info.json` format (see the module docstring) into entry name -> spec.
-    Invalid JSON, text that is not UTF-8, a name defined twice and malformed entries raise a `ValueError` naming the file.
-    """
+    r"""Read a `dataset_info.json` registry (see the module docstring) into entry name -> `DatasetSpec`; a malformed
+    file (invalid JSON or UTF-8, a name defined twice, a bad entry) raises a `ValueError` naming it."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Dataset registry not found: {path}")
@@ -123,18 +117,17 @@ def load_registry(path: str | os.PathLike) -> dict[str, DatasetSpec]:
     except json.JSONDecodeError as exc:
         raise ValueError(f"Dataset registry {path} is not valid JSON: {exc}") from exc
     if not isinstance(entries, dict):
-        raise ValueError(
-            f"Dataset registry {path} must be a JSON object of named entries, got {type(entries).__name__}"
-        )
-    root, specs = path.parent, {}
+        kind = type(entries).__name__
+        raise ValueError(f"Dataset registry {path} must be a JSON object of named entries, got {kind}")
+    specs = {}
     for name, entry in entries.items():
         if not isinstance(entry, dict) or not isinstance(entry.get("file_path"), str):
             raise ValueError(f"Dataset registry {path}: entry {name!r} needs a string 'file_path'.")
         columns, image_base = entry.get("columns") or {}, entry.get("image_base_path")
         if not isinstance(columns, dict) or not all(isinstance(value, str) for value in columns.values()):
             raise ValueError(f"Dataset registry {path}: 'columns' of entry {name!r} must map strings to strings.")
-        base = _resolve_path(image_base, root) if image_base else None
-        specs[name] = DatasetSpec(name, _resolve_path(entry["file_path"], root), base, columns)
+        base = _resolve_path(image_base, path.parent) if image_base else None
+        specs[name] = DatasetSpec(name, _resolve_path(entry["file_path"], path.parent), base, columns)
     return specs
 
 
@@ -149,6 +142,7 @@ def _data_files(path: Path) -> list[Path]:
 
 def _json_problem(file: Path) -> str | None:
     """Where a JSON file goes wrong, in file terms (pyarrow counts rows from the start of a block, not of the file)."""
+    number = None  # the JSON line being parsed
     try:
         text = file.read_text(encoding="utf-8")
         if text.lstrip().startswith("["):
@@ -156,12 +150,9 @@ def _json_problem(file: Path) -> str | None:
         else:
             items, unit = [], "line"
             for number, line in enumerate(text.splitlines(), start=1):
-                try:
-                    items += [(number, json.loads(line))] if line.strip() else []
-                except json.JSONDecodeError as exc:
-                    return f"line {number} is not valid JSON ({exc})"
+                items += [(number, json.loads(line))] if line.strip() else []
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return f"{type(exc).__name__}: {exc}"
+        return f"line {number} is not valid JSON ({exc})" if number else f"{type(exc).__name__}: {exc}"
     bad = next(((where, item) for where, item in items if not isinstance(item, dict)), None)
     return f"{unit} {bad[0]} is a JSON {type(bad[1]).__name__}, not an object" if bad else None
 
@@ -169,26 +160,24 @@ def _json_problem(file: Path) -> str | None:
 def _load_file(file: Path) -> "Dataset":
     from datasets import load_dataset
 
-    if file.suffix.lower() not in _BUILDERS:
+    builder = _BUILDERS.get(file.suffix.lower())
+    if builder is None:
         raise ValueError(f"{file}: unknown data file format {file.suffix!r} (expected .json, .jsonl or .parquet)")
     if file.stat().st_size == 0:
         raise ValueError(f"{file}: empty data file")
     try:
-        table = load_dataset(_BUILDERS[file.suffix.lower()], data_files=str(file), split="train")
+        table = load_dataset(builder, data_files=str(file), split="train")
         table.data.validate(full=True)  # pyarrow keeps invalid UTF-8 (a latin-1 file) and fails only when it is read
         return table
     except Exception as exc:  # datasets wraps the parser's error (pyarrow, json, OS) in a DatasetGenerationError
         cause = exc.__cause__ or exc
-        where = _json_problem(file) if _BUILDERS[file.suffix.lower()] == "json" else None
+        where = _json_problem(file) if builder == "json" else None
         raise ValueError(f"{file}: cannot read data file: {where or f'{type(cause).__name__}: {cause}'}") from exc
 
 
 def read_table(path: str | os.PathLike) -> "Dataset":
-    r"""
-    Read a `.json` (array or JSON lines), `.jsonl` or `.parquet` file, or a folder of them (concatenated in sorted
-    order), with `datasets.load_dataset`, as it is: nothing is validated. Errors name the file (for JSON, the line or
-    row too).
-    """
+    r"""Read a `.json` (array or JSON lines), `.jsonl` or `.parquet` file, or a folder of them (concatenated in sorted
+    order), with `datasets.load_dataset`, unvalidated. Errors name the file (for JSON, the line or row too)."""
     from datasets import concatenate_datasets
 
     tables = [_load_file(file) for file in _data_files(Path(path))]
@@ -319,15 +308,8 @@ class _Rules:
         return row | {"prompt": None if row["issues"] else prompt(num_images=len(images))}
 
 
-def _canonical(
-    table: "Dataset",
-    rules: _Rules,
-    columns: Mapping[str, str] | None,
-    base: str | os.PathLike | None,
-    report: ValidationReport,
-) -> "Dataset | None":
-    """`table` validated row by row into the canonical columns (`None`, with the problems in `report`, when its
-    columns cannot be mapped)."""
+def _canonical(table: "Dataset", rules: _Rules, columns, base, report: ValidationReport) -> "Dataset | None":
+    """`table` validated row by row into the canonical columns; `None` (problems in `report`) when unmappable."""
     from datasets import Features, Json, List, Value
     from datasets import Image as ImageFeature
 
@@ -335,19 +317,13 @@ def _canonical(
     report.issues += [f"{rules.source}, field 'columns': {problem}" for problem in problems]
     if problems:
         return None
-    text, rules = Value("string"), dataclasses.replace(rules, columns=mapping, base=os.fspath(base) if base else None)
+    text, rules = Value("string"), replace(rules, columns=mapping, base=os.fspath(base) if base else None)
     features = dict.fromkeys(("problem", "solution", "problem_type", "data_type", "source"), text)
     features |= {"prompt": Json(), "images": List(ImageFeature(decode=False)), "options": List(text)}
-    features |= {"row_index": Value("int64"), "issues": List(text)}
+    features = Features(features | {"row_index": Value("int64"), "issues": List(text)})
     # keep_in_memory: validation must never be served from datasets' cache (the images may have changed since).
-    return table.with_format(None).map(
-        rules,
-        with_indices=True,
-        remove_columns=table.column_names,
-        features=Features(features),
-        keep_in_memory=True,
-        desc=f"Validating {rules.source}",
-    )
+    kwargs = {"remove_columns": table.column_names, "features": features, "desc": f"Validating {rules.source}"}
+    return table.with_format(None).map(rules, with_indices=True, keep_in_memory=True, **kwargs)
 
 
 def _image_problem(ref: tuple[str | None, bytes | None], verify: bool) -> str | None:
@@ -358,17 +334,15 @@ def _image_problem(ref: tuple[str | None, bytes | None], verify: bool) -> str | 
         return f"image file not found: {path}"
     if not verify:
         return None
+    name = path or "<embedded bytes>"
     try:
         with Image.open(BytesIO(data) if data else path) as image:
             image.load()  # decode it all: a truncated file has a valid header, and would crash the DataLoader
             width, height = image.size
     except Exception as exc:  # PIL raises many types (UnidentifiedImageError, OSError, SyntaxError, ...)
-        return f"unreadable image {path or '<embedded bytes>'}: {type(exc).__name__}: {exc}"
+        return f"unreadable image {name}: {type(exc).__name__}: {exc}"
     if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
-        size = f"{width}x{height}"
-        return (
-            f"image {path or '<embedded bytes>'} is {size}: aspect ratio above {MAX_ASPECT_RATIO}, Qwen2.5-VL's limit"
-        )
+        return f"image {name} is {width}x{height}: aspect ratio above {MAX_ASPECT_RATIO}, Qwen2.5-VL's limit"
     return None
 
 
@@ -381,17 +355,13 @@ def _check_images(images: list[list[dict]], issues: list[list[str]], verify: boo
 
 
 class ImageTransform:
-    r"""
-    `Dataset.with_transform` transform that opens a row's images when the row is read, converts them to RGB and
-    resizes them with qwen-vl-utils' `fetch_image` (sides multiples of 28, pixel count within
-    `[min_pixels, max_pixels]`, aspect ratio kept).
-    """
+    r"""`Dataset.with_transform` transform: opens a row's images when it is read, as RGB, resized by qwen-vl-utils'
+    `fetch_image` (sides multiples of 28, pixel count within `[min_pixels, max_pixels]`, aspect ratio kept)."""
 
     def __init__(self, min_pixels: int = DEFAULT_MIN_PIXELS, max_pixels: int = DEFAULT_MAX_PIXELS):
         if min_pixels <= 0 or max_pixels < min_pixels:
-            raise ValueError(
-                f"Need 0 < min_pixels <= max_pixels, got min_pixels={min_pixels}, max_pixels={max_pixels}."
-            )
+            got = f"min_pixels={min_pixels}, max_pixels={max_pixels}"
+            raise ValueError(f"Need 0 < min_pixels <= max_pixels, got {got}.")
         self.min_pixels, self.max_pixels = min_pixels, max_pixels
 
     def load_image(self, ref: Mapping[str, Any]) -> "Image.Image":
@@ -413,47 +383,30 @@ class ImageTransform:
         return batch
 
 
-def _rules(
-    on_invalid: str,
-    min_pixels: int,
-    max_pixels: int,
-    system_prompt: str | None,
-    default_problem_type: str | None,
-    problem_types: Sequence[str] | None,
-    verify_images: bool,
-) -> _Rules:
+def _rules(on_invalid, min_pixels, max_pixels, system_prompt, default_problem_type, problem_types, verify) -> _Rules:
     """The validation rules, once the arguments are checked (before any work)."""
     from sophiavl_trl.rewards.accuracy_rewards import normalize_problem_type, registered_problem_types
 
     if on_invalid not in ("error", "skip"):
         raise ValueError(f"on_invalid must be 'error' or 'skip', got {on_invalid!r}.")
     ImageTransform(min_pixels, max_pixels)  # checks the bounds
-    known = registered_problem_types() if problem_types is None else problem_types
+    problem_types = registered_problem_types() if problem_types is None else problem_types
+    known, templated = (frozenset(map(normalize_problem_type, types)) for types in (problem_types, TYPE_TEMPLATE))
     system_prompt = SYSTEM_PROMPT if system_prompt is None else system_prompt
-    known, templated = (
-        frozenset(map(normalize_problem_type, known)),
-        frozenset(map(normalize_problem_type, TYPE_TEMPLATE)),
-    )
-    return _Rules(
-        known, templated, default_problem_type, system_prompt, on_invalid, verify_images, min_pixels, max_pixels
-    )
+    return _Rules(known, templated, default_problem_type, system_prompt, on_invalid, verify, min_pixels, max_pixels)
 
 
-def _finish(parts: list["Dataset | None"], report: ValidationReport, rules: _Rules) -> "Dataset":
+def _finish(parts: list["Dataset | None"], report: ValidationReport, rules: _Rules, return_report: bool):
     from datasets import concatenate_datasets
 
-    if (
-        report.issues or None in parts or not parts
-    ):  # whole-file problems fail in any mode: skipping would drop a whole source
+    if report.issues or None in parts or not parts:  # whole-file problems fail in any mode: skipping drops a source
         raise DatasetValidationError("Dataset validation failed.\n" + report.format(), report)
     dataset = concatenate_datasets(parts)
     check = partial(_check_images, verify=rules.verify_images, seen={})
     dataset = dataset.map(check, input_columns=["images", "issues"], batched=True, keep_in_memory=True, desc="Images")
-    invalid = dataset.filter(bool, input_columns="issues", keep_in_memory=True).select_columns(
-        ["source", "row_index", "issues"]
-    )
+    invalid = dataset.filter(bool, input_columns="issues", keep_in_memory=True)
     report.total_rows = len(dataset)
-    for row in invalid:
+    for row in invalid.select_columns(["source", "row_index", "issues"]):
         report.invalid_rows.append((row["source"], row["row_index"]))
         report.issues += [f"{row['source']}, row {row['row_index']}, {issue}" for issue in row["issues"]]
     if report.issues and rules.on_invalid == "error":
@@ -464,7 +417,8 @@ def _finish(parts: list["Dataset | None"], report: ValidationReport, rules: _Rul
         logger.warning("Skipped invalid rows (on_invalid='skip'); %d kept.\n%s", len(dataset), report.format())
     if len(dataset) == 0:
         raise DatasetValidationError("No valid rows left.\n" + report.format(), report)
-    return dataset.remove_columns("issues").with_transform(ImageTransform(rules.min_pixels, rules.max_pixels))
+    dataset = dataset.remove_columns("issues").with_transform(ImageTransform(rules.min_pixels, rules.max_pixels))
+    return (dataset, report) if return_report else dataset
 
 
 def _names(names: str | Sequence[str]) -> list[str]:
@@ -500,15 +454,6 @@ def load_sophiavl_dataset(
     fills rows without one; `problem_types` defaults to those with an accuracy verifier. `verify_images` decodes every
     image once, in threads, to catch corrupt and truncated files (`False`: only checks that they exist).
     `return_report=True` also returns the `ValidationReport`.
-
-    Example:
-    ```python
-    >>> from sophiavl_trl.data import load_sophiavl_dataset, write_synthetic_dataset
-    >>> registry = write_synthetic_dataset("/tmp/synthetic_doc", num_samples=8)
-    >>> dataset = load_sophiavl_dataset("synthetic_image,synthetic_text", registry, min_pixels=3136, max_pixels=12544)
-    >>> len(dataset), sorted(set(dataset["data_type"]))
-    (8, ['image', 'text'])
-    ```
     """
     rules = _rules(
         on_invalid, min_pixels, max_pixels, system_prompt, default_problem_type, problem_types, verify_images
@@ -522,14 +467,13 @@ def load_sophiavl_dataset(
         try:
             for file in _data_files(spec.file_path):
                 try:
-                    source = dataclasses.replace(rules, source=str(file))
+                    source = replace(rules, source=str(file))
                     parts.append(_canonical(_load_file(file), source, spec.columns, spec.image_base_path, report))
                 except ValueError as exc:  # one unreadable file: go on, to report every file's problems at once
                     report.issues.append(str(exc))
         except FileNotFoundError as exc:
             report.issues.append(str(exc))
-    dataset = _finish(parts, report, rules)
-    return (dataset, report) if return_report else dataset
+    return _finish(parts, report, rules, return_report)
 
 
 def prepare_dataset(
@@ -562,8 +506,7 @@ def prepare_dataset(
     images = [f for f in (getattr(f, "feature", f) for f in features.values()) if isinstance(f, ImageFeature)]
     for feature in images:  # `Image()` and `List(Image())` columns: validation reads paths and bytes, not pixels
         feature.decode = False
-    dataset, report = dataset.cast(features) if images else dataset, ValidationReport()
-    rules = dataclasses.replace(rules, source=source or dataset.info.dataset_name or "dataset")
-    part = _canonical(dataset, rules, columns, image_base_path, report)
-    dataset = _finish([part], report, rules)
-    return (dataset, report) if return_report else dataset
+    dataset = dataset.cast(features) if images else dataset
+    rules = replace(rules, source=source or dataset.info.dataset_name or "dataset")
+    report = ValidationReport()
+    return _finish([_canonical(dataset, rules, columns, image_base_path, report)], report, rules, return_report)

@@ -1,25 +1,15 @@
 # Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
 r"""
-A small synthetic data set in SophiaVL-R1's registry format, with known answers: for tests, examples and CPU smoke
-runs (no download needed).
+A small synthetic data set in SophiaVL-R1's registry format, with known answers, for tests, examples and CPU smoke runs.
 
-Image rows (small PNGs of coloured shapes on a 3x3 grid, or of a rendered word) cover every image problem type:
+Image rows are small PNGs of coloured shapes on a 3x3 grid (count and arithmetic: numerical; shape or colour: multiple
+choice; describe: free-form) or of a rendered word (OCR). Text-only rows: arithmetic word problems (numerical),
+opposites (`text`) and "which number is the largest" (multiple choice).
 
-| kind | problem_type | example question |
-|---|---|---|
-| count | numerical | How many red shapes are there in the image? |
-| arithmetic | numerical | Subtract all blue shapes. How many shapes are left? |
-| choice | multiple choice | Which shape is shown in the image? (options `A. circle; B. square; ...`) |
-| read | OCR | What text is written in the image? |
-| describe | free-form | Describe the shapes in the image. |
-
-Text-only rows (`data_type` `text`): arithmetic word problems (numerical), opposites (`text`), and "which number is
-the largest" (multiple choice).
-
-Layout of `out_dir`: `dataset_info.json` (the registry), `synthetic_image.json` (a JSON array, with the original's
-column names and `columns` mapping), `synthetic_text.parquet` (its own column names, mapped the other way), and
-`images/`. Every row also has a `meta` column (JSON text: the shapes with their colour, grid cell and bounding box,
-or the word) that lets tests check the answers against the pixels. Everything is a function of `seed`.
+`out_dir` holds `dataset_info.json` (the registry), `synthetic_image.json` (a JSON array with the original's column
+names), `synthetic_text.parquet` (its own column names, mapped the other way) and `images/`. Each row's `meta` column
+(JSON text: the shapes with colour, grid cell and bounding box, or the word) lets tests check answers against the
+pixels. Everything is a function of `seed`.
 
 Command line: `python -m sophiavl_trl.data.synthetic OUT_DIR --num-samples 64 --seed 0`.
 """
@@ -34,7 +24,6 @@ from typing import Any
 
 
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "diamond")
-
 # Saturated colours, far from the white background and from each other, drawn without anti-aliasing: every pixel of
 # a shape has exactly its colour, so shapes can be counted from the pixels.
 COLORS: dict[str, tuple[int, int, int]] = {
@@ -47,7 +36,6 @@ COLORS: dict[str, tuple[int, int, int]] = {
 }
 BACKGROUND = (255, 255, 255)
 GRID = 3  # shapes sit in distinct cells of a GRID x GRID grid, so they never touch
-
 WORDS: tuple[str, ...] = (
     "CAT", "DOG", "SUN", "TREE", "BOOK", "FISH", "BIRD", "MOON",
     "STAR", "RAIN", "LAMP", "SHIP", "ROSE", "KITE", "BELL", "DRUM",
@@ -58,16 +46,13 @@ OPPOSITES: dict[str, str] = {
 }  # fmt: skip
 NAMES: tuple[str, ...] = ("Tom", "Ana", "Li", "Sara", "Omar", "Mia")
 ITEMS: tuple[str, ...] = ("apple", "pencil", "marble", "sticker", "coin", "book")
-
 IMAGE_KINDS: tuple[str, ...] = ("count", "arithmetic", "choice", "read", "describe")
 TEXT_KINDS: tuple[str, ...] = ("word_problem", "opposite", "largest")
 LETTERS = "ABCDEFGH"
-
 REGISTRY_FILENAME = "dataset_info.json"
-
-
-def _plural(shape: str) -> str:
-    return shape + "s"
+# The files' columns, in order (the image rows keep the original's names; the text rows are mapped by the registry).
+_IMAGE_COLUMNS = ("problem_id", "problem", "data_type", "problem_type", "options", "solution", "path", "data_source")
+_TEXT_COLUMNS = ("problem_id", "question", "answer", "problem_type", "data_type", "options", "meta")
 
 
 def _draw_shape(draw: Any, shape: str, box: tuple[int, int, int, int], color: tuple[int, int, int]) -> None:
@@ -94,14 +79,8 @@ def _scene(rng: random.Random, width: int, height: int, num_shapes: int) -> list
         row, col = divmod(cell, GRID)
         x = col * cell_w + 1 + rng.randint(0, max(0, cell_w - size - 2))
         y = row * cell_h + 1 + rng.randint(0, max(0, cell_h - size - 2))
-        shapes.append(
-            {
-                "shape": rng.choice(SHAPES),
-                "color": rng.choice(sorted(COLORS)),
-                "cell": cell,
-                "bbox": [x, y, x + size - 1, y + size - 1],
-            }
-        )
+        shape, color = rng.choice(SHAPES), rng.choice(sorted(COLORS))
+        shapes.append({"shape": shape, "color": color, "cell": cell, "bbox": [x, y, x + size - 1, y + size - 1]})
     return shapes
 
 
@@ -130,12 +109,10 @@ def _render_word(rng: random.Random, width: int, height: int, word: str) -> Any:
     image = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(image)
     size = max(10, min(32, height // 3))
-    font = _font(size)
-    left, top, right, bottom = draw.textbbox((0, 0), word, font=font)
+    left, top, right, bottom = draw.textbbox((0, 0), word, font=(font := _font(size)))
     while size > 8 and right - left > width - 4:
         size -= 2
-        font = _font(size)
-        left, top, right, bottom = draw.textbbox((0, 0), word, font=font)
+        left, top, right, bottom = draw.textbbox((0, 0), word, font=(font := _font(size)))
     x = rng.randint(2, max(2, width - (right - left) - 2)) - left
     y = rng.randint(2, max(2, height - (bottom - top) - 2)) - top
     draw.text((x, y), word, fill=(0, 0, 0), font=font)
@@ -151,33 +128,18 @@ def _choice(rng: random.Random, correct: str, candidates: Sequence[str]) -> tupl
     others = [c for c in candidates if c != correct]
     picked = [correct, *rng.sample(others, min(3, len(others)))]
     rng.shuffle(picked)
-    options = [f"{LETTERS[i]}. {text}" for i, text in enumerate(picked)]
-    return options, LETTERS[picked.index(correct)]
-
-
-def _describe(shapes: Sequence[dict[str, Any]]) -> str:
-    parts = [f"a {item['color']} {item['shape']}" for item in shapes]
-    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    return [f"{LETTERS[i]}. {text}" for i, text in enumerate(picked)], LETTERS[picked.index(correct)]
 
 
 def _image_row(rng: random.Random, kind: str, width: int, height: int) -> tuple[dict[str, Any], Any]:
-    """One image row (without path) and its PIL image."""
+    """One image row's `problem`, `problem_type`, `options`, `solution` and `meta`, and its PIL image."""
     options: list[str] = []
     meta: dict[str, Any] = {"kind": kind, "size": [width, height]}
     if kind == "read":
-        word = rng.choice(WORDS)
-        meta["word"] = word
+        meta["word"] = word = rng.choice(WORDS)
         image = _render_word(rng, width, height, word)
-        return {
-            "problem": "What text is written in the image?",
-            "problem_type": "OCR",
-            "options": options,
-            "solution": _answer(word),
-            "meta": meta,
-        }, image
-
-    if kind == "choice":
-        # One large shape in the middle; ask for its shape or its colour.
+        problem, problem_type, solution = "What text is written in the image?", "OCR", _answer(word)
+    elif kind == "choice":  # one large shape in the middle; ask for its shape or its colour
         shape, color = rng.choice(SHAPES), rng.choice(sorted(COLORS))
         size = int(0.6 * min(width, height))
         x, y = (width - size) // 2, (height - size) // 2
@@ -194,41 +156,36 @@ def _image_row(rng: random.Random, kind: str, width: int, height: int) -> tuple[
     else:
         num_shapes = {"count": (1, 6), "arithmetic": (2, 7), "describe": (1, 3)}[kind]
         shapes = _scene(rng, width, height, rng.randint(*num_shapes))
-        if kind == "count":
-            if rng.random() < 0.5:
-                color = rng.choice([s["color"] for s in shapes] if rng.random() < 0.8 else sorted(COLORS))
-                problem = f"How many {color} shapes are there in the image?"
-                value = sum(s["color"] == color for s in shapes)
-            else:
-                shape = rng.choice([s["shape"] for s in shapes] if rng.random() < 0.8 else SHAPES)
-                problem = f"How many {_plural(shape)} are there in the image?"
-                value = sum(s["shape"] == shape for s in shapes)
-            problem_type, solution = "numerical", _answer(value)
+        problem_type = "numerical"
+        if kind == "count" and rng.random() < 0.5:
+            color = rng.choice([s["color"] for s in shapes] if rng.random() < 0.8 else sorted(COLORS))
+            problem = f"How many {color} shapes are there in the image?"
+            value = sum(s["color"] == color for s in shapes)
+        elif kind == "count":
+            shape = rng.choice([s["shape"] for s in shapes] if rng.random() < 0.8 else SHAPES)
+            problem, value = f"How many {shape}s are there in the image?", sum(s["shape"] == shape for s in shapes)
+        elif kind == "arithmetic" and rng.random() < 0.5:
+            color = rng.choice([s["color"] for s in shapes])
+            problem = f"Subtract all {color} shapes. How many shapes are left?"
+            value = sum(s["color"] != color for s in shapes)
         elif kind == "arithmetic":
-            if rng.random() < 0.5:
-                color = rng.choice([s["color"] for s in shapes])
-                problem = f"Subtract all {color} shapes. How many shapes are left?"
-                value = sum(s["color"] != color for s in shapes)
-            else:
-                first, second = rng.sample(SHAPES, 2)
-                problem = f"How many {_plural(first)} and {_plural(second)} are there in total?"
-                value = sum(s["shape"] in (first, second) for s in shapes)
-            problem_type, solution = "numerical", _answer(value)
+            first, second = rng.sample(SHAPES, 2)
+            problem = f"How many {first}s and {second}s are there in total?"
+            value = sum(s["shape"] in (first, second) for s in shapes)
         else:
-            problem = "Describe the shapes in the image."
-            problem_type, solution = "free-form", _answer(_describe(shapes))
-    meta["shapes"] = shapes
-    image = _render_shapes(width, height, shapes)
-    return {
-        "problem": problem,
-        "problem_type": problem_type,
-        "options": options,
-        "solution": solution,
-        "meta": meta,
-    }, image
+            parts = [f"a {item['color']} {item['shape']}" for item in shapes]
+            problem, problem_type = "Describe the shapes in the image.", "free-form"
+            value = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+        solution = _answer(value)
+    if kind != "read":
+        meta["shapes"] = shapes
+        image = _render_shapes(width, height, shapes)
+    row = {"problem": problem, "problem_type": problem_type, "options": options, "solution": solution, "meta": meta}
+    return row, image
 
 
 def _text_row(rng: random.Random, kind: str) -> dict[str, Any]:
+    """One text-only row's `question`, `problem_type`, `options`, `answer` and `meta`."""
     options: list[str] = []
     if kind == "word_problem":
         name, item = rng.choice(NAMES), rng.choice(ITEMS)
@@ -244,33 +201,21 @@ def _text_row(rng: random.Random, kind: str) -> dict[str, Any]:
         else:
             question = f"There are {a} boxes with {b} {item}s in each box. How many {item}s are there in all?"
             value = a * b
-        meta: dict[str, Any] = {"kind": kind, "value": value}
-        return {
-            "question": question,
-            "problem_type": "numerical",
-            "options": options,
-            "answer": _answer(value),
-            "meta": meta,
-        }
-    if kind == "opposite":
+        problem_type, answer, meta = "numerical", value, {"kind": kind, "value": value}
+    elif kind == "opposite":
         word = rng.choice(sorted(OPPOSITES))
+        question, problem_type, answer = f"What is the opposite of the word '{word}'?", "text", OPPOSITES[word]
         meta = {"kind": kind, "word": word}
-        return {
-            "question": f"What is the opposite of the word '{word}'?",
-            "problem_type": "text",
-            "options": options,
-            "answer": _answer(OPPOSITES[word]),
-            "meta": meta,
-        }
-    numbers = rng.sample(range(1, 100), 4)
-    largest = max(numbers)
-    options, letter = _choice(rng, str(largest), [str(n) for n in numbers])
-    meta = {"kind": kind, "numbers": numbers}
+    else:
+        numbers = rng.sample(range(1, 100), 4)
+        options, answer = _choice(rng, str(max(numbers)), [str(n) for n in numbers])
+        question, problem_type = "Which number is the largest? Options: ", "multiple choice"
+        meta = {"kind": kind, "numbers": numbers}
     return {
-        "question": "Which number is the largest? Options: ",
-        "problem_type": "multiple choice",
+        "question": question,
+        "problem_type": problem_type,
         "options": options,
-        "answer": _answer(letter),
+        "answer": _answer(answer),
         "meta": meta,
     }
 
@@ -283,22 +228,10 @@ def write_synthetic_dataset(
     text_fraction: float = 0.25,
 ) -> Path:
     r"""
-    Write the synthetic data set and its registry.
-
-    Args:
-        out_dir (`str` or `os.PathLike`):
-            Output directory (created if needed; files of a previous call are overwritten).
-        num_samples (`int`, *optional*, defaults to `64`):
-            Total number of rows (image and text-only).
-        seed (`int`, *optional*, defaults to `0`):
-            Random seed: the same seed gives byte-identical files.
-        image_size (`int` or `tuple[int, int]`, *optional*, defaults to `(56, 112)`):
-            Image side length, or the `(min, max)` range each image's width and height are drawn from.
-        text_fraction (`float`, *optional*, defaults to `0.25`):
-            Fraction of text-only rows (rounded).
-
-    Returns:
-        `Path`: the registry file (`out_dir/dataset_info.json`), with entries `synthetic_image` and `synthetic_text`.
+    Write `num_samples` rows (a `text_fraction` of them, rounded, text-only) and their registry to `out_dir` (created
+    if needed; a previous call's files are overwritten), and return the registry file, `out_dir/dataset_info.json`,
+    with entries `synthetic_image` and `synthetic_text`. Image sides are drawn from the `(min, max)` range
+    `image_size` (or are `image_size`); the same `seed` gives byte-identical files.
 
     Example:
     ```python
@@ -320,8 +253,7 @@ def write_synthetic_dataset(
     import pyarrow.parquet as pq
 
     out_dir = Path(out_dir)
-    image_dir = out_dir / "images"
-    image_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "images").mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     num_text = round(num_samples * text_fraction)
     num_image = num_samples - num_text
@@ -330,50 +262,21 @@ def write_synthetic_dataset(
     for index in range(num_image):
         width, height = rng.randint(low, high), rng.randint(low, high)
         row, image = _image_row(rng, IMAGE_KINDS[index % len(IMAGE_KINDS)], width, height)
-        filename = f"{index:05d}.png"
-        image.save(image_dir / filename, format="PNG")
+        image.save(out_dir / "images" / f"{index:05d}.png", format="PNG")
+        row |= {"problem_id": index, "data_type": "image", "path": f"./{index:05d}.png", "data_source": "synthetic"}
         image_rows.append(
-            {
-                "problem_id": index,
-                "problem": row["problem"],
-                "data_type": "image",
-                "problem_type": row["problem_type"],
-                "options": row["options"],
-                "solution": row["solution"],
-                "path": f"./{filename}",
-                "data_source": "synthetic",
-                "meta": json.dumps(row["meta"], sort_keys=True),
-            }
+            {key: row[key] for key in _IMAGE_COLUMNS} | {"meta": json.dumps(row["meta"], sort_keys=True)}
         )
     text_rows = []
     for index in range(num_text):
         row = _text_row(rng, TEXT_KINDS[index % len(TEXT_KINDS)])
-        text_rows.append(
-            {
-                "problem_id": num_image + index,
-                "question": row["question"],
-                "answer": row["answer"],
-                "problem_type": row["problem_type"],
-                "data_type": "text",
-                "options": row["options"],
-                "meta": json.dumps(row["meta"], sort_keys=True),
-            }
-        )
+        row |= {"problem_id": num_image + index, "data_type": "text", "meta": json.dumps(row["meta"], sort_keys=True)}
+        text_rows.append(row)
 
     (out_dir / "synthetic_image.json").write_text(json.dumps(image_rows, indent=1) + "\n", encoding="utf-8")
-    schema = pa.schema(
-        [
-            ("problem_id", pa.int64()),
-            ("question", pa.string()),
-            ("answer", pa.string()),
-            ("problem_type", pa.string()),
-            ("data_type", pa.string()),
-            ("options", pa.list_(pa.string())),
-            ("meta", pa.string()),
-        ]
-    )
+    types = {"problem_id": pa.int64(), "options": pa.list_(pa.string())}
+    schema = pa.schema([(name, types.get(name, pa.string())) for name in _TEXT_COLUMNS])
     pq.write_table(pa.Table.from_pylist(text_rows, schema=schema), out_dir / "synthetic_text.parquet")
-
     registry = {
         # The original's mapping direction: file column -> role (prompt / answer / images).
         "synthetic_image": {
@@ -399,17 +302,11 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser.add_argument("out_dir", help="output directory")
     parser.add_argument("--num-samples", type=int, default=64, help="total rows (default: 64)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument(
-        "--image-size", type=int, nargs=2, default=(56, 112), metavar=("MIN", "MAX"), help="image side range"
-    )
+    parser.add_argument("--image-size", type=int, nargs=2, default=(56, 112), metavar=("MIN", "MAX"))
     parser.add_argument("--text-fraction", type=float, default=0.25, help="fraction of text-only rows (default: 0.25)")
     args = parser.parse_args(argv)
     path = write_synthetic_dataset(
-        args.out_dir,
-        num_samples=args.num_samples,
-        seed=args.seed,
-        image_size=tuple(args.image_size),
-        text_fraction=args.text_fraction,
+        args.out_dir, args.num_samples, args.seed, tuple(args.image_size), args.text_fraction
     )
     print(path)  # the registry path is the command's output
     return path

@@ -37,8 +37,7 @@ class JudgeUnavailableError(RuntimeError):
 
 
 def normalize_base_url(url: str) -> str:
-    """The OpenAI API base of a judge URL: `"host:8000"` and `"http://host:8000/v1/chat/completions"` (the reference
-    code's `OPENAI_API_URL`) both give `"http://host:8000/v1"`."""
+    """The OpenAI API base of a judge URL: `"host:8000"` or `"http://host:8000/v1/chat/completions"` -> `".../v1"`."""
     parts = urlsplit(url.strip() if "://" in url else f"http://{url.strip()}")
     path = parts.path.rstrip("/")
     for suffix in ("/chat/completions", "/completions", "/models"):
@@ -47,8 +46,7 @@ def normalize_base_url(url: str) -> str:
 
 
 def _image_key(image: Any) -> Any:
-    # GRPO passes each prompt's image with each of its completions, as distinct but equal objects: keyed by content,
-    # each is encoded once (hashing the pixels is 10 to 50 times cheaper than encoding them).
+    # GRPO passes equal images as distinct objects: keyed by content, each is encoded once (hashing is far cheaper).
     if isinstance(image, dict):
         image = image.get("bytes") or image.get("path")
     if hasattr(image, "tobytes"):
@@ -75,24 +73,21 @@ def _failure(exc: BaseException) -> tuple[str, str]:
 @dataclass
 class JudgeStats:
     """Counters of a [`ThinkingRewardClient`]: `items == scored + parse_failures + request_failures`; `errors` counts
-    the NaN items by cause (`"unparseable"`, `"timeout"`, `"connection"`, `"http_503"`, `"bad_response"`,
-    `"deadline"`...); `calls` and `seconds` are the `score`/`ascore` calls and their summed wall time."""
+    NaN items by cause (`"unparseable"`, `"timeout"`, `"http_503"`, `"deadline"`...)."""
 
     items: int = 0
     scored: int = 0
-    parse_failures: int = 0  # answers without a score in [0, 1]
-    request_failures: int = 0  # failed on every replica, or cut at the call's deadline
+    parse_failures: int = 0
+    request_failures: int = 0
     errors: dict[str, int] = field(default_factory=dict)
     calls: int = 0
     seconds: float = 0.0
 
     @property
     def failures(self) -> int:
-        """Items that got NaN."""
         return self.parse_failures + self.request_failures
 
     def as_dict(self) -> dict[str, Any]:
-        """The counters as a plain dict, `failures` included."""
         return {**asdict(self), "failures": self.failures}
 
 
@@ -100,45 +95,23 @@ class ThinkingRewardClient:
     r"""
     Client for the thinking reward model (SophiaVL-R1's judge) behind an OpenAI-compatible server such as vLLM.
 
-    Each item is one chat request ([`~sophiavl_trl.judge.build_judge_messages`], temperature 0) sent through
-    `openai.AsyncOpenAI`, with its own `timeout` and `max_retries` (it retries connection errors, timeouts, 408, 409,
-    429 and 5xx with backoff), at most `max_concurrency` in flight. Items go round-robin over the replicas; with
-    several, a failed request is tried once on each other replica, then on each with retries. An item that fails
-    everywhere, or whose answer holds no score in [0, 1], gets NaN (counted in `stats`), never 0, and never raises.
-    A call returns within `worst_case_seconds(n)`, whatever the servers do: what is still pending then gives NaN.
-
-    `score()` works from plain code and from a thread that runs an event loop; `await ascore()` on any event loop.
-    Connections persist per event loop. The API key and a URL password (`http://user:password@host`, sent as HTTP
-    basic auth) never show in `repr`, `to_dict()`, `stats`, logs, errors or pickles (an unpickled client reads
-    `OPENAI_API_KEY` again, and has no URL password).
+    Each item is one chat request ([`~sophiavl_trl.judge.build_judge_messages`], temperature 0), at most
+    `max_concurrency` in flight, round-robin over the replicas; a failed request fails over to the other replicas.
+    An item that fails everywhere, or whose answer holds no score in [0, 1], gets NaN (counted in `stats`), never 0,
+    and never raises. A call returns within `worst_case_seconds(n)`. `score()` works from plain code and from a thread
+    running an event loop; `await ascore()` on any loop. The API key and URL passwords never show in `repr`,
+    `to_dict()`, `stats`, logs, errors or pickles.
 
     Args:
-        base_url (`str` or `list[str]`, *optional*): server URL(s), a list or comma-separated string for replicas
-            (`.../v1/chat/completions` accepted). Defaults to `OPENAI_API_URL`, else `"http://127.0.0.1:8000/v1"`.
+        base_url (`str` or `list[str]`, *optional*): server URL(s), a list or comma-separated string for replicas.
+            Defaults to `OPENAI_API_URL`, else `"http://127.0.0.1:8000/v1"`.
         model (`str`, *optional*): served model name. Defaults to `REWARD_MODEL`, else `"thinking-reward-model"`.
-        max_concurrency (`int`, defaults to `64`): requests in flight per event loop (the published server runs 64).
-        timeout (`float`, defaults to `60.0`): the OpenAI client's timeout, in seconds.
-        max_retries (`int`, defaults to `3`): the OpenAI client's retries of a request on one replica.
-        api_key (`str`, *optional*): vLLM's `--api-key`. Defaults to `OPENAI_API_KEY`, else a placeholder.
-        constrained_decoding (`bool`, defaults to `False`): constrain answers to `SCORE_CHOICES` with vLLM's
-            `structured_outputs={"choice": ...}` (other servers may reject the field).
+        max_concurrency (`int`, defaults to `64`): requests in flight per event loop.
+        timeout (`float`, defaults to `60.0`) and max_retries (`int`, defaults to `3`): per request and replica.
+        api_key (`str`, *optional*): vLLM's `--api-key`. Defaults to `OPENAI_API_KEY`.
+        constrained_decoding (`bool`, defaults to `False`): send vLLM's `structured_outputs={"choice": SCORE_CHOICES}`.
         template (`str`, *optional*): evaluator prompt with `{question}` and `{reasoning}`; defaults to the card's.
         max_image_pixels (`int` or `None`, defaults to `4194304`): larger images are downscaled before sending.
-        image_format (`str`, defaults to `"PNG"`): encoding of images that must be encoded (`"PNG"` or `"JPEG"`).
-        max_tokens (`int`, defaults to `16`): longest answer (a score is 1 to 3 tokens).
-        extra_body (`dict`, *optional*): extra fields for every request body.
-
-    Example (with `bash examples/serve_thinking_reward_model.sh /path/to/judge 8000` running):
-    ```python
-    >>> from sophiavl_trl.judge import ThinkingRewardClient
-
-    >>> client = ThinkingRewardClient(base_url="http://127.0.0.1:8000/v1", constrained_decoding=True)
-    >>> client.check_server()
-    ['http://127.0.0.1:8000/v1']
-    >>> client.score(["What is 2+2?", "What is 2+2?"], ["2+2=4.", "2+2=5 because 5 is prime."])
-    [1.0, 0.1]
-
-    ```
     """
 
     def __init__(
@@ -152,9 +125,6 @@ class ThinkingRewardClient:
         constrained_decoding: bool = False,
         template: str | None = None,
         max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
-        image_format: str = "PNG",
-        max_tokens: int = 16,
-        extra_body: dict[str, Any] | None = None,
     ) -> None:
         base_url = base_url or os.environ.get("OPENAI_API_URL") or "http://127.0.0.1:8000/v1"
         urls = [
@@ -167,14 +137,12 @@ class ThinkingRewardClient:
             raise ValueError(
                 f"Need max_concurrency >= 1, timeout > 0, max_retries >= 0; got {max_concurrency, timeout, max_retries}."
             )
-        if image_format.upper() not in ("PNG", "JPEG", "JPG"):
-            raise ValueError(f"image_format must be 'PNG' or 'JPEG', got {image_format!r}.")
         if template is not None:
             validate_template(template)
         self.model: str = model or os.environ.get("REWARD_MODEL") or "thinking-reward-model"
         self.max_concurrency, self.timeout, self.max_retries = max_concurrency, float(timeout), max_retries
-        self.constrained_decoding, self.template, self.max_tokens = constrained_decoding, template, max_tokens
-        self.max_image_pixels, self.image_format, self.extra_body = max_image_pixels, image_format, extra_body
+        self.constrained_decoding, self.template = constrained_decoding, template
+        self.max_image_pixels = max_image_pixels
         self._api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         self._stats, self._stats_lock, self._rr = JudgeStats(), threading.Lock(), 0
         self._reset()
@@ -186,20 +154,16 @@ class ThinkingRewardClient:
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration, without the API key or URL passwords (what pickling keeps)."""
-        names = "model max_concurrency timeout max_retries constrained_decoding template max_image_pixels image_format"
-        return {
-            "base_url": list(self.base_urls),
-            **{k: getattr(self, k) for k in f"{names} max_tokens extra_body".split()},
-        }
+        names = "model max_concurrency timeout max_retries constrained_decoding template max_image_pixels".split()
+        return {"base_url": list(self.base_urls), **{k: getattr(self, k) for k in names}}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_urls!r}, model={self.model!r}, timeout={self.timeout})"
 
-    def __getstate__(self) -> dict[str, Any]:
-        return self.to_dict()
+    __getstate__ = to_dict
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(**state)
+        self.__init__(**state)  # an unpickled client reads OPENAI_API_KEY again and has no URL password
 
     def _redact(self, text: str) -> str:
         for secret in [self._api_key, *(auth[1] for auth in self._auth if auth)]:
@@ -213,9 +177,8 @@ class ThinkingRewardClient:
             return copy.deepcopy(self._stats)
 
     def worst_case_seconds(self, n: int) -> float:
-        """The longest a call with `n` items takes, enforced as its deadline: `ceil(n / max_concurrency)` waves of one
-        item's worst case, every attempt timing out (`replicas * (max_retries + 1)`, plus one quick pass over the
-        replicas when there are several) after the OpenAI client's backoffs (`min(0.5 * 2**k, 8)` s), plus 1 s."""
+        """The deadline of a call with `n` items: `ceil(n / max_concurrency)` waves of one item's worst case (every
+        attempt on every replica timing out, after the OpenAI client's backoffs), plus 1 s."""
         replicas = len(self.base_urls)
         attempts = replicas * (self.max_retries + 1) + (replicas if replicas > 1 and self.max_retries else 0)
         per_item = attempts * self.timeout + replicas * sum(min(0.5 * 2**k, 8.0) for k in range(self.max_retries))
@@ -229,22 +192,15 @@ class ThinkingRewardClient:
         if loop not in self._per_loop:
             import openai
 
-            clients = [
-                openai.AsyncOpenAI(
-                    base_url=url,
-                    api_key=self._api_key or "EMPTY",
-                    timeout=self.timeout,
-                    max_retries=self.max_retries,
-                    http_client=openai.DefaultAsyncHttpxClient(auth=auth, timeout=self.timeout) if auth else None,
-                )
-                for url, auth in zip(self.base_urls, self._auth)
-            ]
+            common = {"api_key": self._api_key or "EMPTY", "timeout": self.timeout, "max_retries": self.max_retries}
+            http = [openai.DefaultAsyncHttpxClient(auth=a, timeout=self.timeout) if a else None for a in self._auth]
+            clients = [openai.AsyncOpenAI(base_url=u, http_client=h, **common) for u, h in zip(self.base_urls, http)]
             self._per_loop[loop] = clients, asyncio.Semaphore(self.max_concurrency)
         return self._per_loop[loop]
 
     def _sync(self, coro_fn: Any) -> Any:
-        """Run `coro_fn()` on the client's own event loop (one synchronous call at a time, so that its connections
-        persist), from a worker thread when this thread runs a loop (blocking a loop on itself would deadlock)."""
+        """Run `coro_fn()` on the client's own, persistent event loop; from a worker thread when this thread runs a
+        loop (blocking a loop on itself would deadlock)."""
 
         def drive() -> Any:
             if self._pid != os.getpid():
@@ -274,13 +230,11 @@ class ThinkingRewardClient:
 
     def build_messages(self, question: str, reasoning: str, image: Any = None) -> list[dict[str, Any]]:
         """The chat messages sent for one item (see [`~sophiavl_trl.judge.build_judge_messages`])."""
-        return build_judge_messages(
-            question, reasoning, image, self.template, max_pixels=self.max_image_pixels, image_format=self.image_format
-        )
+        return build_judge_messages(question, reasoning, image, self.template, max_pixels=self.max_image_pixels)
 
     def _request(self, question: str, reasoning: str, image: Any = None) -> dict[str, Any]:
-        body = {"model": self.model, "messages": self.build_messages(question, reasoning, image), "temperature": 0.0}
-        body.update(max_tokens=self.max_tokens, **(self.extra_body or {}))
+        messages = self.build_messages(question, reasoning, image)
+        body = {"model": self.model, "messages": messages, "temperature": 0.0, "max_tokens": 16}
         if self.constrained_decoding:
             body["structured_outputs"] = {"choice": SCORE_CHOICES}
         return body
@@ -288,26 +242,14 @@ class ThinkingRewardClient:
     def score(
         self, questions: Sequence[str], reasonings: Sequence[str], images: Sequence[Any] | None = None
     ) -> list[float]:
-        r"""
-        Score reasonings with the thinking reward model.
-
-        Args:
-            questions (`Sequence[str]`): the questions, one per item.
-            reasonings (`Sequence[str]`): the reasonings to evaluate, one per item.
-            images (`Sequence`, *optional*): one image (PIL image, path, bytes) or `None` per item.
-
-        Returns:
-            `list[float]`: one score in [0, 1] per item, NaN where none was obtained (counted in `stats`).
-
-        Raises:
-            `ValueError` if the inputs do not match, `OSError`/`TypeError` if an image cannot be read: data errors.
-        """
+        """Score reasonings: one score in [0, 1] per item, NaN where none was obtained. `images` holds one image (PIL
+        image, path, bytes) or `None` per item. Raises `ValueError`, `OSError` or `TypeError` on bad inputs only."""
         return self._sync(lambda: self.ascore(questions, reasonings, images))
 
     async def ascore(
         self, questions: Sequence[str], reasonings: Sequence[str], images: Sequence[Any] | None = None
     ) -> list[float]:
-        """[`~ThinkingRewardClient.score`] on the running event loop (same arguments and result)."""
+        """[`~ThinkingRewardClient.score`] on the running event loop."""
         n = len(questions)
         if isinstance(questions, str) or isinstance(reasonings, str):
             raise ValueError("questions and reasonings must be sequences of strings, not a single string.")
@@ -320,9 +262,7 @@ class ThinkingRewardClient:
         urls: dict[Any, str] = {}
         for key, image in zip(keys, images or ()):
             if key is not None and key not in urls:
-                urls[key] = encode_image_data_url(
-                    image, max_pixels=self.max_image_pixels, image_format=self.image_format
-                )
+                urls[key] = encode_image_data_url(image, max_pixels=self.max_image_pixels)
         bodies = [self._request(q, r, urls.get(key)) for q, r, key in zip(questions, reasonings, keys)]
         if not bodies:
             return []
@@ -366,8 +306,7 @@ class ThinkingRewardClient:
             for retries in passes:
                 for index in [(first + k) % n for k in range(n)]:
                     try:
-                        # `post` is `chat.completions.create` (same URL, auth, retries and errors) without building
-                        # response models: about 2 ms of CPU less per request.
+                        # `post` is `chat.completions.create` without building response models (~2 ms CPU less).
                         options = {"max_retries": retries}
                         response = await clients[index].post(
                             "/chat/completions", body=body, cast_to=object, options=options
@@ -382,16 +321,8 @@ class ThinkingRewardClient:
         return math.nan, kind
 
     def check_server(self, wait_seconds: float = 0.0) -> list[str]:
-        r"""
-        Check that the judge servers answer and list the model (`GET /v1/models`), polling every second for up to
-        `wait_seconds` (a starting server) until one does.
-
-        Returns:
-            `list[str]`: the healthy replicas (the others are logged).
-
-        Raises:
-            `JudgeUnavailableError`: when none is, naming each URL, what is wrong, the model and how to start a server.
-        """
+        """The replicas that answer and list the model (`GET /v1/models`), polling every second for up to
+        `wait_seconds` until one does; raises `JudgeUnavailableError`, saying what is wrong with each, if none does."""
         deadline = time.monotonic() + wait_seconds
         while True:
             problems = self._sync(self._check)

@@ -1,12 +1,6 @@
 # Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
-r"""The thinking reward model's request (the model card's evaluator prompt, byte for byte) and the parsing of its answer.
-
-The card builds the request as: the question gets an `"<image> "` prefix when an image is attached and it has no
-`<image>` tag yet; the prompt is the card's f-string with the question and reasoning inserted; the messages are a system
-message `"You are a helpful assistant."` and one user message holding the text, then the image as a base64 data URL.
-The model answers one score from {0, 0.1, ..., 1.0}; [`parse_score`] reads it and returns NaN, never 0, when there is
-none.
-"""
+"""The thinking reward model's request (the model card's evaluator prompt, byte for byte) and the parsing of its
+answer: one score from {0, 0.1, ..., 1.0}, or NaN (never 0) when there is none."""
 
 import base64
 import io
@@ -18,41 +12,32 @@ from typing import Any
 
 
 __all__ = [
-    "DEFAULT_JUDGE_TEMPLATE",
-    "DEFAULT_MAX_IMAGE_PIXELS",
-    "RELEASED_CODE_JUDGE_TEMPLATE",
-    "SCORE_CHOICES",
-    "build_judge_messages",
-    "encode_image_data_url",
-    "parse_score",
-    "validate_template",
-]
+    "DEFAULT_JUDGE_TEMPLATE", "DEFAULT_MAX_IMAGE_PIXELS", "RELEASED_CODE_JUDGE_TEMPLATE", "SCORE_CHOICES",
+    "build_judge_messages", "encode_image_data_url", "parse_score", "validate_template",
+]  # fmt: skip
 
 logger = logging.getLogger(__name__)
 
 JUDGE_SYSTEM_PROMPT = "You are a helpful assistant."
 
-# The evaluator prompt of the published thinking reward model, verbatim from its model card (an f-string there, a
-# `str.format` template here: `{question}` and `{reasoning}` are the card's `{prompt_str}` and `{reasoning_str}`, and
-# `{{...}}` is the card's own escaped brace pair). The judge was trained on exactly this text: do not reflow it.
+# The model card's evaluator prompt, verbatim (its f-string as a `str.format` template). The judge was trained on
+# exactly this text: do not reflow it.
 DEFAULT_JUDGE_TEMPLATE = """You are an expert reasoning evaluator. I will give you a multimodal question and an answer. Your goal is to judge a reward process and give a score between 0 and 1. You should focus on whether the reasoning process is good rather than whether the final answer is correct.### Evaluation Criteria:\n- **Logical Soundness**: Does each step follow logically from the previous one?\n- **Correct Reasoning**: Are the methods and steps used appropriate and valid? Are the facts and lemmas correctly stated and applied?\n- **Error Identification**: Are there any logical fallacies, unsupported assumptions, or incorrect steps?\n- **Language Consistency**: Is the reasoning process conducted in a single, consistent language without mixing different languages?\n- **Redundancy**: Is the reasoning concise, without unnecessary repetition or extraneous steps?\nProvide a single score from **{{0, 0.1, 0.2, ..., 1.0}}** based on the reasoning quality, where:\n - **0**: Completely flawed reasoning\n- **1**: Perfectly sound reasoning\n- Intermediate values (e.g., 0.3, 0.7) should reflect partial correctness or minor errors.\nBe strict, reward the good process and punish the bad one. You should only output the score without any explanation.
     Question: {question}
     Reasoning process: {reasoning}
     """
 
-# The variant in the released training code (kxfan2002/SophiaVL-R1, verl/workers/reward/custom.py), which adds one
-# line asking for `<answer>x</answer>`. Not the default: the model card's prompt is the documented interface of the
-# published judge. Pass it as `template=` to reproduce the released training runs' requests exactly.
+# The released training code's variant (kxfan2002/SophiaVL-R1, verl/workers/reward/custom.py) asks for
+# `<answer>x</answer>`; pass it as `template=` to reproduce those runs' requests.
 RELEASED_CODE_JUDGE_TEMPLATE = DEFAULT_JUDGE_TEMPLATE.replace(
     "    Reasoning process: {reasoning}\n",
     "    Reasoning process: {reasoning}\n    Your response format: <answer>your_score</answer>\n",
 )
 
-# The scores the judge was trained to emit, as strings (for vLLM's `structured_outputs={"choice": SCORE_CHOICES}`).
+# The scores the judge was trained to emit (for vLLM's `structured_outputs={"choice": SCORE_CHOICES}`).
 SCORE_CHOICES: list[str] = ["0", "0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9", "1.0"]
 
-# Largest image sent to the judge, in pixels (the recipe's `max_pixels` for the policy: 2048 x 2048). Larger images are
-# downscaled, keeping their aspect ratio, before they are base64-encoded.
+# Largest image sent to the judge, in pixels (the policy's `max_pixels`: 2048 x 2048); larger ones are downscaled.
 DEFAULT_MAX_IMAGE_PIXELS = 4_194_304
 
 
@@ -73,24 +58,9 @@ def validate_template(template: str) -> None:
 def encode_image_data_url(
     image: Any, max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS, image_format: str = "PNG"
 ) -> str:
-    r"""
-    Encode an image as a base64 data URL for an OpenAI-style `image_url` content part.
-
-    PNG and JPEG files (paths or bytes) within the pixel limit are sent as they are, as the model card does; anything
-    else (PIL images, other formats, images over the limit) is downscaled to at most `max_pixels` pixels (aspect ratio
-    kept) and encoded as `image_format`. `data:` and `http(s):` URLs pass through.
-
-    Args:
-        image (`PIL.Image.Image`, `str`, `os.PathLike`, `bytes` or `dict`):
-            A PIL image, a file path, encoded bytes, a `datasets` image dict (`{"bytes", "path"}`), or a URL.
-        max_pixels (`int` or `None`, *optional*, defaults to `4194304`):
-            Largest number of pixels sent; `None` disables downscaling.
-        image_format (`str`, *optional*, defaults to `"PNG"`):
-            Format used when the image has to be (re-)encoded: `"PNG"` or `"JPEG"`.
-
-    Returns:
-        `str`: a `data:image/...;base64,...` URL (or the given URL).
-    """
+    """A base64 data URL of `image` (PIL image, path, bytes, `datasets` image dict; `data:`/`http(s):` URLs pass
+    through). PNG and JPEG files within `max_pixels` are sent as they are, as the card does; anything else is
+    downscaled to at most `max_pixels` (aspect ratio kept; `None`: never) and encoded as `image_format`."""
     from PIL import Image
 
     if isinstance(image, str) and image.startswith(("data:", "http://", "https://")):
@@ -131,36 +101,8 @@ def build_judge_messages(
     max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
     image_format: str = "PNG",
 ) -> list[dict[str, Any]]:
-    r"""
-    Build the chat messages of one judge request, as the published thinking reward model's card does.
-
-    Args:
-        question (`str`):
-            The question the policy answered.
-        reasoning (`str`):
-            The reasoning to evaluate.
-        image (*optional*):
-            The example's (first) image, if any; see [`encode_image_data_url`].
-        template (`str`, *optional*, defaults to `DEFAULT_JUDGE_TEMPLATE`):
-            A `str.format` template with `{question}` and `{reasoning}` fields.
-        max_pixels (`int` or `None`, *optional*, defaults to `4194304`):
-            Images with more pixels are downscaled to this size; `None` disables downscaling.
-        image_format (`str`, *optional*, defaults to `"PNG"`):
-            Encoding of images that have to be (re-)encoded (`"PNG"` or `"JPEG"`).
-
-    Returns:
-        `list[dict]`: the system message and the user message (text part, then an `image_url` part if any).
-
-    Example:
-    ```python
-    >>> from sophiavl_trl.judge import build_judge_messages
-
-    >>> messages = build_judge_messages("What is 2+2?", "2+2=4, so the answer is 4.")
-    >>> [m["role"] for m in messages], messages[1]["content"][0]["text"].splitlines()[-2]
-    (['system', 'user'], '    Reasoning process: 2+2=4, so the answer is 4.')
-
-    ```
-    """
+    """The chat messages of one judge request, as the card builds them: a system message and a user message with the
+    evaluator prompt (the question gets an `"<image> "` prefix when an image is attached), then the image's data URL."""
     if image is not None and "<image>" not in question:
         question = f"<image> {question}"
     text = (template or DEFAULT_JUDGE_TEMPLATE).format(question=question, reasoning=reasoning)
@@ -171,18 +113,15 @@ def build_judge_messages(
     return [{"role": "system", "content": JUDGE_SYSTEM_PROMPT}, {"role": "user", "content": content}]
 
 
-# Every pattern below runs anchored on a bounded window, or is a plain alternation of literals, so parsing is linear in
-# the answer's length: no two adjacent unbounded quantifiers can trade characters (`"score" + " " * 2000` once took 78 s).
+# Linear-time parsing: each pattern runs anchored on a bounded window or is an alternation of literals, so no two
+# adjacent unbounded quantifiers can trade characters (`"score" + " " * 2000` once took 78 s).
 _NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)"
-# A number, optionally as a fraction ("7/10", "7 out of 10") or a percentage ("70%").
 _VALUE_RE = re.compile(rf"(?P<num>{_NUM})(?:\s*(?:/|out\s+of)\s*(?P<den>{_NUM})|\s*(?P<pct>%))?", re.IGNORECASE)
 _KEYWORD_RE = re.compile(r"\b(?:score|reward|rating)\b", re.IGNORECASE)
-# What may sit between a keyword and its value: "Score: ", "score = ", "score is ", "Score: **".
 _AFTER_KEYWORD_RE = re.compile(rf"[\s:=*]*(?:(?:is|of)\b[\s:=*]*)?{_VALUE_RE.pattern}", re.IGNORECASE)
 _WINDOW = 64  # characters after a keyword in which its value must start
 _MAX_CHARS = 10_000  # the answer's tail that is parsed (the score comes last)
-# Decoration around a bare answer: markdown emphasis, code ticks, quotes, brackets; and final punctuation.
-_DECORATION = " \t\r\n*_`'\"()[]{}"
+_DECORATION = " \t\r\n*_`'\"()[]{}"  # markdown, code ticks, quotes, brackets around a bare answer
 
 
 def _value(match: re.Match | None) -> float:
@@ -224,36 +163,10 @@ def _raw_score(text: str) -> float:
 
 
 def parse_score(text: str | None) -> float:
-    r"""
-    Read the thinking score from the judge's answer.
-
-    Accepted forms, tried in this order: `<answer>x</answer>`, `\boxed{x}`, `Score: x` (also "score is x", "reward =
-    x"), the whole answer being a number (markdown emphasis, quotes and a final period ignored), then the last, then
-    the first line being a number. A number may be a fraction (`7/10`, `7 out of 10`) or a percentage (`70%`). Only
-    the last 10,000 characters are read, in linear time.
-
-    An answer with no score, or with a score outside [0, 1] (a judge answering `7` or `-1` is broken, not confident),
-    gives NaN, never 0 and never a clamped value: an unparseable judge answer is missing information, not a bad
-    reasoning. Out-of-range scores are logged as warnings.
-
-    Args:
-        text (`str` or `None`):
-            The judge's answer.
-
-    Returns:
-        `float`: the score in [0, 1], or `nan`.
-
-    Example:
-    ```python
-    >>> from sophiavl_trl.judge import parse_score
-
-    >>> [parse_score(t) for t in ["0.7", "<answer>0.3</answer>", "\\boxed{1}", "Score: 0.8", "70%", "7/10"]]
-    [0.7, 0.3, 1.0, 0.8, 0.7, 0.7]
-    >>> parse_score("I cannot judge this."), parse_score("7")
-    (nan, nan)
-
-    ```
-    """
+    r"""The score in the judge's answer, from (in this order) `<answer>x</answer>`, `\boxed{x}`, `Score: x`, or the whole
+    answer, its last line or its first line being a number; `x` may be a fraction (`7/10`) or a percentage (`70%`).
+    Only the last 10,000 characters are read, in linear time. No score, or one outside [0, 1], gives NaN: never 0 and
+    never clamped (an unparseable answer is missing information, not a bad reasoning)."""
     if not text:
         return math.nan
     score = _raw_score(text[-_MAX_CHARS:])

@@ -1,19 +1,10 @@
 # Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
 r"""
-Supervised fine-tuning data for a thinking reward model (a judge): judge records, their validation, and their
-rendering as TRL conversational examples, built with exactly the request [`~sophiavl_trl.judge.ThinkingRewardClient`]
-sends.
-
-A *judge record* is one scored reasoning trace: `question` (str), `reasoning` (str), `score` (one of 0, 0.1, ..., 1.0,
-as a number or a string) and an optional `image` (a path relative to the file's folder or `image_base_path`, an
-embedded `{"bytes", "path"}` image, or null). Records are read with `datasets` from `.json`/`.jsonl`/`.parquet` files
-(or a folder of them), directly or through a SophiaVL `dataset_info.json` registry whose `columns` map the record
-columns in any of the registry's forms; unmapped columns are used under their own names or a known alias
-(`problem`/`prompt` -> `question`, `thinking` -> `reasoning`, `images`/`path`/`image_path` -> `image`).
-
-Each record becomes a prompt (the client's messages from [`~sophiavl_trl.judge.build_judge_messages`], its
-`image_url` part turned into TRL's `{"type": "image"}` placeholder at the same position) and a completion (the score as
-the judge writes it, an element of `SCORE_CHOICES`); the image is the client's data URL decoded as vLLM decodes it.
+Supervised fine-tuning data for a thinking reward model (a judge). A *judge record* is one scored reasoning trace:
+`question`, `reasoning`, `score` (one of 0, 0.1, ..., 1.0) and an optional `image`, read from `.json`/`.jsonl`/`.parquet`
+files directly or through a `dataset_info.json` registry. Each becomes exactly the request
+[`~sophiavl_trl.judge.ThinkingRewardClient`] sends (its `image_url` part as TRL's `{"type": "image"}`, the image
+decoded as vLLM decodes it) and the score as the judge writes it. See docs/thinking-reward-model.md.
 """
 
 from __future__ import annotations
@@ -26,7 +17,6 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -68,21 +58,7 @@ class JudgeRecord:
 
 
 def parse_score_label(value: Any) -> tuple[float | None, str | None]:
-    r"""
-    Read a record's target score: a number or numeric string equal to one of 0, 0.1, ..., 1.0.
-
-    Returns:
-        `tuple`: the score on the 0.1 grid, or `None` and why the value is not a valid label.
-
-    Example:
-    ```python
-    >>> parse_score_label("0.7"), parse_score_label(1)
-    ((0.7, None), (1.0, None))
-    >>> parse_score_label(0.75)[1]
-    'score 0.75 is not one of {0, 0.1, ..., 1.0} (round it to one decimal first)'
-
-    ```
-    """
+    r"""A record's target score (a number or numeric string on the 0.1 grid): `(score, None)`, or `(None, why)`."""
     if value is None:
         return None, "missing score"
     try:
@@ -189,12 +165,10 @@ def load_judge_records(
     on_invalid: Literal["error", "skip"] = "error",
 ) -> list[JudgeRecord]:
     r"""
-    Read and validate judge records from a file or folder (`data`; relative images from `image_base_path`, default
-    the file's folder), or from the entries `data` (a list or comma-separated names) of a `registry`.
-
-    Every row is checked before anything is returned (non-empty `question` and `reasoning`, a `score` on the 0.1
-    grid, an image that exists and opens), each problem named by file, row and field: `on_invalid="error"` raises a
-    `DatasetValidationError` listing them, `"skip"` drops the rows with a warning. Whole-file problems always raise.
+    Read and validate judge records from a file or folder `data` (relative images from `image_base_path`, default the
+    file's folder), or from the entries `data` (list or comma-separated names) of a `registry`. Each problem names
+    file, row and field; `on_invalid="error"` raises a `DatasetValidationError` listing them, `"skip"` drops the rows
+    with a warning. Whole-file problems always raise.
     """
     from sophiavl_trl.data import load_registry
     from sophiavl_trl.scripts import data_files, load_file
@@ -261,7 +235,8 @@ def _to_trl(messages: list[dict], decode: bool = True) -> tuple[list[dict], list
     return converted, images
 
 
-def _image_source(ref: Any) -> Any:
+def image_source(ref: Any) -> Any:
+    """What `build_judge_messages` takes for an image reference: the bytes or path of a `{"bytes", "path"}` mapping."""
     return (ref.get("bytes") or ref.get("path")) if isinstance(ref, Mapping) else ref
 
 
@@ -276,53 +251,29 @@ def _columns(prompt: list[dict], completion: list[dict], images: list, sft_forma
 def judge_sft_example(
     question: str, reasoning: str, score: float, image: Any = None, *, sft_format: str = "prompt_completion"
 ) -> dict[str, Any]:
-    r"""
-    One judge training example, built from the exact request the client sends for this item.
-
-    Args:
-        question (`str`), reasoning (`str`), score (`float`, on the 0.1 grid):
-            The record.
-        image (`PIL.Image.Image`, `str`, `bytes` or `{"bytes", "path"}`, *optional*):
-            The image, if any.
-        sft_format (`str`, *optional*, defaults to `"prompt_completion"`):
-            `"prompt_completion"`: `prompt` (system and user messages) and `completion` (the score), so that TRL's
-            `SFTTrainer` computes the loss on the score only. `"messages"`: one conversation (loss on every token).
-
-    Returns:
-        `dict`: `prompt` and `completion` (or `messages`), and `images` (zero or one RGB PIL image).
-    """
-    prompt, images = _to_trl(build_judge_messages(question, reasoning, image=_image_source(image)))
+    r"""One judge training example from the exact request the client sends: `prompt` and `completion` (loss on the
+    score only), or `messages` with `sft_format="messages"`, and `images` (zero or one RGB PIL image). `image` may be a
+    PIL image, a path, bytes or `{"bytes", "path"}`."""
+    prompt, images = _to_trl(build_judge_messages(question, reasoning, image=image_source(image)))
     return _columns(prompt, [{"role": "assistant", "content": score_to_text(score)}], images, sft_format)
 
 
 def judge_sft_transform(batch: dict[str, list]) -> dict[str, list]:
     r"""Row transform of [`build_judge_sft_dataset`]: decodes the stored messages, and turns each image reference into
-    the image the client sends (its downscaling and encoding, through `build_judge_messages`) as the server decodes
-    it."""
+    the image the client sends (downscaled and encoded by `build_judge_messages`) as the server decodes it."""
     for key in ("prompt", "completion", "messages"):
         if key in batch:
             batch[key] = [json.loads(value) for value in batch[key]]
     if "images" in batch:
-        sent = lambda ref: _to_trl(build_judge_messages("", "", image=_image_source(ref)))[1]  # noqa: E731
+        sent = lambda ref: _to_trl(build_judge_messages("", "", image=image_source(ref)))[1]  # noqa: E731
         batch["images"] = [[image for ref in refs for image in sent(ref)] for refs in batch["images"]]
     return batch
 
 
 def build_judge_sft_dataset(records: Sequence[JudgeRecord], *, sft_format: str = "prompt_completion") -> Dataset:
-    r"""
-    The `SFTTrainer` data set of a judge: row `i` equals `judge_sft_example(...)` of `records[i]` (plus `score`).
-
-    The prompt text is rendered now (stored as JSON: system and user contents differ in shape); the images are
-    encoded and decoded as the client and the server do when a row is read ([`judge_sft_transform`]).
-
-    Example:
-    ```python
-    >>> dataset = build_judge_sft_dataset([JudgeRecord("What is 2+2?", "2+2=4.", 1.0)])
-    >>> dataset[0]["completion"], dataset[0]["images"]
-    ([{'role': 'assistant', 'content': '1.0'}], [])
-
-    ```
-    """
+    r"""The `SFTTrainer` data set of a judge: row `i` equals `judge_sft_example(...)` of `records[i]` (plus `score`).
+    The prompt text is rendered now (as JSON: system and user contents differ in shape); images are encoded and
+    decoded as the client and server do when a row is read ([`judge_sft_transform`])."""
     from datasets import Dataset, Features, List, Value
 
     rows = []
@@ -343,10 +294,9 @@ def build_judge_sft_dataset(records: Sequence[JudgeRecord], *, sft_format: str =
 
 @dataclass
 class JudgeSFTScriptArguments:
-    r"""Data arguments of `examples/train_thinking_reward_model.py`, beside TRL's `SFTConfig` and `ModelConfig`
-    (command line or recipe YAML): records from a file (`judge_records`, `eval_records`) or from registry entries
-    (`dataset_registry` with `train_files`, `eval_files`). `min_pixels`/`max_pixels` are saved with the processor, so
-    the served judge resizes images as in training."""
+    r"""Data arguments of `examples/train_thinking_reward_model.py`: records from files (`judge_records`,
+    `eval_records`) or registry entries (`dataset_registry`, `train_files`, `eval_files`). `min_pixels`/`max_pixels` are
+    saved with the processor, so the served judge resizes images as in training."""
 
     judge_records: str | None = field(default=None, metadata={"help": "Judge records file or folder."})
     dataset_registry: str | None = field(default=None, metadata={"help": "dataset_info.json of judge records."})
@@ -371,13 +321,15 @@ class JudgeSFTScriptArguments:
 
     def load_datasets(self) -> tuple[Dataset, Dataset | None]:
         r"""The train and eval data sets (eval `None` when none is named), validated before any model is loaded."""
-        if self.dataset_registry is not None:
-            load = partial(load_judge_records, registry=self.dataset_registry, on_invalid=self.on_invalid)
-            train, evaluation = self.train_files, self.eval_files
-        else:
-            load = partial(load_judge_records, image_base_path=self.image_base_path, on_invalid=self.on_invalid)
-            train, evaluation = self.judge_records, self.eval_records
-        train_dataset = build_judge_sft_dataset(load(train), sft_format=self.sft_format)
-        return train_dataset, build_judge_sft_dataset(
-            load(evaluation), sft_format=self.sft_format
-        ) if evaluation else None
+        registry = self.dataset_registry  # with a registry, image folders come from its entries
+        train, evaluation = (
+            (self.train_files, self.eval_files) if registry is not None else (self.judge_records, self.eval_records)
+        )
+
+        def build(data: str) -> Dataset:
+            records = load_judge_records(
+                data, registry, image_base_path=self.image_base_path, on_invalid=self.on_invalid
+            )
+            return build_judge_sft_dataset(records, sft_format=self.sft_format)
+
+        return build(train), build(evaluation) if evaluation else None

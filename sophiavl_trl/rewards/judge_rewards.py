@@ -26,30 +26,17 @@ def _question(prompt: Any) -> str:
 
 
 class ThinkingReward:
-    r"""
+    """
     Reward function that scores the reasoning of each completion with the thinking reward model.
 
-    The judge gets the question (the `problem` column when there is one, else the prompt's last user message), the
-    reasoning (the `<think>` content, see [`~sophiavl_trl.rewards.format_rewards.extract_thinking`]; or the whole
-    completion with `reasoning_source="completion"`, as the released training code sends) and the example's first image
-    (`images` column, else `image`).
+    The judge gets the question (the `problem` column, else the prompt's last user message), the reasoning (the
+    `<think>` content, or the whole completion with `reasoning_source="completion"`, as the released training code
+    sends) and the example's first image (`images` column, else `image`).
 
     Args:
-        client ([`~sophiavl_trl.judge.ThinkingRewardClient`], *optional*):
-            The judge client; if `None`, one is built from `client_kwargs` (`base_url`, `model`, `timeout`,
-            `max_retries`, `max_concurrency`, `constrained_decoding`, `api_key`...) and the environment.
-        reasoning_source (`str`, *optional*, defaults to `"think"`):
-            `"think"`: the `<think>` content; `"completion"`: the whole completion text.
-
-    Example:
-    ```python
-    >>> from sophiavl_trl.rewards import ThinkingReward
-
-    >>> thinking_reward = ThinkingReward(base_url="http://127.0.0.1:8000/v1", constrained_decoding=True)
-    >>> thinking_reward(prompts=["What is 2+2?"], completions=["<think>2+2=4</think><answer>4</answer>"])
-    [0.9]
-
-    ```
+        client ([`~sophiavl_trl.judge.ThinkingRewardClient`], *optional*): the judge client; if `None`, one is built
+            from `client_kwargs` (`base_url`, `model`, `timeout`...) and the environment.
+        reasoning_source (`str`, *optional*, defaults to `"think"`): `"think"` or `"completion"`.
     """
 
     __name__ = "thinking_reward"
@@ -82,7 +69,7 @@ class ThinkingReward:
         firsts = [(row[0] if row else None) if isinstance(row, (list, tuple)) else row for row in rows or []]
         return questions, reasonings, firsts if any(img is not None for img in firsts) else None
 
-    def _finish(self, scores: list[float], start: float, log_metric: Any) -> list[float]:
+    def _finish(self, start: float, scores: list[float], log_metric: Any) -> list[float]:
         if log_metric is not None and scores:
             log_metric(f"{self.__name__}/nan_fraction", sum(map(math.isnan, scores)) / len(scores))
             log_metric(f"{self.__name__}/seconds", time.monotonic() - start)
@@ -101,7 +88,7 @@ class ThinkingReward:
         """Score a batch (TRL's reward-function keywords; other dataset columns are ignored). NaN: no score."""
         start = time.monotonic()
         scores = self.client.score(*self._inputs(prompts, completions, problem, images, image))
-        return self._finish(scores, start, log_metric)
+        return self._finish(start, scores, log_metric)
 
     def as_async(self) -> "AsyncThinkingReward":
         """The same reward with an `async __call__`, which TRL awaits together with its other async rewards."""
@@ -123,4 +110,4 @@ class AsyncThinkingReward(ThinkingReward):
     ) -> list[float]:
         start = time.monotonic()
         scores = await self.client.ascore(*self._inputs(prompts, completions, problem, images, image))
-        return self._finish(scores, start, log_metric)
+        return self._finish(start, scores, log_metric)

@@ -1,7 +1,6 @@
 # Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
-"""The `sophiavl-trl` commands, one module each (`infer`, `eval`, `plot`, `judge` for judge-records and judge-eval),
-and what they share: argument parsing with TRL's `TrlParser` (dataclasses, `--config recipe.yaml`), the one-line
-input error, and reading data files with `datasets`."""
+"""The `sophiavl-trl` commands (`infer`, `eval`, `plot`, `judge`) and what they share: `TrlParser` argument parsing,
+the one-line input error, and reading data files with `datasets`."""
 
 from __future__ import annotations
 
@@ -18,8 +17,8 @@ DATA_SUFFIXES = {".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 
 
 class CLIError(ValueError):
-    r"""A problem with a command's input, printed as `sophiavl-trl <command>: error: ...`; `status` is the exit status
-    (2 for input errors, 1 for a judge that cannot be reached or scores nothing)."""
+    r"""An input problem, printed as `sophiavl-trl <command>: error: ...`; `status` is the exit status (2, or 1 for a
+    judge that cannot be reached or scores nothing)."""
 
     def __init__(self, message: str, status: int = 2) -> None:
         super().__init__(message)
@@ -27,15 +26,8 @@ class CLIError(ValueError):
 
 
 def parse_args(dataclass_type: type, argv: list[str], command: str, *, positionals: str | None = None) -> Any:
-    r"""
-    Parse `argv` (and `--config FILE.yaml`) into `dataclass_type` with TRL's `TrlParser`.
-
-    Args:
-        dataclass_type (`type`): the command's arguments.
-        argv (`list[str]`): the arguments after the command name.
-        command (`str`): the command name, for `--help` and errors.
-        positionals (`str`, *optional*): a `list[str]` field that collects the bare (positional) arguments.
-    """
+    r"""Parse `argv` (and `--config FILE.yaml`) into `dataclass_type` with TRL's `TrlParser`; `positionals` names a
+    `list[str]` field that collects bare (positional) arguments."""
     from trl import TrlParser
 
     parser = TrlParser(dataclass_type, prog=f"sophiavl-trl {command}", description=dataclass_type.__doc__)
@@ -73,12 +65,8 @@ def data_files(path: str | os.PathLike, what: str = "data") -> list[Path]:
 
 
 def load_file(path: str | os.PathLike) -> Dataset:
-    r"""
-    Read one `.json` (array or JSON lines), `.jsonl` or `.parquet` file with `datasets.load_dataset`.
-
-    Raises:
-        `ValueError`: naming the file, for an unknown suffix or a file that does not parse.
-    """
+    r"""Read one `.json` (array or JSON lines), `.jsonl` or `.parquet` file with `datasets`; a `ValueError` names the
+    file for an unknown suffix or a file that does not parse."""
     from datasets import load_dataset
 
     path = Path(path)

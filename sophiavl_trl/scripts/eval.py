@@ -1,14 +1,6 @@
 # Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
-r"""
-`sophiavl-trl eval`: accuracy of a trained policy per problem type, scored with the training verifiers.
-
-Rows come from registry entries (`--registry dataset_info.json --data A,B`) or from a `.json`/`.jsonl`/`.parquet` file
-or folder, benchmark style (`image`, `question`, `options`, `answer`, `type`) or with the registry's canonical names,
-and are validated by `sophiavl_trl.data` before the model loads. Each completion (greedy, training prompt) is scored
-with `sophiavl_trl.rewards.accuracy_reward` (format-gated); a type's accuracy is its rows' mean score. The output folder
-gets `results.json` (`accuracy`, `num_samples`, `format_rate`, `per_type`, `per_source`, `config`, `elapsed_seconds`),
-`report.md` and `predictions.jsonl` (one line per row).
-"""
+"""`sophiavl-trl eval`: accuracy of a trained policy per problem type, with the training verifiers
+(`accuracy_reward`, format-gated), on registry entries or benchmark-style files. See docs/evaluation.md."""
 
 from __future__ import annotations
 
@@ -82,12 +74,10 @@ def summarize(predictions: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
     n = len(predictions)
     return {
-        "accuracy": sum(row["accuracy"] for row in predictions) / n,
-        "num_samples": n,
+        "accuracy": sum(row["accuracy"] for row in predictions) / n, "num_samples": n,
         "format_rate": sum(row["well_formatted"] for row in predictions) / n,
-        "per_type": group("problem_type"),
-        "per_source": group("source"),
-    }
+        "per_type": group("problem_type"), "per_source": group("source"),
+    }  # fmt: skip
 
 
 def report(results: Mapping[str, Any]) -> str:

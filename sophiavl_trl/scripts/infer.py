@@ -1,12 +1,6 @@
 # Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
-r"""
-`sophiavl-trl infer`: answer one question with a trained Qwen2.5-VL policy, with SophiaVL-R1's training prompt
-(`sophiavl_trl.data.build_prompt`) and greedy decoding; prints the `<think>` reasoning, the `<answer>` and the raw text.
-
-Generation (shared with `sophiavl-trl eval`): [`load_generator`] returns a plain function from prompts (TRL
-conversational messages with `{"type": "image"}` placeholders) and their images to completion texts, with transformers
-(`generate`, batched with left padding) or an in-process vLLM engine (`LLM.chat`).
-"""
+"""`sophiavl-trl infer`: answer one question with a trained Qwen2.5-VL policy (training prompt, greedy decoding), and
+the generation it shares with `sophiavl-trl eval`: transformers (batched, left padding) or an in-process vLLM engine."""
 
 from __future__ import annotations
 
@@ -97,8 +91,8 @@ def load_image(path: str) -> Any:
 
 
 def load_processor(args: GenerationArguments) -> tuple[Any, tuple[int, int]]:
-    r"""The model's processor (pixel bounds from `args` applied) and those bounds, `(min_pixels, max_pixels)`: what
-    input images are resized to, as in training. Cheap: data can be checked with it before the model loads."""
+    r"""The model's processor (with the pixel bounds of `args`) and its `(min_pixels, max_pixels)`, what images are
+    resized to as in training. Cheap: data can be checked with it before the model loads."""
     import importlib.util
 
     from transformers import AutoProcessor
@@ -198,12 +192,8 @@ def parse_completion(text: str) -> dict[str, Any]:
     (whether it passes the format reward) and `raw` text."""
     from sophiavl_trl.rewards.format_rewards import extract_answer, extract_thinking, is_well_formatted
 
-    return {
-        "thinking": extract_thinking(text),
-        "answer": extract_answer(text),
-        "well_formatted": is_well_formatted(text),
-        "raw": text,
-    }
+    return {"thinking": extract_thinking(text), "answer": extract_answer(text),
+            "well_formatted": is_well_formatted(text), "raw": text}  # fmt: skip
 
 
 def main(argv: list[str]) -> int:

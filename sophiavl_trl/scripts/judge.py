@@ -1,9 +1,7 @@
 # Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
-r"""
-`sophiavl-trl judge-records` (judge training records from a run's logged completions, scored through any
-OpenAI-compatible scorer) and `sophiavl-trl judge-eval` (how well a served judge ranks held-out records), both through
-[`~sophiavl_trl.judge.ThinkingRewardClient`]. See docs/thinking-reward-model.md.
-"""
+"""`sophiavl-trl judge-records` (judge records from a run's logged completions and any OpenAI-compatible scorer) and
+`sophiavl-trl judge-eval` (a served judge on held-out records), through `ThinkingRewardClient`. See
+docs/thinking-reward-model.md."""
 
 from __future__ import annotations
 
@@ -35,7 +33,7 @@ class ScorerArguments:
     quiet: bool = field(default=False, metadata={"help": "No progress bar."})
 
     def __post_init__(self) -> None:
-        check_positive(self, "max_concurrency")
+        check_positive(self, "max_concurrency", *(name for name in ("max_records", "limit") if hasattr(self, name)))
 
 
 @dataclass(kw_only=True)
@@ -86,13 +84,8 @@ def _text(content: Any) -> str:
 
 
 def read_completions(paths: list[str], reasoning_source: str = "think", image_dir: str | None = None) -> tuple[list[dict], int]:  # fmt: skip
-    r"""
-    Read completions to score from TRL completion tables and JSON lines (see the module docstring).
-
-    Returns:
-        `tuple`: the items (`question`, `reasoning`, `prompt_text`, `has_image`, `image`, `row_key`) and the number of
-        rows read (rows without a question or a reasoning are not items).
-    """
+    r"""Items to score (`question`, `reasoning`, `prompt_text`, `has_image`, `image`, `row_key`) from TRL completion
+    tables and JSON lines, and the number of rows read (rows without a question or reasoning are not items)."""
     from sophiavl_trl.rewards.format_rewards import completion_to_text, extract_thinking
 
     files = []
@@ -137,10 +130,10 @@ def read_completions(paths: list[str], reasoning_source: str = "think", image_di
     return items, rows_read
 
 
-def _image_id(image: Any) -> Any:
+def _image_key(image: Any) -> str:
     if isinstance(image, dict):
-        return hashlib.sha1(image["bytes"]).hexdigest() if image.get("bytes") else image.get("path")
-    return image
+        image = hashlib.sha1(image["bytes"]).hexdigest() if image.get("bytes") else image.get("path")
+    return json.dumps(image, default=str)
 
 
 def attach_training_images(items: list[dict], registry: str, names: str) -> None:
@@ -159,7 +152,7 @@ def attach_training_images(items: list[dict], registry: str, names: str) -> None
         entry = by_key.get(item["row_key"])
         if entry is None:
             candidates = by_text.get(item["prompt_text"], [])
-            distinct = {(problem, json.dumps(_image_id(image))) for problem, image in candidates}
+            distinct = {(problem, _image_key(image)) for problem, image in candidates}
             entry = candidates[0] if len(distinct) == 1 else None
             item["ambiguous"] = len(distinct) > 1 and item["has_image"] and item["image"] is None
         if entry is not None:
@@ -168,45 +161,38 @@ def attach_training_images(items: list[dict], registry: str, names: str) -> None
                 item["image"], item["has_image"] = entry[1], True
 
 
-def _connect(args: ScorerArguments) -> Any:
-    """A checked client: an unreachable server (or one without the model) exits with status 1."""
+def _score(args: ScorerArguments, items: list[dict]) -> tuple[list[float], dict[str, Any]]:
+    """Scores of `items` (NaN: none), in chunks so that the progress bar moves, and the client's failure counters; an
+    unreachable server (or one without the model) is an error with exit status 1."""
+    from tqdm.auto import tqdm
+
     from sophiavl_trl.judge import JudgeUnavailableError, ThinkingRewardClient
+    from sophiavl_trl.judge.sft import image_source
 
     client = ThinkingRewardClient(
         args.base_url, model=args.model, api_key=os.environ.get(args.api_key_env), timeout=args.timeout,
         max_retries=args.max_retries, max_concurrency=args.max_concurrency,
         constrained_decoding=args.constrained_decoding,
     )  # fmt: skip
-    try:
-        client.check_server()
-    except JudgeUnavailableError as exc:
-        client.close()
-        raise CLIError(redact(str(exc), args.base_url), status=1) from None
-    return client
-
-
-def _score(client: Any, items: list[dict], quiet: bool) -> list[float]:
-    """Scores of the items (NaN: none), in chunks so that the progress bar moves."""
-    from tqdm.auto import tqdm
-
     scores = []
-    with tqdm(total=len(items), desc="scoring", disable=quiet) as bar:
-        for begin in range(0, len(items), 256):
-            chunk = items[begin : begin + 256]
-            images = [(i["image"].get("bytes") or i["image"].get("path")) if isinstance(i["image"], dict) else i["image"] for i in chunk]  # fmt: skip
-            scores += client.score([i["question"] for i in chunk], [i["reasoning"] for i in chunk], images)
-            bar.update(len(chunk))
-    return scores
+    try:
+        try:
+            client.check_server()
+        except JudgeUnavailableError as exc:
+            raise CLIError(redact(str(exc), args.base_url), status=1) from None
+        with tqdm(total=len(items), desc="scoring", disable=args.quiet) as bar:
+            for chunk in (items[begin : begin + 256] for begin in range(0, len(items), 256)):
+                images = [image_source(i["image"]) for i in chunk]
+                scores += client.score([i["question"] for i in chunk], [i["reasoning"] for i in chunk], images)
+                bar.update(len(chunk))
+    finally:
+        client.close()
+    stats = getattr(client, "stats", None)  # the scores alone only say scored or not
+    return scores, stats.as_dict() if hasattr(stats, "as_dict") else {}
 
 
-def _counters(client: Any) -> dict[str, Any]:
-    # The client's failure counters, when it keeps them; the scores alone only say scored or not.
-    stats = getattr(client, "stats", None)
-    return stats.as_dict() if hasattr(stats, "as_dict") else {}
-
-
-def _nothing_scored(client: Any, n: int, what: str, args: ScorerArguments) -> CLIError:
-    causes = _counters(client).get("errors", {})  # e.g. {"http_401": 3, "timeout": 1, "unparseable": 2}
+def _nothing_scored(counters: dict[str, Any], n: int, what: str, args: ScorerArguments) -> CLIError:
+    causes = counters.get("errors", {})  # e.g. {"http_401": 3, "timeout": 1, "unparseable": 2}
     why = ", ".join(f"{'HTTP ' + k[5:] if k.startswith('http_') else k} x{c}" for k, c in causes.items())
     message = (
         f"the scorer at {args.base_url} (model {args.model!r}) gave no score for any of the {n} {what} "
@@ -234,7 +220,6 @@ def _record_image(image: Any, images_dir: Path, out_dir: Path) -> str | None:
 def records_main(argv: list[str]) -> int:
     r"""`sophiavl-trl judge-records ARGS`."""
     args = parse_args(JudgeRecordsArguments, argv, "judge-records")
-    check_positive(args, "max_records")
     if (args.registry is None) != (args.datasets is None):
         raise CLIError("--registry and --datasets go together (the training data, to recover images)")
     items, rows_read = read_completions(args.completions, args.reasoning_source, args.image_dir)
@@ -243,26 +228,18 @@ def records_main(argv: list[str]) -> int:
         attach_training_images(items, args.registry, args.datasets)
     unique: dict[tuple, dict] = {}  # identical items are scored once: the first is kept
     for item in items:
-        unique.setdefault(
-            (item["question"], item["reasoning"], json.dumps(_image_id(item["image"]), default=str)), item
-        )
+        unique.setdefault((item["question"], item["reasoning"], _image_key(item["image"])), item)
     stats["duplicates"], items = len(items) - len(unique), list(unique.values())
     usable = [i for i in items if i["image"] is not None or not i["has_image"]]
     stats["ambiguous_image"] = sum(i.get("ambiguous", False) for i in items if i["image"] is None and i["has_image"])
     stats["missing_image"] = len(items) - len(usable) - stats["ambiguous_image"]
-    if len(usable) < len(items):
+    if left_out := len(items) - len(usable):
         why = f"{stats['ambiguous_image']} match training rows with different images, {stats['missing_image']} match none" if args.registry else "TRL's completions table does not store images; pass --registry and --datasets to recover them"  # fmt: skip
-        print(
-            f"sophiavl-trl judge-records: {len(items) - len(usable)} image prompt(s) left out ({why})", file=sys.stderr
-        )
+        print(f"sophiavl-trl judge-records: {left_out} image prompt(s) left out ({why})", file=sys.stderr)
     usable = usable[: args.max_records]
     if not usable:
         raise CLIError("no usable completions to score")
-    client = _connect(args)
-    try:
-        scores = _score(client, usable, args.quiet)
-    finally:
-        client.close()
+    scores, counters = _score(args, usable)
     out = Path(args.out)
     lines, histogram = [], Counter()
     for item, score in zip(usable, scores, strict=True):
@@ -273,13 +250,13 @@ def records_main(argv: list[str]) -> int:
             lines.append(json.dumps({**record, "teacher_score": score}, ensure_ascii=False) + "\n")
             histogram[f"{snapped:.1f}"] += 1
     if not lines:  # nothing to write: an empty records file would look like success
-        raise _nothing_scored(client, len(usable), "items", args)
+        raise _nothing_scored(counters, len(usable), "items", args)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")
     partial.write_text("".join(lines), encoding="utf-8")
     partial.replace(out)  # the file appears complete or not at all
     stats.update(unscored=len(usable) - len(lines), written=len(lines))
-    summary = {"out": str(out.resolve()), **stats, "score_histogram": dict(sorted(histogram.items())), "judge": _counters(client)}  # fmt: skip
+    summary = {"out": str(out.resolve()), **stats, "score_histogram": dict(sorted(histogram.items())), "judge": counters}  # fmt: skip
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -289,20 +266,15 @@ def eval_main(argv: list[str]) -> int:
     from sophiavl_trl.judge.sft import load_judge_records
 
     args = parse_args(JudgeEvalArguments, argv, "judge-eval")
-    check_positive(args, "limit")
     if args.registry is None and not Path(args.records).exists():
         raise CLIError(f"records not found: {args.records}")
     records = load_judge_records(args.records, args.registry, on_invalid=args.on_invalid)[: args.limit]
-    client = _connect(args)
-    try:
-        items = [{"question": r.question, "reasoning": r.reasoning, "image": r.image} for r in records]
-        predictions = _score(client, items, args.quiet)
-    finally:
-        client.close()
+    items = [{"question": r.question, "reasoning": r.reasoning, "image": r.image} for r in records]
+    predictions, counters = _score(args, items)
     pairs = [(p, r.score) for p, r in zip(predictions, records, strict=True) if not math.isnan(p)]
     if not pairs:
-        raise _nothing_scored(client, len(records), "records", args)
-    errors, counters, n = [abs(p - t) for p, t in pairs], _counters(client), len(pairs)
+        raise _nothing_scored(counters, len(records), "records", args)
+    errors, n = [abs(p - t) for p, t in pairs], len(pairs)
     metrics = {
         "num_records": len(records), "num_scored": n, "num_unparsed": counters.get("parse_failures"),
         "num_failed": counters.get("request_failures"), "mae": sum(errors) / n,

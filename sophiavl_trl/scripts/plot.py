@@ -48,16 +48,7 @@ def read_log_history(run_dir: str | Path) -> list[dict]:
 
 
 def smooth(values: Sequence[float], weight: float) -> list[float]:
-    r"""
-    Exponential moving average with TensorBoard's bias correction (the first points are not pulled towards 0).
-
-    Example:
-    ```python
-    >>> [round(v, 3) for v in smooth([1.0, 0.0, 0.0], 0.5)]
-    [1.0, 0.333, 0.143]
-
-    ```
-    """
+    r"""Exponential moving average with TensorBoard's bias correction (the first points are not pulled towards 0)."""
     out, last = [], 0.0
     for count, value in enumerate(values, start=1):
         last = weight * last + (1 - weight) * value
