@@ -13,7 +13,9 @@
 #   PORT                port                         (default: 8000)
 #   HOST                address to bind              (default: 127.0.0.1, this machine only)
 #   SERVED_MODEL_NAME   name clients ask for         (default: thinking-reward-model; the client's REWARD_MODEL)
-#   TP                  tensor parallel size         (default: 2)
+#   TP                  tensor parallel size         (default: 2, the model card's)
+#   DP                  data-parallel replicas       (default: 1; e.g. TP=1 DP=4 on 4 GPUs: a 3B judge fits one GPU,
+#                                                     and replicas scale throughput, see docs/performance.md)
 #   MAX_NUM_SEQS        concurrent sequences         (default: 64; match the client's max_concurrency)
 #   MAX_MODEL_LEN       context length               (default: 32768)
 #   PYTHON              interpreter with vllm        (default: python)
@@ -57,6 +59,9 @@ cmd=(
     --max-num-seqs "$MAX_NUM_SEQS"
     --max-model-len "$MAX_MODEL_LEN"
 )
+if [[ "${DP:-1}" != "1" ]]; then
+    cmd+=(--data-parallel-size "$DP")
+fi
 if [[ -n "${EXTRA_ARGS:-}" ]]; then
     read -r -a extra <<<"$EXTRA_ARGS"
     cmd+=("${extra[@]}")

@@ -62,6 +62,10 @@ class TrustGRPOConfig(GRPOConfig):
         judge_max_failed_steps (`int`, *optional*, defaults to `3`):
             Stop training when every judge request failed in this many consecutive generation steps (0: never).
             Failures are always counted and logged; they never silently become zeros.
+        judge_overlap (`bool`, *optional*, defaults to `True`):
+            Send the judge requests as soon as the completions and their outcome rewards are known, so that the judge
+            works while the old and reference log-probs are computed; `False` judges after the log-prob pass (TRL's
+            order). The requests, scores and rewards are the same either way.
     """
 
     trust_mode: str = field(
@@ -100,6 +104,9 @@ class TrustGRPOConfig(GRPOConfig):
     judge_max_failed_steps: int = field(
         default=3,
         metadata={"help": "Stop when every judge request failed in this many consecutive steps (0: never)."},
+    )
+    judge_overlap: bool = field(
+        default=True, metadata={"help": "Judge while the log-probs are computed (False: after them, TRL's order)."}
     )
 
     def __post_init__(self):

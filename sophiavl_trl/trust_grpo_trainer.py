@@ -2,14 +2,18 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from accelerate.utils import gather
+from transformers import TrainerCallback
 from trl import GRPOTrainer
 
 from sophiavl_trl.trust import anneal_scale, judge_query_mask, trust_weights
@@ -35,6 +39,34 @@ class _ThinkingColumn:
         return [None] * len(prompts)
 
 
+@dataclass
+class _Judging:
+    """A batch whose outcome rewards are known (gathered) and whose judge requests are in flight."""
+
+    completions: list
+    rewards_per_func: torch.Tensor
+    outcome: torch.Tensor
+    query: torch.Tensor  # who is judged, whole batch
+    thinking: torch.Tensor  # the scores of those not judged (0 or NaN), whole batch
+    local_query: list[int]  # this process's completions that are judged
+    future: Future  # -> (scores, seconds, exception) of `_score_thinking`
+
+
+class _OptimizerTimer(TrainerCallback):
+    """Logs `timing/optimizer`: the optimizer step (under DeepSpeed it runs inside backward and is not seen here)."""
+
+    def __init__(self, metrics: dict) -> None:
+        self.metrics, self.start = metrics, None
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        self.start = time.perf_counter()
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        if self.start is not None:
+            self.metrics["train"]["timing/optimizer"].append(time.perf_counter() - self.start)
+            self.start = None
+
+
 class TrustGRPOTrainer(GRPOTrainer):
     r"""
     GRPO with SophiaVL-R1's Trust-GRPO thinking reward ([arXiv 2505.17018](https://huggingface.co/papers/2505.17018)).
@@ -42,8 +74,10 @@ class TrustGRPOTrainer(GRPOTrainer):
     What changes compared with [`trl.GRPOTrainer`]: after the outcome rewards are computed and gathered, the
     completions that the `trust_mode` calls for are scored by `thinking_reward` (each process scores its own share),
     the scores are gathered, and each group's trust-weighted, annealed thinking score is added to the rewards as one
-    more reward column named `thinking` (weight 1) before TRL computes the advantages. Only `_calculate_rewards` and
-    the train sampler (modality-homogeneous batches for mixed image + text data) are overridden.
+    more reward column named `thinking` (weight 1) before TRL computes the advantages. The judge requests go out as soon
+    as the completions and their outcome rewards are known, so the judge works while the old and reference log-probs
+    are computed (`judge_overlap`). Every phase's time is logged as `timing/*`. The private `GRPOTrainer` methods
+    this touches are listed in the README ("TRL and vLLM internals used").
 
     Args:
         model, reward_funcs, train_dataset, eval_dataset, processing_class, ...:
@@ -91,8 +125,11 @@ class TrustGRPOTrainer(GRPOTrainer):
             from sophiavl_trl.vllm_colocate import prepare_colocated_sync
 
             prepare_colocated_sync(self.vllm_generation)  # CPUs repack vLLM's weights: sync through vLLM's reload
+            self.vllm_generation.sync_weights = self._timed_sync(self.vllm_generation.sync_weights)
+        self.add_callback(_OptimizerTimer(self._metrics))
 
         self.thinking_reward = thinking_reward
+        self._judge_pool: ThreadPoolExecutor | None = None  # one thread: this process's judge requests of a step
         self._correctness_index = self._find_correctness_index(args.correctness_reward)
         self._failed_judge_steps = 0
         if thinking_reward is not None:
@@ -100,6 +137,17 @@ class TrustGRPOTrainer(GRPOTrainer):
             self.reward_func_names.append(THINKING_COLUMN)
             self.reward_processing_classes.append(None)
             self.reward_weights = torch.cat([self.reward_weights, torch.ones(1)])
+
+    def _timed_sync(self, sync: Callable) -> Callable:
+        @functools.wraps(sync)
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return sync(*args, **kwargs)
+            finally:
+                self._sync_seconds = getattr(self, "_sync_seconds", 0.0) + time.perf_counter() - start
+
+        return timed
 
     def _find_correctness_index(self, name: str | None) -> int:
         names = self.reward_func_names
@@ -145,63 +193,117 @@ class TrustGRPOTrainer(GRPOTrainer):
             modalities=labels,
         )
 
-    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
-        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+    # ----------------------------------------------------------------------------------------------------------------
+    # The judge works while the log-probs are computed: `_generate` (after the completions are decoded) computes the
+    # outcome rewards and sends the judge requests; `_calculate_rewards` (after the log-prob pass) collects the scores.
+    # ----------------------------------------------------------------------------------------------------------------
+    def _generate_and_score_completions(self, inputs):
+        self._batch_inputs = inputs  # the dataset rows, for the reward keywords of the requests sent from `_generate`
+        try:
+            return super()._generate_and_score_completions(inputs)
+        finally:
+            self._batch_inputs = self._judging = None
+
+    def _generate(self, prompts):
         mode = "train" if self.model.training else "eval"
-        # Evaluation scores the outcome only (the released code validates with the rule reward, without the judge);
-        # the thinking column stays NaN, which TRL's nansum adds as 0.
-        if self.thinking_reward is None or mode == "eval":
-            return rewards_per_func
+        self._sync_seconds, start = 0.0, time.perf_counter()
+        output = super()._generate(prompts)
+        self._metrics[mode]["timing/generation"].append(time.perf_counter() - start - self._sync_seconds)
+        if self.use_vllm:
+            self._metrics[mode]["timing/weight_sync"].append(self._sync_seconds)
+        inputs = getattr(self, "_batch_inputs", None)
+        overlap = self.args.judge_overlap and self.rollout_func is None and inputs is not None
+        if overlap and self.thinking_reward is not None and mode == "train":
+            _, completion_ids, _, completions, *_ = output
+            self._judging = self._start_judging(inputs, prompts, completions, completion_ids)
+        self._generated_at = time.perf_counter()
+        return output
 
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        mode = "train" if self.model.training else "eval"
+        generated_at, self._generated_at = getattr(self, "_generated_at", None), None
+        if generated_at is not None:  # the old and reference log-prob pass (and the batch's tensors) since then
+            self._metrics[mode]["timing/logprobs"].append(time.perf_counter() - generated_at)
+        judging, self._judging = getattr(self, "_judging", None), None
+        if judging is None or judging.completions is not completions:
+            # Evaluation scores the outcome only (the released code validates with the rule reward, without the
+            # judge); the thinking column stays NaN, which TRL's nansum adds as 0.
+            if self.thinking_reward is None or mode == "eval":
+                start = time.perf_counter()
+                rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+                self._metrics[mode]["timing/outcome_rewards"].append(time.perf_counter() - start)
+                return rewards_per_func
+            judging = self._start_judging(inputs, prompts, completions, completion_ids_list)
+        return self._finish_judging(judging)
+
+    def _start_judging(self, inputs, prompts, completions, completion_ids_list) -> _Judging:
+        """Compute the (gathered) outcome rewards, decide who is judged, and send this process's requests."""
         args: TrustGRPOConfig = self.args
-        num_generations = self.num_generations if mode == "train" else self.num_generations_eval
-        device = rewards_per_func.device
-        n_local = len(prompts)
-        local = slice(self.accelerator.process_index * n_local, (self.accelerator.process_index + 1) * n_local)
+        start = time.perf_counter()
+        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        self._metrics["train"]["timing/outcome_rewards"].append(time.perf_counter() - start)
 
-        # 1. Outcomes of the whole batch are known on every process (TRL gathered them): decide who is judged.
+        # Outcomes of the whole batch are known on every process (TRL gathered them): decide who is judged.
         outcome = torch.nan_to_num(rewards_per_func[:, self._correctness_index], nan=0.0)
-        grouped_outcome = outcome.view(-1, num_generations)
         query = judge_query_mask(
-            grouped_outcome, query_threshold=args.judge_query_threshold, skip_uniform=args.skip_uniform
-        ).view(-1)
+            outcome.view(-1, self.num_generations), query_threshold=args.judge_query_threshold,
+            skip_uniform=args.skip_uniform,
+        ).view(-1)  # fmt: skip
         # Not judged: a real 0 below the query threshold (the released code's choice), NaN in skipped groups.
         thinking = torch.full_like(outcome, float("nan"))
         if args.judge_query_threshold is not None:
             thinking[~query & (outcome < args.judge_query_threshold)] = 0.0
-
-        # 2. Each process scores its own share, then every process gets every score.
-        local_query = query[local].nonzero().view(-1).tolist()
-        local_scores, latency, error = self._score_thinking(
-            inputs, prompts, completions, completion_ids_list, local_query
+        local_query = query[self._local_slice(len(prompts))].nonzero().view(-1).tolist()
+        if self._judge_pool is None:
+            self._judge_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="thinking-judge")
+        future = self._judge_pool.submit(
+            self._score_thinking, inputs, prompts, completions, completion_ids_list, local_query
         )
-        local_thinking = thinking[local].clone()
-        if local_query:
-            local_thinking[local_query] = torch.tensor(local_scores, dtype=torch.float32, device=device)
-        stats = torch.tensor([latency, float(error is not None)], device=device)
-        thinking = gather(local_thinking)
-        stats = gather(stats.unsqueeze(0)).view(-1, 2)
-        if stats[:, 1].any():  # raise on every process at once: a lone raise would leave the others hanging
-            failed = stats[:, 1].nonzero().view(-1).tolist()
-            raise RuntimeError(f"thinking_reward raised on process(es) {failed}: {error!r}") from error
+        return _Judging(completions, rewards_per_func, outcome, query, thinking, local_query, future)
 
-        # 3. Trust weights per group, and the weighted thinking column (NaN scores add nothing).
+    def _local_slice(self, n_local: int) -> slice:
+        rank = self.accelerator.process_index
+        return slice(rank * n_local, (rank + 1) * n_local)
+
+    def _finish_judging(self, judging: _Judging) -> torch.Tensor:
+        """Wait for this process's scores, share them, and fill the trust-weighted thinking column."""
+        args: TrustGRPOConfig = self.args
+        rewards_per_func, outcome, query = judging.rewards_per_func, judging.outcome, judging.query
+        device, G = rewards_per_func.device, self.num_generations
+        wait_start = time.perf_counter()
+        local_scores, latency, error = judging.future.result()  # bounded: the judge client has a batch deadline
+        waited = time.perf_counter() - wait_start
+
+        local = self._local_slice(len(judging.completions))
+        local_thinking = judging.thinking[local].clone()
+        if judging.local_query:
+            local_thinking[judging.local_query] = torch.tensor(local_scores, dtype=torch.float32, device=device)
+        stats = torch.tensor([latency, waited, float(error is not None)], device=device)
+        thinking = gather(local_thinking)
+        stats = gather(stats.unsqueeze(0)).view(-1, 3)
+        if stats[:, 2].any():  # raise on every process at once: a lone raise would leave the others hanging
+            failed = stats[:, 2].nonzero().view(-1).tolist()
+            cause = f": {error!r}" if error is not None else " (its error is in that process's log)"
+            raise RuntimeError(f"thinking_reward raised on process(es) {failed}{cause}") from error
+
+        # Trust weights per group, and the weighted thinking column (NaN scores add nothing).
         step = self.state.global_step
         anneal_steps = args.trust_anneal_steps or max(self.state.max_steps, 1)
-        grouped_thinking = thinking.view(-1, num_generations)
         tw = trust_weights(
-            grouped_outcome,
-            grouped_thinking,
+            outcome.view(-1, G),
+            thinking.view(-1, G),
             step=step,
             alpha=args.trust_alpha,
             anneal_steps=anneal_steps,
             correct_threshold=args.trust_correct_threshold,
             skip_uniform=args.skip_uniform,
         )
-        weight = tw.weight.repeat_interleave(num_generations)
+        weight = tw.weight.repeat_interleave(G)
         rewards_per_func[:, -1] = weight * thinking  # NaN stays NaN: TRL's nansum adds 0 for it
 
-        self._log_trust(mode, query, thinking, tw, stats[:, 0], step, anneal_steps)
+        self._log_trust(query, thinking, tw, step, anneal_steps)
+        self._metrics["train"]["timing/judge"].append(stats[:, 0].max().item())
+        self._metrics["train"]["timing/judge_wait"].append(stats[:, 1].max().item())
         self._log_completion_extra("outcome", outcome[local].tolist())
         self._log_completion_extra("thinking_score", local_thinking.tolist())
         self._log_completion_extra("trust_weight", weight[local].tolist())
@@ -238,7 +340,7 @@ class TrustGRPOTrainer(GRPOTrainer):
             return asyncio.run_coroutine_threadsafe(coro, loop).result()
         return asyncio.run(coro)
 
-    def _log_trust(self, mode, query, thinking, tw, latencies, step, anneal_steps) -> None:
+    def _log_trust(self, query, thinking, tw, step, anneal_steps) -> None:
         """Per-step metrics; computed from gathered tensors, so identical on every process."""
         args: TrustGRPOConfig = self.args
         n_queried = int(query.sum())
@@ -257,10 +359,9 @@ class TrustGRPOTrainer(GRPOTrainer):
             "trust/anneal_scale": anneal_scale(step, alpha=args.trust_alpha, anneal_steps=anneal_steps),
             "trust/mu_correct": torch.nanmean(tw.mu_correct).item(),
             "trust/mu_incorrect": torch.nanmean(tw.mu_incorrect).item(),
-            "trust/judge_latency_s": latencies.max().item(),
         }
         for name, value in metrics.items():
-            self._metrics[mode][name].append(value)
+            self._metrics["train"][name].append(value)
 
         if failures:
             logger.warning(

@@ -951,7 +951,7 @@ class TestThinkingReward:
 
 def _serve_script_dry_run(*args, **env_vars) -> subprocess.CompletedProcess:
     script = Path(__file__).resolve().parents[1] / "examples" / "serve_thinking_reward_model.sh"
-    drop = ("MODEL_PATH", "PORT", "TP", "EXTRA_ARGS", "HOST", "VLLM_API_KEY")
+    drop = ("MODEL_PATH", "PORT", "TP", "DP", "EXTRA_ARGS", "HOST", "VLLM_API_KEY")
     env = {k: v for k, v in os.environ.items() if k not in drop}
     return subprocess.run(
         ["bash", str(script), *args],
@@ -977,6 +977,12 @@ def test_serve_script_uses_the_model_card_options():
         "--max-num-seqs": "64",
         "--max-model-len": "32768",
     }
+
+
+def test_serve_script_scales_with_data_parallel_replicas():
+    command = _serve_script_dry_run("/models/judge", TP="1", DP="4").stdout.split()
+    options = dict(zip(command[3::2], command[4::2]))
+    assert options["--tensor-parallel-size"] == "1" and options["--data-parallel-size"] == "4"
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "10.1.2.3", "judge-node"])

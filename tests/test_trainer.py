@@ -223,8 +223,10 @@ class TestJudgeRequestsAndMetrics:
     @pytest.mark.parametrize(("mode", "graded"), [("paper", False), ("reference", True)])
     def test_two_processes_with_groups_split_across_them(self, tiny_model_dir, tmp_path, mode, graded):
         # 3 prompts x 2 generations... per process 3 completions, G = 2: the second group straddles both processes.
+        # The judge works during the reference log-prob pass (beta > 0; judge_overlap is on by default).
         run_probe(tiny_model_dir, tmp_path, "--mode", mode, "--per-device-batch", "3", "--num-generations", "2",
-                  *(["--graded"] if graded else []), launcher="ddp", port=29621 + (mode == "reference"))  # fmt: skip
+                  "--beta", "0.04", *(["--graded"] if graded else []), launcher="ddp",
+                  port=29621 + (mode == "reference"))  # fmt: skip
         check_world(tmp_path, 2, None)
         assert check_probe(tmp_path, mode=mode, G=2, world_size=2, graded=graded) > 0
 
@@ -235,6 +237,56 @@ class TestJudgeRequestsAndMetrics:
                   launcher="zero3", port=29631)  # fmt: skip
         check_world(tmp_path, 2, 3)
         assert check_probe(tmp_path, mode="reference", G=2, world_size=2, graded=True) > 0
+
+
+def events(out: Path, rank: int = 0) -> tuple[list[dict], list[dict]]:
+    records = read_jsonl(out / f"events-{rank}.jsonl")
+    return [e for e in records if e["event"] == "judge"], [e for e in records if e["event"] == "logps"]
+
+
+class TestJudgeOverlap:
+    def test_the_judge_works_during_the_logprob_pass_with_the_same_requests(self, tiny_model_dir, tmp_path):
+        probe = ("--mode", "reference", "--graded", "--per-device-batch", "4", "--beta", "0.04", "--judge-sleep", "0.5",
+                 "--logps-sleep", "0.5")  # fmt: skip
+        for name in ("overlap", "sequential"):
+            run_probe(tiny_model_dir, tmp_path / name, *probe, *(["--no-overlap"] if name == "sequential" else []))
+            assert check_probe(tmp_path / name, mode="reference", G=2, world_size=1, graded=True) > 0
+        # Same seed, same completions: the overlap changes when the judge is asked, not what.
+        for kind in ("outcome", "judge"):
+            assert read_jsonl(tmp_path / "overlap" / f"{kind}-0.jsonl") == read_jsonl(
+                tmp_path / "sequential" / f"{kind}-0.jsonl"
+            )
+        for name, overlapped in (("overlap", True), ("sequential", False)):
+            judge_calls, logps = events(tmp_path / name)
+            assert judge_calls and len(logps) == 3  # one reference pass per step (beta > 0)
+            for call in judge_calls:
+                (same_step,) = [e for e in logps if e["step"] == call["step"]]
+                if overlapped:  # the two intervals intersect
+                    assert call["start"] < same_step["end"] and same_step["start"] < call["end"], (call, same_step)
+                else:
+                    assert call["start"] > same_step["end"], (call, same_step)
+            history = [h for h in json.loads((tmp_path / name / "log_history.json").read_text()) if "loss" in h]
+            for h in history:
+                for key in ("generation", "logprobs", "outcome_rewards", "judge", "judge_wait", "optimizer"):
+                    assert h[f"timing/{key}"] >= 0, (key, h)
+                assert h["timing/judge"] >= 0.5  # the judge's 0.5 s are measured
+                if not overlapped:
+                    assert h["timing/judge_wait"] >= 0.5  # nothing hid it
+
+    @pytest.mark.distributed
+    def test_a_judge_that_raises_on_one_process_stops_every_process(self, tiny_model_dir, tmp_path):
+        with pytest.raises(AssertionError):
+            run_probe(tiny_model_dir, tmp_path, "--per-device-batch", "3", "--beta", "0.04", "--raise-on-rank", "1",
+                      launcher="ddp", port=29651)  # fmt: skip
+        # rank 0's judge worked, yet it stops too instead of waiting for rank 1 forever
+        assert (
+            "thinking_reward raised on process(es) [1]: ConnectionError('judge down on rank 1')"
+            in (tmp_path / "error-1.txt").read_text()
+        )
+        assert (
+            "thinking_reward raised on process(es) [1] (its error is in that process's log)"
+            in (tmp_path / "error-0.txt").read_text()
+        )
 
 
 class TestMixedModalities:

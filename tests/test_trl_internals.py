@@ -13,6 +13,8 @@ import torch
 # private GRPOTrainer methods we override or call -> the parameters we rely on
 HOOKS = {
     "_calculate_rewards": ["self", "inputs", "prompts", "completions", "completion_ids_list"],  # overridden
+    "_generate": ["self", "prompts"],  # overridden: the judge requests go out once the completions are decoded
+    "_generate_and_score_completions": ["self", "inputs"],  # overridden: keeps the rows for those requests
     "_get_train_sampler": ["self", "dataset"],  # overridden: modality-grouped batches
     "_get_eval_sampler": ["self", "eval_dataset"],  # overridden: modality-grouped batches
     "_log_completion_extra": ["self", "column", "values"],  # called: extra completions-table columns
@@ -27,6 +29,22 @@ def test_private_hooks_keep_their_signature(name):
     assert method is not None, f"trl.GRPOTrainer.{name} is gone: TrustGRPOTrainer overrides or calls it"
     params = list(inspect.signature(method).parameters)
     assert params == HOOKS[name], f"trl.GRPOTrainer.{name} now takes {params}, TrustGRPOTrainer expects {HOOKS[name]}"
+
+
+def test_the_judge_overlap_seam_is_where_we_expect_it():
+    """`_generate` returns the completions before the log-prob pass, and `_calculate_rewards` gets the same objects."""
+    from trl import GRPOTrainer
+
+    generate = inspect.getsource(GRPOTrainer._generate)
+    assert (
+        "return prompt_ids, completion_ids, tool_mask, completions, logprobs, extra_fields, images, tool_images"
+        in (generate)
+    ), "GRPOTrainer._generate no longer returns (prompt_ids, completion_ids, ..., completions, ...) in this order"
+    score = inspect.getsource(GRPOTrainer._generate_and_score_completions)
+    generated = score.index("= self._generate(prompts)")
+    logps = score.index("self._get_per_token_logps_and_entropies(", generated)
+    rewards = score.index("self._calculate_rewards(inputs, prompts, completions, completion_ids_list)", logps)
+    assert generated < logps < rewards, "GRPOTrainer no longer generates, then computes log-probs, then rewards"
 
 
 def test_trainer_state_we_extend_has_the_expected_shape(tiny_model_dir, tmp_path):

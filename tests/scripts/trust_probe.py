@@ -5,7 +5,8 @@ Run directly (one process) or under `accelerate launch` (several). Writes, under
 - `outcome-<rank>.jsonl`: per call of the outcome reward: step, completion ids and outcome of every local completion;
 - `judge-<rank>.jsonl`: per call of the thinking callable: step and the completion ids it was asked to score;
 - `log_history.json` (main process): the trainer's logged metrics;
-- `rewards-<rank>.json`: the final reward rows of the last batch (to check every process agrees).
+- `events-<rank>.jsonl`: when each judge call and each log-prob pass (no grad) started and ended;
+- `error-<rank>.txt`: the error that stopped training on that process, if any.
 The outcome reward and the judge are deterministic functions of the completion ids, so a test can recompute
 everything from these files.
 """
@@ -14,6 +15,7 @@ import argparse
 import contextlib
 import json
 import os
+import time
 from pathlib import Path
 
 import torch
@@ -57,6 +59,11 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--fail-judge", action="store_true", help="the judge returns None for everything")
     parser.add_argument("--registry", default=None, help="train on this SophiaVL registry (all its entries) instead")
+    parser.add_argument("--no-overlap", action="store_true", help="judge after the log-prob pass (judge_overlap off)")
+    parser.add_argument("--beta", type=float, default=0.0, help="> 0: a reference log-prob pass every step")
+    parser.add_argument("--judge-sleep", type=float, default=0.0, help="the judge takes this long per call")
+    parser.add_argument("--logps-sleep", type=float, default=0.0, help="the log-prob pass takes this much longer")
+    parser.add_argument("--raise-on-rank", type=int, default=None, help="the judge raises on this process")
     args = parser.parse_args()
 
     from transformers import AutoProcessor
@@ -78,10 +85,19 @@ def main() -> None:
 
     correctness.__name__ = "accuracy_reward"
 
+    def event(name: str, step: int, start: float) -> None:
+        with open(out / f"events-{rank}.jsonl", "a") as f:
+            f.write(json.dumps({"event": name, "step": step, "start": start, "end": time.monotonic()}) + "\n")
+
     def judge(prompts, completions, completion_ids, trainer_state, problem, **kwargs):
+        start = time.monotonic()
         assert len(problem) == len(completions) == len(completion_ids)  # dataset columns are subset too
         with open(out / f"judge-{rank}.jsonl", "a") as f:
             f.write(json.dumps({"step": trainer_state.global_step, "ids": completion_ids}) + "\n")
+        if args.raise_on_rank == rank:
+            raise ConnectionError(f"judge down on rank {rank}")
+        time.sleep(args.judge_sleep)
+        event("judge", trainer_state.global_step, start)
         if args.fail_judge:
             return [None] * len(completion_ids)
         return [thinking_of(ids) for ids in completion_ids]
@@ -119,6 +135,8 @@ def main() -> None:
         shuffle_dataset=bool(args.registry),
         generation_kwargs={"suppress_tokens": [int(i) for i in bias]},
         judge_max_failed_steps=2,
+        judge_overlap=not args.no_overlap,
+        beta=args.beta,
     )
     trainer = TrustGRPOTrainer(
         model=args.model,
@@ -141,7 +159,23 @@ def main() -> None:
     )
     # TRL's canonical check: which parameters did training change? (Gathered first under ZeRO-3.)
     initial = parameters(trainer, zero_stage)
-    trainer.train(resume_from_checkpoint=True if args.resume else None)
+    logps = trainer._get_per_token_logps_and_entropies
+
+    def timed_logps(*a, **k):
+        start = time.monotonic()
+        if torch.is_grad_enabled():  # the loss's forward
+            return logps(*a, **k)
+        time.sleep(args.logps_sleep)  # the old / reference pass: as long as a large model's
+        result = logps(*a, **k)
+        event("logps", trainer.state.global_step, start)
+        return result
+
+    trainer._get_per_token_logps_and_entropies = timed_logps
+    try:
+        trainer.train(resume_from_checkpoint=True if args.resume else None)
+    except Exception as exc:
+        (out / f"error-{rank}.txt").write_text(repr(exc))
+        raise
     final = parameters(trainer, zero_stage)
     changed = [name for name, value in initial.items() if not torch.equal(value, final[name])]
     (out / f"changed-{rank}.json").write_text(json.dumps({"changed": changed, "total": len(initial)}))
