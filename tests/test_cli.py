@@ -409,6 +409,23 @@ def test_plot_overlays_real_runs(grpo_runs, tmp_path):
     assert_one_line_error(mismatch, "plot", "1 --labels for 2 runs")
 
 
+def test_plot_shows_where_each_step_went(grpo_runs, tmp_path):
+    from PIL import Image
+
+    from sophiavl_trl.scripts.plot import read_log_history
+
+    phases = ("generation", "logprobs", "outcome_rewards", "judge", "judge_wait", "optimizer")
+    for h in (h for h in read_log_history(grpo_runs[0]) if "loss" in h):  # every training step, in trainer_state
+        assert all(h[f"timing/{phase}"] >= 0 for phase in phases), h
+    timing = tmp_path / "timing.png"
+    result = cli("plot", str(grpo_runs[0]), "-o", str(tmp_path / "curves.png"), "--timing_output", str(timing))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[1] == f"wrote {timing}"
+    with Image.open(timing) as image:
+        colors = image.convert("RGB").getcolors(maxcolors=1 << 20)
+        assert colors is not None and len(colors) > 20  # stacked bars in several colours, not a blank canvas
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # judge-records inputs (the scoring itself needs a server: see test_judge_sft.py)
 # --------------------------------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 # Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
-r"""`sophiavl-trl plot RUN_DIR [RUN_DIR ...] [-o PNG] [--labels NAME ...]`: reward curves of training runs (TRL's
-`trainer_state.json` log history), several runs overlaid, raw (light) and EMA-smoothed (bold)."""
+r"""`sophiavl-trl plot RUN_DIR [RUN_DIR ...] [-o PNG] [--labels NAME ...] [--timing_output PNG]`: reward curves of
+training runs (TRL's `trainer_state.json` log history), several runs overlaid, raw (light) and EMA-smoothed (bold);
+optionally where each step's time went (`timing/*`, first run)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ class PlotArguments:
     output: str = field(default="reward_curves.png", metadata={"help": "PNG to write.", "aliases": ["-o"]})
     smoothing: float = field(default=0.6, metadata={"help": "EMA smoothing in [0, 1); 0 for none."})
     labels: list[str] | None = field(default=None, metadata={"help": "Legend names, one per run."})
+    timing_output: str | None = field(
+        default=None, metadata={"help": "Also draw the first run's timing/* per step, stacked, into this PNG."}
+    )
 
 
 def read_log_history(run_dir: str | Path) -> list[dict]:
@@ -99,6 +103,42 @@ def plot_runs(
     return output
 
 
+# The phases on a step's critical path, stacked; the judge's own wall time overlaps the log-prob pass (drawn as a line).
+TIMING = ["generation", "weight_sync", "logprobs", "outcome_rewards", "judge_wait", "optimizer"]
+
+
+def plot_timing(run_dir: str, output: str) -> Path:
+    r"""Draw one stacked bar per step of the run's `timing/*` metrics (seconds) into the PNG `output`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    history = [h for h in read_log_history(run_dir) if "timing/generation" in h and "step" in h]
+    if not history:
+        raise ValueError(f"no timing/* metrics in the log of {run_dir} (written by TrustGRPOTrainer)")
+    steps = [h["step"] for h in history]
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.25 * len(steps)), 3.6))
+    bottom = [0.0] * len(steps)
+    for i, phase in enumerate(TIMING):
+        values = [h.get(f"timing/{phase}", 0.0) or 0.0 for h in history]
+        if any(values):
+            ax.bar(steps, values, bottom=bottom, color=f"C{i}", label=phase.replace("_", " "))
+            bottom = [b + v for b, v in zip(bottom, values)]
+    if any("timing/judge" in h for h in history):
+        judge = [h.get("timing/judge", math.nan) for h in history]
+        ax.plot(steps, judge, "k.--", linewidth=1, label="judge wall time (overlaps log-probs)")
+    ax.set(xlabel="step", ylabel="seconds", title=f"where each step's time went: {Path(run_dir).name}")
+    ax.legend(fontsize=7, ncols=2)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(output, dpi=110)
+    plt.close(fig)
+    return output
+
+
 def main(argv: list[str]) -> int:
     r"""`sophiavl-trl plot ARGS`."""
     args = parse_args(PlotArguments, argv, "plot", positionals="run_dirs")
@@ -109,4 +149,6 @@ def main(argv: list[str]) -> int:
     if not 0 <= args.smoothing < 1:
         raise CLIError(f"--smoothing must be in [0, 1), got {args.smoothing}")
     print(f"wrote {plot_runs(args.run_dirs, args.output, args.smoothing, args.labels)}")
+    if args.timing_output:
+        print(f"wrote {plot_timing(args.run_dirs[0], args.timing_output)}")
     return 0
