@@ -127,6 +127,7 @@ class TrustGRPOTrainer(GRPOTrainer):
             prepare_colocated_sync(self.vllm_generation)  # CPUs repack vLLM's weights: sync through vLLM's reload
             self.vllm_generation.sync_weights = self._timed_sync(self.vllm_generation.sync_weights)
         self.add_callback(_OptimizerTimer(self._metrics))
+        self._group_stream_by_modality()
 
         self.thinking_reward = thinking_reward
         self._judge_pool: ThreadPoolExecutor | None = None  # one thread: this process's judge requests of a step
@@ -175,6 +176,20 @@ class TrustGRPOTrainer(GRPOTrainer):
             seed=self.args.seed,
             modalities=labels,
         )
+
+    def _group_stream_by_modality(self) -> None:
+        """Streaming data with a `data_type` column: the same one-modality generation batches as the sampler."""
+        from datasets import IterableDataset
+
+        from sophiavl_trl.data.sampler import group_stream_by_modality
+
+        dataset = self.train_dataset
+        if not isinstance(dataset, IterableDataset) or "data_type" not in (dataset.column_names or []):
+            return
+        if self.shuffle_dataset:
+            dataset = dataset.shuffle(seed=self.args.seed)
+        self.train_dataset = group_stream_by_modality(dataset, self.args.generation_batch_size // self.num_generations)
+        self.shuffle_dataset = False  # shuffled before the grouping: TRL's shuffle after it would mix modalities again
 
     def _get_eval_sampler(self, eval_dataset):
         from sophiavl_trl.data.sampler import ModalityGroupedRepeatSampler, modality_labels

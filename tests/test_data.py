@@ -841,7 +841,6 @@ def _split_chunks(indices: list[int], batch_size: int, mini: int, repeat: int) -
         assert blob == once * repeat  # the chunk is repeated repeat_count times
         unique = once[::mini]
         assert once == [i for i in unique for _ in range(mini)]  # each index mini_repeat_count times in a row
-        assert len(set(unique)) == batch_size
         chunks.append(unique)
     return chunks
 
@@ -850,9 +849,11 @@ class TestModalityGroupedRepeatSampler:
     @pytest.mark.parametrize("shuffle", [True, False])
     @pytest.mark.parametrize(
         "num_rows, mini, batch_size, repeat, seed",
-        [(7, 2, 3, 4, 0), (30, 8, 4, 2, 42), (16, 1, 16, 1, None), (10, 3, 1, 3, 7)],
+        [(9, 2, 3, 4, 0), (32, 8, 4, 2, 42), (16, 1, 16, 1, None), (10, 3, 1, 3, 7)],
     )
-    def test_single_modality_matches_trl_repeat_sampler(self, num_rows, mini, batch_size, repeat, seed, shuffle):
+    def test_full_chunks_of_one_modality_match_trl_repeat_sampler(
+        self, num_rows, mini, batch_size, repeat, seed, shuffle
+    ):
         kwargs = {
             "data_source": list(range(num_rows)),
             "mini_repeat_count": mini,
@@ -881,13 +882,14 @@ class TestModalityGroupedRepeatSampler:
         indices = list(sampler)
         assert len(indices) == len(sampler)
         chunks = _split_chunks(indices, batch_size, mini, repeat)
+        counts = Counter(labels)
         for chunk in chunks:
             assert len({labels[i] for i in chunk}) == 1
-        used = [i for chunk in chunks for i in chunk]
-        assert len(used) == len(set(used))  # no row twice in an epoch
-        per_modality = Counter(labels[i] for i in used)
-        for label, count in Counter(labels).items():
-            assert per_modality[label] == (count // batch_size) * batch_size  # only incomplete chunks are dropped
+            assert len(set(chunk)) == min(batch_size, counts[labels[chunk[0]]])  # repeats only to fill a chunk
+        used = Counter(i for chunk in chunks for i in chunk)
+        assert set(used) == set(range(len(labels)))  # no row dropped
+        # Only each modality's last chunk is completed with rows drawn a second time.
+        assert sum(used.values()) - len(labels) == sum(-count % batch_size for count in counts.values())
 
     def test_deterministic_by_seed_and_identical_across_processes(self):
         labels = ["image" if i % 3 else "text" for i in range(60)]
@@ -926,13 +928,30 @@ class TestModalityGroupedRepeatSampler:
                 seen_modalities |= modalities
         assert seen_modalities == {"image", "text"}
 
-    def test_warns_about_modalities_smaller_than_a_chunk(self, caplog):
+    def test_reports_the_rows_drawn_twice_to_complete_chunks(self, caplog):
         labels = ["image"] * 10 + ["text"] * 2
         with caplog.at_level(logging.WARNING, logger="sophiavl_trl.data.sampler"):
             sampler = ModalityGroupedRepeatSampler(labels, 2, 4, modalities=labels, seed=0)
-        assert "'text' (2 rows)" in caplog.text
-        assert all(labels[i] == "image" for i in sampler)
-        assert len(sampler) == 8 * 2
+        assert "4 of 12 rows are drawn twice each epoch" in caplog.text and "'text': 2 rows" in caplog.text
+        indices = list(sampler)
+        assert set(indices) == set(range(12))  # the small text modality is trained on too
+        assert len(indices) == len(sampler) == 4 * 4 * 2  # 3 image chunks + 1 text chunk, 4 prompts x 2
+
+    def test_streaming_data_comes_in_runs_of_one_modality_and_nothing_is_lost(self):
+        from datasets import IterableDataset
+
+        from sophiavl_trl.data.sampler import group_stream_by_modality
+
+        labels = ["text" if i % 3 == 0 else "image" for i in range(40)]
+        rows = [{"id": i, "data_type": label} for i, label in enumerate(labels)]
+        stream = group_stream_by_modality(IterableDataset.from_generator(lambda: iter(rows)), batch_size=4)
+        first, second = [r["id"] for r in stream], [r["id"] for r in stream]  # two epochs
+        for ids in (first, second):
+            assert all(len({labels[i] for i in ids[k : k + 4]}) == 1 for k in range(0, len(ids), 4)), ids
+        # 27 image + 13 text rows: 3 image rows and 1 text row wait for the next epoch instead of being dropped
+        assert len(first) == len(set(first)) == 36
+        left_over = set(range(40)) - set(first)
+        assert len(left_over) == 4 and left_over <= set(second)
 
     def test_rejects_wrong_label_count(self):
         with pytest.raises(ValueError, match="modalities has 2 labels but the data set has 3 rows"):

@@ -73,3 +73,26 @@ def test_colocated_vllm_generation_keeps_the_seam_we_wrap():
     source = inspect.getsource(VLLMGeneration)
     assert "self.mode" in source and "self.llm = LLM(" in source, "VLLMGeneration no longer holds .mode / .llm"
     assert "model_runner.model.load_weights" in source, "colocated sync no longer calls vLLM's load_weights"
+
+
+def test_trl_still_needs_one_modality_per_generation_batch(tiny_model_dir, tmp_path):
+    """Why `ModalityGroupedRepeatSampler` exists: TRL 1.16 fails on a batch mixing image and text-only prompts (TRL
+    issue 5139). When this test fails, TRL handles mixed batches: remove the sampler and the stream grouping."""
+    from test_trainer import mixed_dataset
+    from transformers import AutoProcessor
+    from trl import GRPOConfig, GRPOTrainer
+
+    from sophiavl_trl.model_utils import forbidden_token_generation_kwargs
+
+    processor = AutoProcessor.from_pretrained(tiny_model_dir)
+    args = GRPOConfig(
+        output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to="none", per_device_train_batch_size=4,
+        num_generations=2, max_completion_length=4, max_steps=1, save_strategy="no", shuffle_dataset=False,
+        generation_kwargs=forbidden_token_generation_kwargs(processor.tokenizer, use_vllm=False),
+    )  # fmt: skip
+    trainer = GRPOTrainer(
+        model=str(tiny_model_dir), reward_funcs=[lambda completions, **kw: [0.0] * len(completions)], args=args,
+        train_dataset=mixed_dataset(), processing_class=processor,
+    )  # fmt: skip
+    with pytest.raises(TypeError, match="only a single or a list of entries is supported"):
+        trainer.train()

@@ -31,10 +31,11 @@ class ModalityGroupedRepeatSampler(Sampler[int]):
     `repeat_count` times) and emptied. Chunks thus come out in the order in which they fill, which interleaves the
     modalities in proportion to their sizes. With a single modality the output is identical to `RepeatSampler`'s.
 
-    What is left in each buffer at the end of an epoch (fewer than `batch_size` rows of that modality) is dropped
-    for that epoch, as `RepeatSampler` drops its incomplete last chunk; other rows are left over in the next epoch
-    (the permutation changes). A modality with fewer than `batch_size` rows is never sampled: a warning says so.
-    The order depends only on `seed` and `modalities`, so it is the same on every process.
+    What is left in a buffer at the end of an epoch (fewer than `batch_size` rows of that modality) is completed with
+    rows of the same modality from the start of this epoch's order and emitted last, so that no row is dropped (TRL's
+    `RepeatSampler` drops its incomplete last chunk); those few rows are seen twice that epoch, and the count is
+    logged. When every modality fills whole chunks, the output is exactly `RepeatSampler`'s order, grouped. The order
+    depends only on `seed` and `modalities`, so it is the same on every process.
 
     Args:
         data_source (`Sized`):
@@ -60,7 +61,7 @@ class ModalityGroupedRepeatSampler(Sampler[int]):
     ...     modalities, mini_repeat_count=2, batch_size=2, shuffle=False, modalities=modalities
     ... )
     >>> list(sampler)
-    [0, 0, 2, 2, 1, 1, 3, 3, 4, 4, 6, 6]
+    [0, 0, 2, 2, 1, 1, 3, 3, 4, 4, 6, 6, 5, 5, 1, 1]
     ```
     """
 
@@ -100,21 +101,14 @@ class ModalityGroupedRepeatSampler(Sampler[int]):
             if seed is not None:
                 self.generator.manual_seed(seed)
 
-        too_small = {label: count for label, count in self.modality_counts.items() if count < batch_size}
-        if too_small:
+        padded = sum(-count % batch_size for count in self.modality_counts.values())
+        if padded:
             logger.warning(
-                "ModalityGroupedRepeatSampler: modalities with fewer rows than one chunk (batch_size=%d unique "
-                "prompts) are never sampled: %s. Add rows or lower the generation batch size.",
-                batch_size,
-                ", ".join(f"{label!r} ({count} rows)" for label, count in sorted(too_small.items(), key=str)),
-            )
-        dropped = sum(count % batch_size for count in self.modality_counts.values())
-        if dropped and len(self.modality_counts) > 1:
-            logger.info(
-                "ModalityGroupedRepeatSampler: %d of %d rows fall outside complete single-modality chunks each epoch.",
-                dropped,
-                self.num_samples,
-            )
+                "ModalityGroupedRepeatSampler: %d of %d rows are drawn twice each epoch to complete the last chunk of "
+                "each modality (%s; %d unique prompts a chunk); no row is dropped.",
+                padded, self.num_samples, ", ".join(f"{k!r}: {v} rows" for k, v in sorted(self.modality_counts.items(),
+                key=str)), batch_size,
+            )  # fmt: skip
 
     def chunks(self) -> list[list[int]]:
         r"""
@@ -129,13 +123,19 @@ class ModalityGroupedRepeatSampler(Sampler[int]):
             indexes = list(range(self.num_samples))
 
         buffers: dict[Any, list[int]] = {}
+        orders: dict[Any, list[int]] = {}  # this epoch's rows of each modality, in order
         chunks = []
         for index in indexes:
+            orders.setdefault(self.modalities[index], []).append(index)
             buffer = buffers.setdefault(self.modalities[index], [])
             buffer.append(index)
             if len(buffer) == self.batch_size:
                 chunks.append(buffer)
                 buffers[self.modalities[index]] = []
+        for label, buffer in buffers.items():  # complete the leftovers from the start of the epoch: nothing dropped
+            if buffer:
+                order = orders[label]
+                chunks.append(buffer + [order[i % len(order)] for i in range(self.batch_size - len(buffer))])
         return chunks
 
     def __iter__(self) -> Iterator[int]:
@@ -146,8 +146,33 @@ class ModalityGroupedRepeatSampler(Sampler[int]):
                         yield index
 
     def __len__(self) -> int:
-        complete = sum((count // self.batch_size) * self.batch_size for count in self.modality_counts.values())
-        return complete * self.mini_repeat_count * self.repeat_count
+        chunks = sum(-(-count // self.batch_size) for count in self.modality_counts.values())
+        return chunks * self.batch_size * self.mini_repeat_count * self.repeat_count
+
+
+def group_stream_by_modality(dataset: Any, batch_size: int, column: str = "data_type") -> Any:
+    r"""
+    The streaming counterpart of [`ModalityGroupedRepeatSampler`] for a `datasets.IterableDataset`: reorders the
+    stream so that every run of `batch_size` consecutive rows has one modality (the `column` value, missing =
+    `"image"`). Rows wait in a buffer per modality until it holds `batch_size` of them; what is left at the end of an
+    epoch is carried into the next one, so nothing is dropped while the stream cycles. Apply it after any shuffle and
+    before TRL's `repeat_iterable_dataset` (`TrustGRPOTrainer` does).
+    """
+    buffers: dict[str, list[dict]] = {}
+
+    def regroup(batch: dict[str, list]) -> dict[str, list]:
+        out: dict[str, list] = {key: [] for key in batch}
+        for row in (dict(zip(batch, values)) for values in zip(*batch.values())):
+            buffer = buffers.setdefault(row.get(column) or "image", [])
+            buffer.append(row)
+            if len(buffer) == batch_size:
+                for full in buffer:
+                    for key in out:
+                        out[key].append(full[key])
+                buffer.clear()
+        return out
+
+    return dataset.map(regroup, batched=True, batch_size=1)
 
 
 def modality_labels(dataset: Any, column: str = "data_type") -> list[str] | None:
