@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "infer": ("infer", "main", "answer one question with a trained model (training prompt, greedy decoding)"),
     "eval": ("eval", "main", "accuracy per problem type on benchmark-style data, with the training verifiers"),
     "plot": ("plot", "main", "reward curves of training runs (trainer_state.json), several runs overlaid"),
+    "init-registry": ("init_registry", "main", "write the dataset_info.json of a downloaded SophiaVL-R1-130k"),
     "judge-records": ("judge", "records_main", "judge training records from a run's completions and a scorer"),
     "judge-eval": ("judge", "eval_main", "mean absolute error and agreement of a served judge on held-out records"),
 }

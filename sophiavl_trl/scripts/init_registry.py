@@ -1,0 +1,156 @@
+# Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
+r"""`sophiavl-trl init-registry DOWNLOAD_DIR [-o dataset_info.json] [--overwrite] [--verify_images]`: write the
+`dataset_info.json` registry of a local copy of SophiaVL-R1-130k (`huggingface-cli download bunny127/SophiaVL-R1-130k
+--repo-type dataset --local-dir DOWNLOAD_DIR`, zips unzipped in place; docs/dataset.md): one entry per data file of
+`json/` (Chart, General, Knowledge, Math, OCR) and `SophiaVL-R1-130k` for all of them, then load every entry back with
+`load_sophiavl_dataset` and print rows, problem types, image/text rows and rows whose images are missing."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sophiavl_trl.scripts import CLIError, parse_args
+
+
+SUBSETS = ("Chart", "General", "Knowledge", "Math", "OCR")  # the paper's five categories (zips of the download)
+ALL = "SophiaVL-R1-130k"  # every data file of json/, the paper's recipe (`train_files: SophiaVL-R1-130k`)
+SUFFIXES = (".json", ".jsonl", ".parquet")
+# The released files' columns (problem, solution, path, problem_type, data_type, options), in the original's mapping.
+COLUMNS = {"problem": "prompt", "solution": "answer", "path": "images"}
+MISSING = "image file not found"
+DOWNLOAD = "huggingface-cli download bunny127/SophiaVL-R1-130k --repo-type dataset --local-dir"
+
+
+@dataclass
+class InitRegistryArguments:
+    r"""Write the dataset_info.json registry of a downloaded SophiaVL-R1-130k (its json/ folder and unzipped image
+    folders, given as the DOWNLOAD_DIR positional argument), check every entry loads, and print what each holds."""
+
+    download_dir: list[str] = field(default_factory=list, metadata={"help": "The download folder (holds json/)."})
+    output: str | None = field(
+        default=None,
+        metadata={"help": "Registry to write (default DOWNLOAD_DIR/dataset_info.json).", "aliases": ["-o"]},
+    )
+    overwrite: bool = field(default=False, metadata={"help": "Replace an existing registry file."})
+    verify_images: bool = field(default=False, metadata={"help": "Decode every image (slow), not only find it."})
+
+
+def subset_name(relative: Path) -> str:
+    r"""The subset of a data file of `json/`: the known subset its path names (`chart.json`, `Chart/merged_output_chart
+    .json` -> `Chart`), else the file name without suffix."""
+    words = {word.lower() for part in relative.with_suffix("").parts for word in re.split(r"[^A-Za-z0-9]+", part)}
+    return next((name for name in SUBSETS if name.lower() in words), relative.with_suffix("").as_posix())
+
+
+def find_entries(root: Path) -> dict[str, Path]:
+    r"""Subset name -> data file, for the data files under `root/json` (several files of one subset keep their own
+    names); a `CLIError` says what is wrong with a folder that is not such a download."""
+    if not root.is_dir():
+        raise CLIError(f"download folder not found: {root} (get it with `{DOWNLOAD} {root}`)")
+    if not (root / "json").is_dir():
+        hint = (
+            f"give the folder above it, {root.parent}"
+            if any(p.suffix in SUFFIXES for p in root.iterdir())
+            else f"is it a download of SophiaVL-R1-130k? (`{DOWNLOAD} {root}`)"
+        )
+        raise CLIError(f"no json/ folder in {root}: {hint}")
+    files = sorted(p.relative_to(root / "json") for p in (root / "json").rglob("*") if p.suffix in SUFFIXES)
+    if not files:
+        raise CLIError(f"no .json, .jsonl or .parquet files in {root / 'json'}: is the download complete?")
+    names = Counter(map(subset_name, files))
+    return {
+        (n if names[n] == 1 else f.with_suffix("").as_posix()): root / "json" / f
+        for f, n in zip(files, map(subset_name, files))
+    }
+
+
+def write_registry(root: Path, entries: dict[str, Path], output: Path) -> None:
+    r"""Write the registry: paths relative to its folder when it sits in the download, absolute otherwise."""
+    folder = output.resolve().parent
+    inside = folder.is_relative_to(root.resolve())
+
+    def where(path: Path) -> str:
+        return os.path.relpath(path.resolve(), folder) if inside else str(path.resolve())
+
+    registry = {
+        name: {"file_path": where(path), "image_base_path": where(root), "columns": COLUMNS}
+        for name, path in [*entries.items(), (ALL, root / "json")]
+    }
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(registry, indent=4) + "\n", encoding="utf-8")
+
+
+def summarize(name: str, registry: dict, verify_images: bool) -> dict:
+    r"""Load the entry `name` (invalid rows skipped) and count its rows, problem types, image/text rows and rows with a
+    missing image; `error` is set when a file cannot be read at all."""
+    from sophiavl_trl.data import DatasetValidationError, load_sophiavl_dataset
+
+    options = {"on_invalid": "skip", "verify_images": verify_images, "return_report": True}
+    try:
+        dataset, report = load_sophiavl_dataset([name], registry, **options)
+        kept = dataset.with_format(None)  # no image transform: only the two text columns are read
+        types, modality = Counter(kept["problem_type"]), Counter(kept["data_type"])
+    except DatasetValidationError as exc:  # no row left, or an unreadable file
+        report, types, modality = exc.report, Counter(), Counter()
+    missing = [issue for issue in report.issues if MISSING in issue]
+    rows_missing = {issue.partition(", field ")[0] for issue in missing}
+    error = next((i for i in report.issues if ", row " not in i), None) if not report.total_rows else None
+    return {
+        "rows": report.total_rows,
+        "types": ", ".join(f"{t} {n}" for t, n in sorted(types.items())) or "-",
+        "modality": f"{modality['image']}/{modality['text']}",
+        "missing": len(rows_missing),
+        "invalid": len(report.invalid_rows) - len(rows_missing),
+        "first_missing": missing[0].rpartition(f"{MISSING}: ")[2] if missing else None,
+        "issues": [i for i in report.issues if MISSING not in i],
+        "error": error,
+    }
+
+
+def main(argv: list[str]) -> int:
+    r"""`sophiavl-trl init-registry ARGS`."""
+    from sophiavl_trl.data import load_registry
+
+    args = parse_args(InitRegistryArguments, argv, "init-registry", positionals="download_dir")
+    if len(args.download_dir) != 1:
+        raise CLIError(f"give one DOWNLOAD_DIR (the folder holding json/ and the zips), got {len(args.download_dir)}")
+    root = Path(args.download_dir[0]).expanduser()
+    entries = find_entries(root)
+    output = Path(args.output).expanduser() if args.output else root / "dataset_info.json"
+    if output.resolve().is_relative_to((root / "json").resolve()):
+        raise CLIError(f"write the registry outside {root / 'json'} (every file there is read as data): {output}")
+    if output.exists() and not args.overwrite:
+        raise CLIError(f"{output} exists; pass --overwrite to replace it")
+    write_registry(root, entries, output)
+    registry = load_registry(output)  # what training reads
+    logging.getLogger("sophiavl_trl.data.registry").setLevel(logging.ERROR)  # skipped rows: counted in the table
+    stats = {name: summarize(name, registry, args.verify_images) for name in entries}
+    header = ("subset", "rows", "problem types", "image/text", "missing images", "other invalid")
+    lines = [header] + [
+        (n, s["rows"], s["types"], s["modality"], s["missing"], s["invalid"]) for n, s in stats.items()
+    ]
+    lines.append(
+        ("total", sum(s["rows"] for s in stats.values()), "", "", sum(s["missing"] for s in stats.values()), "")
+    )
+    widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
+    print(f"wrote {output}: {', '.join([*entries, ALL])} ({ALL}: every file of {root / 'json'})")
+    for line in lines:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)).rstrip())
+    for name, s in stats.items():
+        if s["missing"]:
+            zipped = f"; unzip {name}.zip in {root}" if (root / f"{name}.zip").is_file() else ""
+            print(
+                f"{name}: {s['missing']} row(s) name images that are not there (first: {s['first_missing']}){zipped}"
+            )
+        if s["invalid"] and not s["error"]:
+            print(f"{name}: {s['invalid']} other invalid row(s), first: {s['issues'][0]}")
+    if errors := [s["error"] for s in stats.values() if s["error"]]:
+        raise CLIError("\n".join([f"cannot load {len(errors)} file(s) (the registry was written):", *errors]))
+    print(f"train with --dataset_registry {output} --train_files {ALL} (or a list: {','.join(entries)})")
+    return 0
