@@ -19,21 +19,11 @@ def _matches(value: Any, annotation: Any) -> bool:
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):
         return any(_matches(value, arg) for arg in args)
-    if annotation is type(None):
-        return value is None
     if origin is list:
-        return (
-            isinstance(value, list) and all(_matches(v, args[0]) for v in value) if args else isinstance(value, list)
-        )
-    if annotation is bool:
-        return isinstance(value, bool)
-    if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if annotation is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if annotation is str:
-        return isinstance(value, str)
-    return True  # not a type we declare
+        return isinstance(value, list) and all(_matches(item, args[0]) for item in value if args)
+    if annotation in (int, float):  # an int is a float here, a bool (an int subclass) is neither
+        return isinstance(value, int | annotation) and not isinstance(value, bool)
+    return isinstance(value, annotation) if annotation in (bool, str, type(None)) else True  # not a type we declare
 
 
 def check_field_types(config: Any, base: type) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 
+# A policy must never sample these: a stray <|image_pad|> in a completion breaks the forward pass.
 VISION_SPECIAL_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
 
 

@@ -456,10 +456,11 @@ def test_out_of_range_score_is_nan_and_logged(caplog):
     ],
 )
 def test_parse_score_is_fast_on_adversarial_answers(text):
-    # A generous bound: linear parsing takes milliseconds; the backtracking it replaces took seconds to minutes.
+    # Not a speed target but a guard against super-linear regexes: linear parsing takes milliseconds even on a loaded
+    # 2-core machine; the backtracking it replaces took 78 s on 2,000 characters and would not end on 200,000.
     start = time.perf_counter()
     result = parse_score(text)
-    assert time.perf_counter() - start < 0.5
+    assert time.perf_counter() - start < 5.0
     assert math.isnan(result) or 0.0 <= result <= 1.0
 
 

@@ -9,8 +9,8 @@ TRL-ready `datasets.Dataset`. Registries use SophiaVL-R1's `dataset_info.json`:
 ```
 
 `file_path`: a `.json` (array or JSON lines), `.jsonl` or `.parquet` file or a folder of them; `image_base_path`: the
-folder the rows' relative image paths must stay inside. Both are relative to the registry's folder, or to the working
-directory when only that has them (the original's convention). `columns` maps *file column* -> *role* (`prompt`,
+folder the rows' relative image paths must stay inside; both relative to the registry's folder (or the working directory
+when only that has them, the original's convention). `columns` maps *file column* -> *role* (`prompt`,
 `answer`, `images` or a canonical name), *canonical name* -> *file column*, or `column_reponses_to_<role>` -> *file
 column*; unmapped canonical columns are used as they are. Canonical columns: `problem`, `solution`, `problem_type`,
 `data_type` (`image`/`text`, inferred when absent), `options` and `path` (image path(s) or `datasets.Image` structs).
@@ -24,19 +24,18 @@ import math
 import os
 import re
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
-from io import BytesIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from sophiavl_trl.data.images import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, ImageTransform, check_images, image_refs
 from sophiavl_trl.data.prompts import IMAGE_PLACEHOLDER, SYSTEM_PROMPT, TYPE_TEMPLATE, build_prompt
+from sophiavl_trl.rewards.accuracy_rewards import normalize_problem_type, registered_problem_types
 
 
 if TYPE_CHECKING:
     from datasets import Dataset
-    from PIL import Image
 
 
 logger = logging.getLogger(__name__)
@@ -48,11 +47,6 @@ _ALIASES |= {name: name for name in ("problem", "solution", "problem_type", "dat
 _ROLE_KEY = re.compile(r"^column_res?ponses_to_(\w+)$")
 _BUILDERS = {".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 _TEMPLATES = "sophiavl_trl.data.prompts.TYPE_TEMPLATE"
-# The released recipe's image pixel bounds (`data.min_pixels` / `data.max_pixels`).
-DEFAULT_MIN_PIXELS = 262144
-DEFAULT_MAX_PIXELS = 4194304
-# Qwen2.5-VL's resizing (qwen_vl_utils.smart_resize) refuses images whose long side exceeds 200 times the short one.
-MAX_ASPECT_RATIO = 200
 
 
 @dataclass(frozen=True)
@@ -97,8 +91,7 @@ def _resolve_path(value: str, base_dir: Path) -> Path:
 
 
 def _unique_keys(path: Path, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [key for key, _ in pairs]
-    if duplicate := next((key for i, key in enumerate(keys) if key in keys[:i]), None):
+    if duplicate := next((key for i, (key, _) in enumerate(pairs) if key in dict(pairs[:i])), None):
         # json.loads keeps the last of duplicate keys: the first entry would be dropped without a word.
         raise ValueError(f"Dataset registry {path}: {duplicate!r} is defined twice; rename or remove one.")
     return dict(pairs)
@@ -117,8 +110,9 @@ def load_registry(path: str | os.PathLike) -> dict[str, DatasetSpec]:
     except json.JSONDecodeError as exc:
         raise ValueError(f"Dataset registry {path} is not valid JSON: {exc}") from exc
     if not isinstance(entries, dict):
-        kind = type(entries).__name__
-        raise ValueError(f"Dataset registry {path} must be a JSON object of named entries, got {kind}")
+        raise ValueError(
+            f"Dataset registry {path} must be a JSON object of named entries, got {type(entries).__name__}"
+        )
     specs = {}
     for name, entry in entries.items():
         if not isinstance(entry, dict) or not isinstance(entry.get("file_path"), str):
@@ -222,45 +216,32 @@ def _as_text(value: Any, missing: str) -> tuple[str | None, str | None]:
     return None, f"expected a string, got {type(value).__name__}"
 
 
-def _image_refs(value: Any, base: str | None) -> tuple[list[dict[str, Any]], str | None]:
-    """A `path` cell as `{"bytes", "path"}` refs (the `datasets.Image` storage), or why it cannot be."""
-    refs = []
-    for item in (value if isinstance(value, list) else [value]) if value not in (None, "") else []:
-        if isinstance(item, dict) and item.get("bytes"):
-            refs.append({"bytes": bytes(item["bytes"]), "path": item.get("path")})
-            continue
-        path = item.get("path") if isinstance(item, dict) else item
-        if not isinstance(path, str) or not path:
-            return [], f"expected an image path (or a list of paths), got {item!r:.80}"
-        if path.startswith(("http://", "https://")):
-            return [], f"remote image URLs are not supported: {path!r}; download the images first"
-        path = path.removeprefix("file://")
-        if base and not os.path.isabs(path):
-            path, root = os.path.abspath(os.path.join(base, path)), os.path.abspath(base)
-            if os.path.commonpath([path, root]) != root:
-                return [], f"image path {item!r} resolves to {path}, outside image_base_path {base}"
-        refs.append({"bytes": None, "path": os.path.normpath(path)})
-    return refs, None
-
-
-@dataclass(frozen=True)
+@dataclass
 class _Rules:
-    known: frozenset[str]  # normalized problem types with a verifier
-    templated: frozenset[str]  # normalized problem types with a prompt instruction
-    default_problem_type: str | None
-    system_prompt: str
-    on_invalid: OnInvalid
-    verify_images: bool
-    min_pixels: int
-    max_pixels: int
-    columns: dict[str, str] = field(default_factory=dict)  # canonical -> file column
-    base: str | None = None
+    """The options of `load_sophiavl_dataset` (checked before any work) and the row converter `Dataset.map` runs."""
+
+    min_pixels: int = DEFAULT_MIN_PIXELS
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    on_invalid: OnInvalid = "error"
+    system_prompt: str | None = None
+    default_problem_type: str | None = None
+    problem_types: Sequence[str] | None = None
+    verify_images: bool = True
+    columns: dict[str, str] = field(default_factory=dict)  # the entry's, then canonical -> file column
+    base: str | os.PathLike | None = None  # image_base_path
     source: str = ""
+
+    def __post_init__(self) -> None:
+        if self.on_invalid not in ("error", "skip"):
+            raise ValueError(f"on_invalid must be 'error' or 'skip', got {self.on_invalid!r}.")
+        ImageTransform(self.min_pixels, self.max_pixels)  # checks the bounds
+        types = registered_problem_types() if self.problem_types is None else self.problem_types
+        self.problem_types = self.known = frozenset(map(normalize_problem_type, types))  # the types with a verifier
+        self.templated = frozenset(map(normalize_problem_type, TYPE_TEMPLATE))  # types with a prompt instruction
+        self.system_prompt = SYSTEM_PROMPT if self.system_prompt is None else self.system_prompt
 
     def __call__(self, record: dict[str, Any], index: int) -> dict[str, Any]:
         """One file row as a canonical row, with what is wrong with it (`issues`, empty when it can be trained on)."""
-        from sophiavl_trl.rewards.accuracy_rewards import normalize_problem_type
-
         get = {name: record.get(column) for name, column in self.columns.items()}.get
         row, why = {"source": self.source, "row_index": index}, {}  # why: field -> what is wrong
         problem, why["problem"] = _as_text(get("problem"), "missing problem (the prompt is empty)")
@@ -290,7 +271,7 @@ class _Rules:
         elif key == "multiple choice" and not isinstance(options, list):
             why["options"] = f"options must be a list for multiple choice, got {type(options).__name__}"
         row["options"] = [str(option) for option in options] if isinstance(options, list) else []
-        images, why["path"] = _image_refs(get("path"), self.base)
+        images, why["path"] = image_refs(get("path"), self.base)
         data_type = get("data_type") or ("image" if images or why["path"] else "text")
         row["data_type"] = str(data_type)
         if data_type not in ("image", "text"):
@@ -308,16 +289,17 @@ class _Rules:
         return row | {"prompt": None if row["issues"] else prompt(num_images=len(images))}
 
 
-def _canonical(table: "Dataset", rules: _Rules, columns, base, report: ValidationReport) -> "Dataset | None":
-    """`table` validated row by row into the canonical columns; `None` (problems in `report`) when unmappable."""
+def _canonical(table: "Dataset", rules: _Rules, report: ValidationReport) -> "Dataset | None":
+    """`table` validated row by row into the canonical columns (`rules.columns`: the file's mapping); `None` (problems
+    in `report`) when unmappable."""
     from datasets import Features, Json, List, Value
     from datasets import Image as ImageFeature
 
-    mapping, problems = _resolve_columns(columns, table.column_names)
+    mapping, problems = _resolve_columns(rules.columns, table.column_names)
     report.issues += [f"{rules.source}, field 'columns': {problem}" for problem in problems]
     if problems:
         return None
-    text, rules = Value("string"), replace(rules, columns=mapping, base=os.fspath(base) if base else None)
+    text, rules = Value("string"), replace(rules, columns=mapping)
     features = dict.fromkeys(("problem", "solution", "problem_type", "data_type", "source"), text)
     features |= {"prompt": Json(), "images": List(ImageFeature(decode=False)), "options": List(text)}
     features = Features(features | {"row_index": Value("int64"), "issues": List(text)})
@@ -326,83 +308,13 @@ def _canonical(table: "Dataset", rules: _Rules, columns, base, report: Validatio
     return table.with_format(None).map(rules, with_indices=True, keep_in_memory=True, **kwargs)
 
 
-def _image_problem(ref: tuple[str | None, bytes | None], verify: bool) -> str | None:
-    from PIL import Image
-
-    path, data = ref
-    if data is None and not (path and os.path.isfile(path)):
-        return f"image file not found: {path}"
-    if not verify:
-        return None
-    name = path or "<embedded bytes>"
-    try:
-        with Image.open(BytesIO(data) if data else path) as image:
-            image.load()  # decode it all: a truncated file has a valid header, and would crash the DataLoader
-            width, height = image.size
-    except Exception as exc:  # PIL raises many types (UnidentifiedImageError, OSError, SyntaxError, ...)
-        return f"unreadable image {name}: {type(exc).__name__}: {exc}"
-    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
-        return f"image {name} is {width}x{height}: aspect ratio above {MAX_ASPECT_RATIO}, Qwen2.5-VL's limit"
-    return None
-
-
-def _check_images(images: list[list[dict]], issues: list[list[str]], verify: bool, seen: dict) -> dict[str, Any]:
-    refs = list(dict.fromkeys((ref["path"], ref["bytes"]) for row in images for ref in row).keys() - seen.keys())
-    with ThreadPoolExecutor(min(16, 2 * (os.cpu_count() or 1))) as pool:  # decoding mostly releases the GIL
-        seen.update(zip(refs, pool.map(partial(_image_problem, verify=verify), refs)))  # rows often share images
-    verdicts = [[seen[(ref["path"], ref["bytes"])] for ref in row] for row in images]
-    return {"issues": [old + [f"field 'path': {v}" for v in new if v] for old, new in zip(issues, verdicts)]}
-
-
-class ImageTransform:
-    r"""`Dataset.with_transform` transform: opens a row's images when it is read, as RGB, resized by qwen-vl-utils'
-    `fetch_image` (sides multiples of 28, pixel count within `[min_pixels, max_pixels]`, aspect ratio kept)."""
-
-    def __init__(self, min_pixels: int = DEFAULT_MIN_PIXELS, max_pixels: int = DEFAULT_MAX_PIXELS):
-        if min_pixels <= 0 or max_pixels < min_pixels:
-            got = f"min_pixels={min_pixels}, max_pixels={max_pixels}"
-            raise ValueError(f"Need 0 < min_pixels <= max_pixels, got {got}.")
-        self.min_pixels, self.max_pixels = min_pixels, max_pixels
-
-    def load_image(self, ref: Mapping[str, Any]) -> "Image.Image":
-        r"""Open one `{"bytes", "path"}` image reference, convert it to RGB and resize it within the pixel bounds."""
-        from PIL import Image
-        from qwen_vl_utils import fetch_image
-
-        try:
-            with Image.open(BytesIO(ref["bytes"]) if ref.get("bytes") else ref["path"]) as image:
-                # image_patch_size 14 -> factor 28 (patch 14 x spatial merge 2), as Qwen2.5-VL's processor expects.
-                spec = {"image": image, "min_pixels": self.min_pixels, "max_pixels": self.max_pixels}
-                return fetch_image(spec, image_patch_size=14)
-        except Exception as exc:
-            raise RuntimeError(f"Cannot load image {ref.get('path') or '<embedded bytes>'}: {exc}") from exc
-
-    def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        if "images" in batch:  # absent after Trainer's remove_unused_columns, for instance
-            batch["images"] = [[self.load_image(ref) for ref in refs or []] for refs in batch["images"]]
-        return batch
-
-
-def _rules(on_invalid, min_pixels, max_pixels, system_prompt, default_problem_type, problem_types, verify) -> _Rules:
-    """The validation rules, once the arguments are checked (before any work)."""
-    from sophiavl_trl.rewards.accuracy_rewards import normalize_problem_type, registered_problem_types
-
-    if on_invalid not in ("error", "skip"):
-        raise ValueError(f"on_invalid must be 'error' or 'skip', got {on_invalid!r}.")
-    ImageTransform(min_pixels, max_pixels)  # checks the bounds
-    problem_types = registered_problem_types() if problem_types is None else problem_types
-    known, templated = (frozenset(map(normalize_problem_type, types)) for types in (problem_types, TYPE_TEMPLATE))
-    system_prompt = SYSTEM_PROMPT if system_prompt is None else system_prompt
-    return _Rules(known, templated, default_problem_type, system_prompt, on_invalid, verify, min_pixels, max_pixels)
-
-
 def _finish(parts: list["Dataset | None"], report: ValidationReport, rules: _Rules, return_report: bool):
     from datasets import concatenate_datasets
 
     if report.issues or None in parts or not parts:  # whole-file problems fail in any mode: skipping drops a source
         raise DatasetValidationError("Dataset validation failed.\n" + report.format(), report)
     dataset = concatenate_datasets(parts)
-    check = partial(_check_images, verify=rules.verify_images, seen={})
+    check = partial(check_images, verify=rules.verify_images, seen={})
     dataset = dataset.map(check, input_columns=["images", "issues"], batched=True, keep_in_memory=True, desc="Images")
     invalid = dataset.filter(bool, input_columns="issues", keep_in_memory=True)
     report.total_rows = len(dataset)
@@ -434,30 +346,23 @@ def load_sophiavl_dataset(
     names: str | Sequence[str],
     registry_path: str | os.PathLike | Mapping[str, DatasetSpec],
     *,
-    min_pixels: int = DEFAULT_MIN_PIXELS,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    on_invalid: OnInvalid = "error",
-    system_prompt: str | None = None,
-    default_problem_type: str | None = None,
-    problem_types: Sequence[str] | None = None,
-    verify_images: bool = True,
     return_report: bool = False,
+    **options: Any,
 ) -> "Dataset | tuple[Dataset, ValidationReport]":
     r"""
     Load registered data sets (`names`: a list, or the original's comma-separated `train_files` like `"Chart,OCR@train"`)
     from `registry_path` (a `dataset_info.json` or a `load_registry` result), validate every row, and combine them into
     one TRL-ready data set (columns in the module docstring).
 
-    Images are resized within `[min_pixels, max_pixels]` when a row is read. `on_invalid="error"` raises a
-    `DatasetValidationError` listing the first offending rows (file, row, field); `"skip"` drops them with a warning
-    (whole-file problems always raise). `system_prompt=None` uses `SYSTEM_PROMPT` (`""`: none); `default_problem_type`
-    fills rows without one; `problem_types` defaults to those with an accuracy verifier. `verify_images` decodes every
-    image once, in threads, to catch corrupt and truncated files (`False`: only checks that they exist).
-    `return_report=True` also returns the `ValidationReport`.
+    Keyword `options`: images are resized within `[min_pixels, max_pixels]` (defaults `DEFAULT_MIN_PIXELS`,
+    `DEFAULT_MAX_PIXELS`) when a row is read. `on_invalid="error"` (default) raises a `DatasetValidationError` listing the
+    first offending rows (file, row, field); `"skip"` drops them with a warning (whole-file problems always raise).
+    `system_prompt=None` uses `SYSTEM_PROMPT` (`""`: none); `default_problem_type` fills rows without one;
+    `problem_types` defaults to those with an accuracy verifier. `verify_images=True` decodes every image once, in
+    threads, to catch corrupt and truncated files (`False`: only checks that they exist). `return_report=True` also
+    returns the `ValidationReport`.
     """
-    rules = _rules(
-        on_invalid, min_pixels, max_pixels, system_prompt, default_problem_type, problem_types, verify_images
-    )
+    rules = _Rules(**options)
     registry = registry_path if isinstance(registry_path, Mapping) else load_registry(registry_path)
     names = _names(names)
     if missing := [name for name in names if name not in registry]:
@@ -466,10 +371,10 @@ def load_sophiavl_dataset(
     for spec in (registry[name] for name in names):
         try:
             for file in _data_files(spec.file_path):
-                try:
-                    source = replace(rules, source=str(file))
-                    parts.append(_canonical(_load_file(file), source, spec.columns, spec.image_base_path, report))
-                except ValueError as exc:  # one unreadable file: go on, to report every file's problems at once
+                try:  # one unreadable file: go on, to report every file's problems at once
+                    file_rules = replace(rules, columns=spec.columns, base=spec.image_base_path, source=str(file))
+                    parts.append(_canonical(_load_file(file), file_rules, report))
+                except ValueError as exc:
                     report.issues.append(str(exc))
         except FileNotFoundError as exc:
             report.issues.append(str(exc))
@@ -482,31 +387,24 @@ def prepare_dataset(
     *,
     columns: Mapping[str, str] | None = None,
     source: str | None = None,
-    min_pixels: int = DEFAULT_MIN_PIXELS,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    on_invalid: OnInvalid = "error",
-    system_prompt: str | None = None,
-    default_problem_type: str | None = None,
-    problem_types: Sequence[str] | None = None,
-    verify_images: bool = True,
     return_report: bool = False,
+    **options: Any,
 ) -> "Dataset | tuple[Dataset, ValidationReport]":
     r"""
     Validate and convert a `datasets.Dataset` with SophiaVL columns (from `datasets.load_dataset`, `read_table`, ...)
-    like `load_sophiavl_dataset`, whose other arguments it takes. Relative image paths are relative to
-    `image_base_path`; `datasets.Image` columns work too (not decoded here). `columns` maps columns as a registry entry
-    does; `source` names the data in messages and in the `source` column (default: the data set's name).
+    like `load_sophiavl_dataset`, whose keyword `options` (`min_pixels`, `on_invalid`, ...) it takes. Relative image
+    paths are relative to `image_base_path`; `datasets.Image` columns work too (not decoded here). `columns` maps
+    columns as a registry entry does; `source` names the data in messages and in the `source` column (default: the
+    data set's name).
     """
     from datasets import Image as ImageFeature
 
-    rules = _rules(
-        on_invalid, min_pixels, max_pixels, system_prompt, default_problem_type, problem_types, verify_images
-    )
+    rules = _Rules(**options)
     dataset, features = dataset.with_format(None), dataset.features.copy()  # a deep copy
     images = [f for f in (getattr(f, "feature", f) for f in features.values()) if isinstance(f, ImageFeature)]
     for feature in images:  # `Image()` and `List(Image())` columns: validation reads paths and bytes, not pixels
         feature.decode = False
     dataset = dataset.cast(features) if images else dataset
-    rules = replace(rules, source=source or dataset.info.dataset_name or "dataset")
-    report = ValidationReport()
-    return _finish([_canonical(dataset, rules, columns, image_base_path, report)], report, rules, return_report)
+    source, report = source or dataset.info.dataset_name or "dataset", ValidationReport()
+    rules = replace(rules, columns=dict(columns or {}), base=image_base_path, source=source)
+    return _finish([_canonical(dataset, rules, report)], report, rules, return_report)

@@ -5,23 +5,20 @@
   (accuracy_rewards.py, format_rewards.py): outcome rewards; docs/rewards.md has the rules.
 - `ThinkingRewardClient` (the judge client, `sophiavl_trl.judge.client`) and `ThinkingReward`, its TRL reward-function
   form (judge_rewards.py).
-- `get_reward_funcs`: short names (as used in recipes) to callables.
+- `REWARD_FUNCS_REGISTRY`, `get_reward_funcs`: short names (as used in recipes: `reward_funcs: [accuracy]`) to
+  callables.
+
+Plain imports: these modules need only the standard library (no torch, no HTTP client until a request is made).
 """
 
+from collections.abc import Callable
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
 
+from sophiavl_trl.judge.client import ThinkingRewardClient
+from sophiavl_trl.rewards.accuracy_rewards import accuracy_reward, get_verifier, register_verifier
+from sophiavl_trl.rewards.format_rewards import format_reward
+from sophiavl_trl.rewards.judge_rewards import ThinkingReward
 
-_EXPORTS: dict[str, str] = {
-    "accuracy_reward": "sophiavl_trl.rewards.accuracy_rewards",
-    "register_verifier": "sophiavl_trl.rewards.accuracy_rewards",
-    "get_verifier": "sophiavl_trl.rewards.accuracy_rewards",
-    "format_reward": "sophiavl_trl.rewards.format_rewards",
-    "ThinkingRewardClient": "sophiavl_trl.judge.client",
-    "ThinkingReward": "sophiavl_trl.rewards.judge_rewards",
-    "get_reward_funcs": "sophiavl_trl.rewards.registry",
-    "REWARD_FUNCS_REGISTRY": "sophiavl_trl.rewards.registry",
-}
 
 __all__ = [
     "REWARD_FUNCS_REGISTRY",
@@ -34,17 +31,30 @@ __all__ = [
     "register_verifier",
 ]
 
-if TYPE_CHECKING:
-    from sophiavl_trl.judge.client import ThinkingRewardClient
-    from sophiavl_trl.rewards.accuracy_rewards import accuracy_reward, get_verifier, register_verifier
-    from sophiavl_trl.rewards.format_rewards import format_reward
-    from sophiavl_trl.rewards.judge_rewards import ThinkingReward
-    from sophiavl_trl.rewards.registry import REWARD_FUNCS_REGISTRY, get_reward_funcs
+REWARD_FUNCS_REGISTRY: dict[str, Callable] = {
+    "accuracy": accuracy_reward,  # format-gated: the released outcome reward
+    "format": format_reward,  # optional additive format bonus (not in the released reward)
+}
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'sophiavl_trl.rewards' has no attribute {name!r}")
+def get_reward_funcs(names: list[str] | str) -> list[Callable]:
+    """The reward functions of `names`, in order: keys of `REWARD_FUNCS_REGISTRY` or dotted paths such as
+    `my_module.my_reward`; a single string is read as a comma-separated list (`"accuracy,format"`)."""
+    if isinstance(names, str):
+        names = [name.strip() for name in names.split(",") if name.strip()]
+    funcs = []
+    for name in names:
+        if name in REWARD_FUNCS_REGISTRY:
+            funcs.append(REWARD_FUNCS_REGISTRY[name])
+        elif isinstance(name, str) and "." in name:
+            module_name, _, attr = name.rpartition(".")
+            try:
+                funcs.append(getattr(import_module(module_name), attr))
+            except (ImportError, AttributeError) as exc:
+                raise ValueError(f"Could not import reward function {name!r}: {exc}") from exc
+        else:
+            raise ValueError(
+                f"Unknown reward function {name!r}. Valid names: {sorted(REWARD_FUNCS_REGISTRY)}, "
+                "or a dotted path such as 'my_package.rewards.my_reward'."
+            )
+    return funcs

@@ -102,10 +102,7 @@ def _numerical(answer: str, truth: str) -> float:
         except _Timeout:
             return 0.0
     # Too costly for sympy: keep mathruler's two string comparisons, which grade_answer tries first.
-    normalize_answer = grader.normalize_answer
-    return float(
-        normalize_answer(answer) == normalize_answer(truth) or grader._normalize(answer) == grader._normalize(truth)
-    )
+    return float(any(norm(answer) == norm(truth) for norm in (grader.normalize_answer, grader._normalize)))
 
 
 def _unparenthesize(option: str) -> str:
@@ -157,7 +154,6 @@ VERIFIERS: dict[str, Verifier] = {
     "free form": _free_form,
     "text": _free_form,
 }
-_VERIFIERS = VERIFIERS  # former name, still patched by tests elsewhere
 _warned_types: set[str] = set()
 
 
@@ -240,25 +236,13 @@ def accuracy_reward(
     **kwargs,
 ) -> list[float]:
     r"""
-    Reward function: the released SophiaVL-R1 outcome score of each completion (see the table in this module).
+    Reward function: the released SophiaVL-R1 outcome score in [0, 1] of each completion (see the table in this module).
 
-    A completion failing [`~rewards.format_rewards.is_well_formatted`] scores 0. Otherwise the first `<answer>` block
-    after `</think>` is compared with the ground truth (its first `<answer>` block if it has one), `$` removed from both,
-    by the verifier of the row's `problem_type`. Never raises; every built-in verifier is time-bounded.
-
-    Args:
-        completions (`list[list[dict[str, str]]]` or `list[str]`):
-            Completions, standard or conversational.
-        solution (`list[str]`):
-            Ground truths, one per completion.
-        problem_type (`list[str]` or `str`, *optional*):
-            Per completion, or one for all. Missing means `numerical`; an unknown type is scored as `numerical` with a
-            one-time warning (the released fallback).
-        **kwargs:
-            Other dataset columns, unused (TRL passes them).
-
-    Returns:
-        `list[float]`: one score in [0, 1] per completion.
+    A completion (standard or conversational) failing [`~rewards.format_rewards.is_well_formatted`] scores 0. Otherwise
+    the first `<answer>` block after `</think>` is compared with its `solution` (its first `<answer>` block if it has
+    one), `$` removed from both, by the verifier of its `problem_type` (per completion, or one for all). A missing type
+    means `numerical`; an unknown one is scored as `numerical` with a one-time warning (the released fallback). Other
+    dataset columns (TRL passes them) are unused. Never raises; every built-in verifier is time-bounded.
 
     Example:
     ```python
@@ -270,7 +254,6 @@ def accuracy_reward(
 
     ```
     """
-    types = (
-        [problem_type] * len(completions) if problem_type is None or isinstance(problem_type, str) else problem_type
-    )
-    return [_score(c, s, t) for c, s, t in zip(completions, solution, types, strict=True)]
+    if problem_type is None or isinstance(problem_type, str):
+        problem_type = [problem_type] * len(completions)
+    return [_score(c, s, t) for c, s, t in zip(completions, solution, problem_type, strict=True)]

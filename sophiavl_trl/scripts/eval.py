@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from sophiavl_trl.scripts import CLIError, check_positive, data_files, load_file, parse_args
+from sophiavl_trl.scripts import CLIError, check_positive, parse_args
 from sophiavl_trl.scripts.infer import (
     GenerationArguments,
     load_generator,
@@ -42,7 +42,7 @@ class EvalArguments(GenerationArguments):
 
 def load_eval_dataset(args: EvalArguments, bounds: tuple[int, int]) -> Any:
     r"""The validated rows of `args.data` (TRL-style: `prompt`, `images`, `solution`, `problem_type`, ...)."""
-    from sophiavl_trl.data import load_sophiavl_dataset, prepare_dataset
+    from sophiavl_trl.data import load_sophiavl_dataset, prepare_dataset, read_table
 
     options = {
         "min_pixels": bounds[0], "max_pixels": bounds[1], "on_invalid": args.on_invalid,
@@ -51,11 +51,8 @@ def load_eval_dataset(args: EvalArguments, bounds: tuple[int, int]) -> Any:
     }  # fmt: skip
     if args.registry is not None:
         return load_sophiavl_dataset(args.data, args.registry, **options)
-    from datasets import concatenate_datasets
-
     path = Path(args.data)
-    tables = [load_file(file) for file in data_files(path, "evaluation data")]
-    table = concatenate_datasets(tables) if len(tables) > 1 else tables[0]
+    table = read_table(path)
     # Benchmark names: a `question` / `type` column is the problem / problem type when the file has no such column.
     columns = {c: r for c, r in (("question", "problem"), ("type", "problem_type")) if c in table.column_names}
     columns = {c: r for c, r in columns.items() if r not in table.column_names}

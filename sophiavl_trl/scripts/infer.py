@@ -55,14 +55,12 @@ class InferArguments(GenerationArguments):
 def problem_type_key(problem_type: str) -> str:
     r"""The `TYPE_TEMPLATE` key of a loosely written problem type (`multiple_choice`, `ocr`, `Free Form`)."""
     from sophiavl_trl.data import TYPE_TEMPLATE
+    from sophiavl_trl.rewards.accuracy_rewards import normalize_problem_type
 
-    def key(text: str) -> str:
-        return " ".join(text.replace("_", " ").replace("-", " ").split()).casefold()
-
-    matches = [name for name in TYPE_TEMPLATE if key(name) == key(problem_type)]
-    if not matches:
-        raise CLIError(f"--type: unknown problem type {problem_type!r}; choose one of {sorted(TYPE_TEMPLATE)}")
-    return matches[0]
+    key = normalize_problem_type(problem_type)
+    if match := next((name for name in TYPE_TEMPLATE if normalize_problem_type(name) == key), None):
+        return match
+    raise CLIError(f"--type: unknown problem type {problem_type!r}; choose one of {sorted(TYPE_TEMPLATE)}")
 
 
 def check_model_path(model: str) -> None:
@@ -180,13 +178,6 @@ def _vllm_generator(args: GenerationArguments, bounds: tuple[int, int], max_imag
     return generate
 
 
-def resize(image: Any, bounds: tuple[int, int]) -> Any:
-    r"""Resize as the training data does (qwen-vl-utils' `fetch_image`: sides multiples of 28, pixels within bounds)."""
-    from qwen_vl_utils import fetch_image
-
-    return fetch_image({"image": image, "min_pixels": bounds[0], "max_pixels": bounds[1]}, image_patch_size=14)
-
-
 def parse_completion(text: str) -> dict[str, Any]:
     r"""A completion's `thinking` (`<think>` content), `answer` (last `<answer>` block or `None`), `well_formatted`
     (whether it passes the format reward) and `raw` text."""
@@ -198,7 +189,7 @@ def parse_completion(text: str) -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     r"""`sophiavl-trl infer ARGS`."""
-    from sophiavl_trl.data import SYSTEM_PROMPT, build_prompt
+    from sophiavl_trl.data import SYSTEM_PROMPT, ImageTransform, build_prompt
 
     args = parse_args(InferArguments, argv, "infer")
     problem_type = problem_type_key(args.type)
@@ -213,7 +204,7 @@ def main(argv: list[str]) -> int:
         question += " "  # training questions end with "Options: " before the "; "-joined options
     system_prompt = SYSTEM_PROMPT if args.system_prompt is None else args.system_prompt
     messages = build_prompt(question, problem_type, args.options, num_images=len(images), system_prompt=system_prompt)
-    result = parse_completion(generate([messages], [[resize(image, bounds) for image in images]])[0])
+    result = parse_completion(generate([messages], [[ImageTransform(*bounds).resize(image) for image in images]])[0])
     if args.json:
         payload = {
             "model": args.model, "backend": args.backend, "question": args.question, "type": problem_type,

@@ -10,6 +10,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sophiavl_trl.scripts import CLIError, parse_args
 
@@ -60,6 +61,15 @@ def smooth(values: Sequence[float], weight: float) -> list[float]:
     return out
 
 
+def _save(plt: Any, fig: Any, output: str) -> Path:
+    fig.tight_layout()
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(output, dpi=110)
+    plt.close(fig)
+    return output
+
+
 def plot_runs(
     run_dirs: Sequence[str], output: str, smoothing: float = 0.6, labels: Sequence[str] | None = None
 ) -> Path:
@@ -95,12 +105,7 @@ def plot_runs(
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=8)
-    fig.tight_layout()
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(output, dpi=110)
-    plt.close(fig)
-    return output
+    return _save(plt, fig, output)
 
 
 # The phases on a step's critical path, stacked; the judge's own wall time overlaps the log-prob pass (drawn as a line).
@@ -131,12 +136,7 @@ def plot_timing(run_dir: str, output: str) -> Path:
     ax.set(xlabel="step", ylabel="seconds", title=f"where each step's time went: {Path(run_dir).name}")
     ax.legend(fontsize=7, ncols=2)
     ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(output, dpi=110)
-    plt.close(fig)
-    return output
+    return _save(plt, fig, output)
 
 
 def main(argv: list[str]) -> int:

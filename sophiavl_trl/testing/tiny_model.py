@@ -12,23 +12,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from sophiavl_trl.model_utils import VISION_SPECIAL_TOKENS
+
 
 logger = logging.getLogger(__name__)
 
 # Qwen's special tokens, in Qwen's order. The multimodal ones must match the ids in the model config.
-SPECIAL_TOKENS = [
-    "<|endoftext|>",
-    "<|im_start|>",
-    "<|im_end|>",
-    "<|vision_start|>",
-    "<|vision_end|>",
-    "<|image_pad|>",
-    "<|video_pad|>",
-]
-
-# The vision special tokens: a policy must never sample them (a stray <|image_pad|> in a completion breaks the
-# forward pass). `vision_token_ids` returns their ids for `logit_bias` / `bad_words_ids`.
-VISION_SPECIAL_TOKENS = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", *VISION_SPECIAL_TOKENS]
 
 # Text the tokenizer is trained on: enough for the prompts, tags and answers of the synthetic data to tokenize into
 # a few hundred merges (short sequences keep CPU training fast).
@@ -112,36 +102,23 @@ def tiny_qwen2_5_vl_config(tokenizer: Any, *, hidden_size: int = 128, num_layers
     num_heads = hidden_size // 32
     head_dim = hidden_size // num_heads
     ids = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in SPECIAL_TOKENS}
-    vocab_size = len(tokenizer)  # no unused embedding rows: a random policy could sample ids that decode to nothing
     # Qwen's 1 : 1.5 : 1.5 split of the rotary half-dimension into temporal, height and width sections.
     half = head_dim // 2
     mrope_section = [half // 4, (half - half // 4) // 2, half - half // 4 - (half - half // 4) // 2]
     text_config = {
-        "vocab_size": vocab_size,
-        "hidden_size": hidden_size,
-        "intermediate_size": hidden_size * 2,
-        "num_hidden_layers": num_layers,
-        "num_attention_heads": num_heads,
-        "num_key_value_heads": max(1, num_heads // 2),
+        # vocab_size: no unused embedding rows, a random policy could sample ids that decode to nothing
+        "vocab_size": len(tokenizer), "hidden_size": hidden_size, "intermediate_size": hidden_size * 2,
+        "num_hidden_layers": num_layers, "num_attention_heads": num_heads, "num_key_value_heads": max(1, num_heads // 2),
         "max_position_embeddings": 4096,
         "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope_section},
-        "bos_token_id": ids["<|endoftext|>"],
-        "eos_token_id": ids["<|im_end|>"],
-        "pad_token_id": ids["<|endoftext|>"],
+        "bos_token_id": ids["<|endoftext|>"], "eos_token_id": ids["<|im_end|>"], "pad_token_id": ids["<|endoftext|>"],
         "tie_word_embeddings": True,
-    }
+    }  # fmt: skip
     vision_config = {
-        "depth": 2,
-        "hidden_size": 64,
-        "intermediate_size": 128,
-        "num_heads": 2,
-        "out_hidden_size": hidden_size,
-        "patch_size": 14,
-        "spatial_merge_size": 2,
-        "temporal_patch_size": 2,
-        "window_size": 112,
+        "depth": 2, "hidden_size": 64, "intermediate_size": 128, "num_heads": 2, "out_hidden_size": hidden_size,
+        "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "window_size": 112,
         "fullatt_block_indexes": [1],
-    }
+    }  # fmt: skip
     return Qwen2_5_VLConfig(
         text_config=text_config,
         vision_config=vision_config,
@@ -163,31 +140,15 @@ def build_tiny_qwen2_5_vl(
     max_pixels: int = 112 * 112,
     overwrite: bool = False,
 ) -> Path:
-    r"""Write a random-weight `Qwen2_5_VLForConditionalGeneration` and its processor to `path`, offline.
+    r"""Write a random-weight `Qwen2_5_VLForConditionalGeneration` and its processor to the folder `path`, offline,
+    and return it (as it is when it already holds a model, unless `overwrite`).
 
-    The tokenizer is a byte-level BPE trained locally with `tokenizers` and wrapped as `Qwen2Tokenizer`, with Qwen's
-    special tokens and the Qwen2.5-VL chat template. The folder loads with `AutoModelForImageTextToText`,
-    `AutoTokenizer` and (where torchvision is installed) `AutoProcessor`; see `load_tiny_processor` otherwise. It is
-    servable by vLLM (head_dim 32). Builds in a few seconds on a CPU.
-
-    Args:
-        path (`str` or `Path`):
-            Output folder.
-        seed (`int`, *optional*, defaults to `0`):
-            Seed of the random weights.
-        vocab_size (`int`, *optional*, defaults to `512`):
-            Size of the trained BPE vocabulary (before special tokens).
-        hidden_size (`int`, *optional*, defaults to `128`):
-            Text hidden size; a multiple of 32.
-        num_layers (`int`, *optional*, defaults to `2`):
-            Number of text decoder layers.
-        max_pixels (`int`, *optional*, defaults to `12544`):
-            The image processor's pixel cap (112 x 112: at most 16 image tokens per image).
-        overwrite (`bool`, *optional*, defaults to `False`):
-            Rebuild even if `path` already holds a model.
-
-    Returns:
-        `Path`: the folder.
+    The tokenizer is a byte-level BPE (`vocab_size` merges before the special tokens) trained locally with `tokenizers`
+    and wrapped as `Qwen2Tokenizer`, with Qwen's special tokens and the Qwen2.5-VL chat template. `seed` seeds the
+    weights; `hidden_size` (a multiple of 32) and `num_layers` size the text decoder; `max_pixels` caps images (112 x
+    112: at most 16 image tokens each). The folder loads with `AutoModelForImageTextToText`, `AutoTokenizer` and (where
+    torchvision is installed) `AutoProcessor`; see `load_tiny_processor` otherwise. It is servable by vLLM (head_dim
+    32). Builds in a few seconds on a CPU.
 
     Example:
     ```python
