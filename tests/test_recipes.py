@@ -19,6 +19,8 @@ LAUNCH_CONFIG = {
     "config_reference.yaml": "zero3.yaml",
     "config_lora.yaml": "single_gpu.yaml",
     "config_cpu.yaml": "zero3_cpu.yaml",
+    "config_quickstart.yaml": "zero3_cpu.yaml",
+    "config_server.yaml": "zero3_multinode.yaml",
 }
 
 
@@ -44,7 +46,7 @@ def test_every_recipe_has_a_launch_config():
         assert (ROOT / "accelerate_configs" / LAUNCH_CONFIG[recipe.name]).exists()
         assert (
             f"accelerate_configs/{LAUNCH_CONFIG[recipe.name]}" in recipe.read_text()
-            or recipe.name == "config_cpu.yaml"
+            or recipe.name in ("config_cpu.yaml", "config_quickstart.yaml")
         )
 
 
