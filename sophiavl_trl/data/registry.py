@@ -125,7 +125,8 @@ def load_registry(path: str | os.PathLike) -> dict[str, DatasetSpec]:
     return specs
 
 
-def _data_files(path: Path) -> list[Path]:
+def data_files(path: Path) -> list[Path]:
+    """The data files (json, jsonl, parquet) of a file or, recursively, of a folder, sorted."""
     if not path.exists():
         raise FileNotFoundError(f"{path}: data file not found")
     files = sorted(p for p in path.rglob("*") if p.suffix.lower() in _BUILDERS) if path.is_dir() else [path]
@@ -174,7 +175,7 @@ def read_table(path: str | os.PathLike) -> "Dataset":
     order), with `datasets.load_dataset`, unvalidated. Errors name the file (for JSON, the line or row too)."""
     from datasets import concatenate_datasets
 
-    tables = [_load_file(file) for file in _data_files(Path(path))]
+    tables = [_load_file(file) for file in data_files(Path(path))]
     try:
         return concatenate_datasets(tables) if len(tables) > 1 else tables[0]
     except ValueError as exc:
@@ -370,7 +371,7 @@ def load_sophiavl_dataset(
     report, parts = ValidationReport(), []
     for spec in (registry[name] for name in names):
         try:
-            for file in _data_files(spec.file_path):
+            for file in data_files(spec.file_path):
                 try:  # one unreadable file: go on, to report every file's problems at once
                     file_rules = replace(rules, columns=spec.columns, base=spec.image_base_path, source=str(file))
                     parts.append(_canonical(_load_file(file), file_rules, report))

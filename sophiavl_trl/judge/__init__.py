@@ -14,12 +14,6 @@ from sophiavl_trl.judge.prompt import (
 
 
 __all__ = [
-    "DEFAULT_JUDGE_TEMPLATE",
-    "SCORE_CHOICES",
-    "JudgeUnavailableError",
-    "ThinkingRewardClient",
-    "build_judge_messages",
-    "encode_image_data_url",
-    "normalize_base_url",
-    "parse_score",
-]
+    "DEFAULT_JUDGE_TEMPLATE", "SCORE_CHOICES", "JudgeUnavailableError", "ThinkingRewardClient", "build_judge_messages",
+    "encode_image_data_url", "normalize_base_url", "parse_score",
+]  # fmt: skip

@@ -27,7 +27,7 @@ from sophiavl_trl.judge.prompt import (
 )
 
 
-__all__ = ["JudgeStats", "JudgeUnavailableError", "ThinkingRewardClient", "normalize_base_url"]
+__all__ = ["JudgeStats", "JudgeUnavailableError", "ThinkingRewardClient", "image_key", "normalize_base_url"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +45,9 @@ def normalize_base_url(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path or "/v1", "", ""))
 
 
-def _image_key(image: Any) -> Any:
-    # GRPO passes equal images as distinct objects: keyed by content, each is encoded once (hashing is far cheaper).
+def image_key(image: Any) -> Any:
+    """A hashable key of an image's content (PIL image, bytes, path, `{"bytes", "path"}`): GRPO passes equal images as
+    distinct objects, and keyed by content each is encoded (and judged) once."""
     if isinstance(image, dict):
         image = image.get("bytes") or image.get("path")
     if hasattr(image, "tobytes"):
@@ -127,9 +128,8 @@ class ThinkingRewardClient:
         max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
     ) -> None:
         base_url = base_url or os.environ.get("OPENAI_API_URL") or "http://127.0.0.1:8000/v1"
-        urls = [
-            urlsplit(normalize_base_url(u)) for u in (base_url.split(",") if isinstance(base_url, str) else base_url)
-        ]
+        urls = base_url.split(",") if isinstance(base_url, str) else base_url
+        urls = [urlsplit(normalize_base_url(url)) for url in urls]
         # A URL password is kept apart, like the key: the URL is stored and shown without its user information.
         self.base_urls = [urlunsplit(u._replace(netloc=u.netloc.rpartition("@")[2])) for u in urls]
         self._auth = [(u.username or "", u.password) if u.password is not None else None for u in urls]
@@ -232,13 +232,6 @@ class ThinkingRewardClient:
         """The chat messages sent for one item (see [`~sophiavl_trl.judge.build_judge_messages`])."""
         return build_judge_messages(question, reasoning, image, self.template, max_pixels=self.max_image_pixels)
 
-    def _request(self, question: str, reasoning: str, image: Any = None) -> dict[str, Any]:
-        messages = self.build_messages(question, reasoning, image)
-        body = {"model": self.model, "messages": messages, "temperature": 0.0, "max_tokens": 16}
-        if self.constrained_decoding:
-            body["structured_outputs"] = {"choice": SCORE_CHOICES}
-        return body
-
     def score(
         self, questions: Sequence[str], reasonings: Sequence[str], images: Sequence[Any] | None = None
     ) -> list[float]:
@@ -258,12 +251,15 @@ class ThinkingRewardClient:
                 f"Got {n} questions, {len(reasonings)} reasonings and {'no' if images is None else len(images)} "
                 "images: pass one of each per item."
             )
-        keys = [None if image is None else _image_key(image) for image in images or [None] * n]
+        keys = [None if image is None else image_key(image) for image in images or [None] * n]
         urls: dict[Any, str] = {}
         for key, image in zip(keys, images or ()):
             if key is not None and key not in urls:
                 urls[key] = encode_image_data_url(image, max_pixels=self.max_image_pixels)
-        bodies = [self._request(q, r, urls.get(key)) for q, r, key in zip(questions, reasonings, keys)]
+        common = {"model": self.model, "temperature": 0.0, "max_tokens": 16}
+        common |= {"structured_outputs": {"choice": SCORE_CHOICES}} if self.constrained_decoding else {}
+        messages = [self.build_messages(q, r, urls.get(key)) for q, r, key in zip(questions, reasonings, keys)]
+        bodies = [{**common, "messages": message} for message in messages]
         if not bodies:
             return []
         start, first, last_error = time.monotonic(), self._rr, {}

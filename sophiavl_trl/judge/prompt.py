@@ -99,7 +99,6 @@ def build_judge_messages(
     image: Any = None,
     template: str | None = None,
     max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
-    image_format: str = "PNG",
 ) -> list[dict[str, Any]]:
     """The chat messages of one judge request, as the card builds them: a system message and a user message with the
     evaluator prompt (the question gets an `"<image> "` prefix when an image is attached), then the image's data URL."""
@@ -108,8 +107,7 @@ def build_judge_messages(
     text = (template or DEFAULT_JUDGE_TEMPLATE).format(question=question, reasoning=reasoning)
     content: list[dict[str, Any]] = [{"type": "text", "text": text}]
     if image is not None:
-        url = encode_image_data_url(image, max_pixels=max_pixels, image_format=image_format)
-        content.append({"type": "image_url", "image_url": {"url": url}})
+        content.append({"type": "image_url", "image_url": {"url": encode_image_data_url(image, max_pixels)}})
     return [{"role": "system", "content": JUDGE_SYSTEM_PROMPT}, {"role": "user", "content": content}]
 
 

@@ -1,17 +1,13 @@
 # Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
-r"""
-Supervised fine-tuning data for a thinking reward model (a judge). A *judge record* is one scored reasoning trace:
-`question`, `reasoning`, `score` (one of 0, 0.1, ..., 1.0) and an optional `image`, read from `.json`/`.jsonl`/`.parquet`
-files directly or through a `dataset_info.json` registry. Each becomes exactly the request
-[`~sophiavl_trl.judge.ThinkingRewardClient`] sends (its `image_url` part as TRL's `{"type": "image"}`, the image
-decoded as vLLM decodes it) and the score as the judge writes it. See docs/thinking-reward-model.md.
-"""
+r"""Supervised fine-tuning data for a thinking reward model (a judge) from *judge records* (`question`, `reasoning`,
+`score` on the 0.1 grid, optional `image`) in `.json`/`.jsonl`/`.parquet` files or a `dataset_info.json` registry: each
+becomes exactly the request [`~sophiavl_trl.judge.ThinkingRewardClient`] sends (in TRL's form, the image decoded as vLLM
+decodes it) and the score as the judge writes it. See docs/thinking-reward-model.md."""
 
 from __future__ import annotations
 
 import base64
 import io
-import json
 import logging
 import os
 import re
@@ -20,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from sophiavl_trl.judge import SCORE_CHOICES, build_judge_messages
+from sophiavl_trl.judge import SCORE_CHOICES, build_judge_messages, encode_image_data_url
 
 
 if TYPE_CHECKING:
@@ -140,19 +136,18 @@ def _image_ref(value: Any, base: str | None) -> tuple[dict[str, Any] | None, str
     return {"bytes": data, "path": path}, None
 
 
-def _check_row(row: dict, mapping: dict[str, str], source: str, index: int, base: str | None
-               ) -> tuple[JudgeRecord | None, list[str]]:  # fmt: skip
-    cells = {name: row.get(column) for name, column in mapping.items()}
-    problems = {}
+def _check_row(
+    row: dict, mapping: dict[str, str], source: str, index: int, base: str | None
+) -> tuple[JudgeRecord | None, list[str]]:
+    cells, why = {name: row.get(column) for name, column in mapping.items()}, {}
     for name in ("question", "reasoning"):
-        value = cells[name]
-        if not isinstance(value, str) or not value.strip():
-            problems[name] = f"expected a string, got {type(value).__name__}" if value is not None and not isinstance(
-                value, str) else f"{'empty' if value is not None else 'missing'} {name}"  # fmt: skip
-    score, problems["score"] = parse_score_label(cells["score"])
-    image, problems["image"] = _image_ref(cells.get("image"), base)
-    issues = [f"{source}, row {index}, field {name!r}: {why}" for name, why in problems.items() if why]
-    if issues:
+        if cells[name] is None or isinstance(cells[name], str) and not cells[name].strip():
+            why[name] = f"{'missing' if cells[name] is None else 'empty'} {name}"
+        elif not isinstance(cells[name], str):
+            why[name] = f"expected a string, got {type(cells[name]).__name__}"
+    score, why["score"] = parse_score_label(cells["score"])
+    image, why["image"] = _image_ref(cells.get("image"), base)
+    if issues := [f"{source}, row {index}, field {name!r}: {problem}" for name, problem in why.items() if problem]:
         return None, issues
     return JudgeRecord(cells["question"], cells["reasoning"], score, image, source, index), []
 
@@ -170,33 +165,32 @@ def load_judge_records(
     file, row and field; `on_invalid="error"` raises a `DatasetValidationError` listing them, `"skip"` drops the rows
     with a warning. Whole-file problems always raise.
     """
-    from sophiavl_trl.data import load_registry
-    from sophiavl_trl.scripts import data_files, load_file
+    from sophiavl_trl.data import load_registry, read_table
+    from sophiavl_trl.data.registry import data_files
 
     if registry is None:
         path = Path(data)
-        base = image_base_path if image_base_path is not None else (path if path.is_dir() else path.parent)
-        sources = [(path, None, base)]
+        sources = [(path, None, image_base_path or (path if path.is_dir() else path.parent))]
     else:
         specs = load_registry(registry)
         names = [name.strip() for name in (data.split(",") if isinstance(data, str) else data) if name.strip()]
         if unknown := [name for name in names if name not in specs]:
             raise ValueError(f"judge data {unknown[0]!r} is not in the registry; registered: {sorted(specs)}")
         sources = [(specs[n].file_path, specs[n].columns, specs[n].image_base_path) for n in names]
-    records, issues, total, invalid = [], [], 0, 0
+    records, issues, total = [], [], 0
     for path, mapping, base in sources:
-        for file in data_files(path, "judge records"):
-            table = load_file(file)
+        for file in data_files(Path(path)):
+            table = read_table(file)
             column_map = _column_map(mapping, table.column_names, str(file))
             # The Arrow rows as stored: embedded images stay {"bytes", "path"}, whatever the file's features say.
             for index, row in enumerate(table.data.to_pylist()):
                 record, problems = _check_row(row, column_map, str(file), index, base and os.fspath(base))
-                total, invalid = total + 1, invalid + bool(problems)
                 records += [record] if record else []
                 issues += problems
+            total += len(table)
     if issues:
-        summary = f"{invalid} invalid record(s) out of {total}; the first {min(10, len(issues))} of {len(issues)} " + \
-            "issue(s):\n" + "\n".join(f"  - {issue}" for issue in issues[:10])  # fmt: skip
+        summary = f"{total - len(records)} invalid record(s) out of {total}; the first {min(10, len(issues))} of " + \
+            f"{len(issues)} issue(s):\n" + "\n".join(f"  - {issue}" for issue in issues[:10])  # fmt: skip
         if on_invalid == "error":
             raise _invalid(f"Judge record validation failed: {summary}\nFix these rows, or pass on_invalid='skip' to "
                            "drop invalid rows (they are reported).")  # fmt: skip
@@ -219,33 +213,23 @@ def decode_data_url(url: str) -> Any:
     return image.convert("RGB")
 
 
-def _to_trl(messages: list[dict], decode: bool = True) -> tuple[list[dict], list[Any]]:
-    """The client's messages in TRL's form: each `image_url` part becomes `{"type": "image"}`; its image is returned."""
-    converted, images = [], []
+def _sent_images(image: Any) -> list[Any]:
+    """The image the client sends for `image` (downscaled and encoded as `build_judge_messages` does), decoded as the
+    server decodes it; none for `None`."""
+    return [] if image is None else [decode_data_url(encode_image_data_url(image))]
+
+
+def _conversation(question: str, reasoning: str, score: float, image: Any, sft_format: str) -> dict[str, Any]:
+    messages = build_judge_messages(question, reasoning, image=None if image is None else _PLACEHOLDER_PNG)
     for message in messages:
-        if isinstance(message["content"], str):
-            converted.append(dict(message))
-            continue
-        parts = []
-        for part in message["content"]:
-            if part["type"] == "image_url":
-                images.append(decode_data_url(part["image_url"]["url"]) if decode else None)
-            parts.append({"type": "image"} if part["type"] == "image_url" else dict(part))
-        converted.append({"role": message["role"], "content": parts})
-    return converted, images
-
-
-def image_source(ref: Any) -> Any:
-    """What `build_judge_messages` takes for an image reference: the bytes or path of a `{"bytes", "path"}` mapping."""
-    return (ref.get("bytes") or ref.get("path")) if isinstance(ref, Mapping) else ref
-
-
-def _columns(prompt: list[dict], completion: list[dict], images: list, sft_format: str) -> dict[str, Any]:
+        if not isinstance(message["content"], str):
+            message["content"] = [{"type": "image"} if p["type"] == "image_url" else p for p in message["content"]]
+    completion = [{"role": "assistant", "content": score_to_text(score)}]
     if sft_format == "messages":
-        return {"messages": prompt + completion, "images": images}
+        return {"messages": messages + completion}
     if sft_format != "prompt_completion":
         raise ValueError(f"sft_format must be 'prompt_completion' or 'messages', got {sft_format!r}.")
-    return {"prompt": prompt, "completion": completion, "images": images}
+    return {"prompt": messages, "completion": completion}
 
 
 def judge_sft_example(
@@ -254,41 +238,29 @@ def judge_sft_example(
     r"""One judge training example from the exact request the client sends: `prompt` and `completion` (loss on the
     score only), or `messages` with `sft_format="messages"`, and `images` (zero or one RGB PIL image). `image` may be a
     PIL image, a path, bytes or `{"bytes", "path"}`."""
-    prompt, images = _to_trl(build_judge_messages(question, reasoning, image=image_source(image)))
-    return _columns(prompt, [{"role": "assistant", "content": score_to_text(score)}], images, sft_format)
+    return {**_conversation(question, reasoning, score, image, sft_format), "images": _sent_images(image)}
 
 
 def judge_sft_transform(batch: dict[str, list]) -> dict[str, list]:
-    r"""Row transform of [`build_judge_sft_dataset`]: decodes the stored messages, and turns each image reference into
-    the image the client sends (downscaled and encoded by `build_judge_messages`) as the server decodes it."""
-    for key in ("prompt", "completion", "messages"):
-        if key in batch:
-            batch[key] = [json.loads(value) for value in batch[key]]
+    r"""Row transform of [`build_judge_sft_dataset`]: turns each image reference into the image the client sends, as
+    the server decodes it."""
     if "images" in batch:
-        sent = lambda ref: _to_trl(build_judge_messages("", "", image=image_source(ref)))[1]  # noqa: E731
-        batch["images"] = [[image for ref in refs for image in sent(ref)] for refs in batch["images"]]
+        batch["images"] = [[image for ref in refs for image in _sent_images(ref)] for refs in batch["images"]]
     return batch
 
 
 def build_judge_sft_dataset(records: Sequence[JudgeRecord], *, sft_format: str = "prompt_completion") -> Dataset:
     r"""The `SFTTrainer` data set of a judge: row `i` equals `judge_sft_example(...)` of `records[i]` (plus `score`).
-    The prompt text is rendered now (as JSON: system and user contents differ in shape); images are encoded and
-    decoded as the client and server do when a row is read ([`judge_sft_transform`])."""
-    from datasets import Dataset, Features, List, Value
+    The prompt text is rendered now; images are encoded and decoded as the client and server do when a row is read
+    ([`judge_sft_transform`])."""
+    from datasets import Dataset, Features, Json, List, Value
 
-    rows = []
-    for record in records:
-        messages = build_judge_messages(record.question, record.reasoning, image=record.image and _PLACEHOLDER_PNG)
-        completion = [{"role": "assistant", "content": record.score_text}]
-        row = _columns(
-            _to_trl(messages, decode=False)[0], completion, [record.image] if record.image else [], sft_format
-        )
-        rows.append({**{k: v if k == "images" else json.dumps(v) for k, v in row.items()}, "score": record.score})
+    rows = [_conversation(r.question, r.reasoning, r.score, r.image, sft_format) for r in records]
+    for row, record in zip(rows, records):
+        row.update(images=[record.image] if record.image else [], score=record.score)
+    columns = ["messages"] if sft_format == "messages" else ["prompt", "completion"]
     image = {"bytes": Value("binary"), "path": Value("string")}
-    text_columns = ["messages"] if sft_format == "messages" else ["prompt", "completion"]
-    features = Features(
-        {**dict.fromkeys(text_columns, Value("string")), "images": List(image), "score": Value("float64")}
-    )
+    features = Features({**dict.fromkeys(columns, Json()), "images": List(image), "score": Value("float64")})
     return Dataset.from_list(rows, features=features).with_transform(judge_sft_transform)
 
 
@@ -322,14 +294,9 @@ class JudgeSFTScriptArguments:
     def load_datasets(self) -> tuple[Dataset, Dataset | None]:
         r"""The train and eval data sets (eval `None` when none is named), validated before any model is loaded."""
         registry = self.dataset_registry  # with a registry, image folders come from its entries
-        train, evaluation = (
+        names = (
             (self.train_files, self.eval_files) if registry is not None else (self.judge_records, self.eval_records)
         )
-
-        def build(data: str) -> Dataset:
-            records = load_judge_records(
-                data, registry, image_base_path=self.image_base_path, on_invalid=self.on_invalid
-            )
-            return build_judge_sft_dataset(records, sft_format=self.sft_format)
-
-        return build(train), build(evaluation) if evaluation else None
+        options = {"image_base_path": self.image_base_path, "on_invalid": self.on_invalid}
+        records = [load_judge_records(data, registry, **options) if data else None for data in names]
+        return tuple(data and build_judge_sft_dataset(data, sft_format=self.sft_format) for data in records)

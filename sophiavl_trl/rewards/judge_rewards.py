@@ -58,7 +58,9 @@ class ThinkingReward:
         """See [`~sophiavl_trl.judge.ThinkingRewardClient.check_server`]."""
         return self.client.check_server(wait_seconds=wait_seconds)
 
-    def _inputs(self, prompts: Sequence[Any], completions: Sequence[Any], problem, images, image) -> tuple:
+    def _inputs(
+        self, prompts: Sequence[Any], completions: Sequence[Any], problem=None, images=None, image=None, **_: Any
+    ) -> tuple:
         if len(prompts) != len(completions):
             raise ValueError(f"Got {len(prompts)} prompts but {len(completions)} completions.")
         problem = problem if problem is not None else [None] * len(prompts)
@@ -75,20 +77,11 @@ class ThinkingReward:
             log_metric(f"{self.__name__}/seconds", time.monotonic() - start)
         return scores
 
-    def __call__(
-        self,
-        prompts: Sequence[Any],
-        completions: Sequence[Any],
-        problem: Sequence[str] | None = None,
-        images: Sequence[Any] | None = None,
-        image: Sequence[Any] | None = None,
-        log_metric: Any = None,
-        **kwargs: Any,
-    ) -> list[float]:
-        """Score a batch (TRL's reward-function keywords; other dataset columns are ignored). NaN: no score."""
-        start = time.monotonic()
-        scores = self.client.score(*self._inputs(prompts, completions, problem, images, image))
-        return self._finish(start, scores, log_metric)
+    def __call__(self, prompts: Sequence, completions: Sequence, log_metric: Any = None, **kwargs: Any) -> list[float]:
+        """Score a batch, with TRL's reward-function keywords (`problem`, `images` or `image`, `log_metric`; other
+        dataset columns are ignored): one score per completion, NaN where there is none."""
+        start, inputs = time.monotonic(), self._inputs(prompts, completions, **kwargs)
+        return self._finish(start, self.client.score(*inputs), log_metric)
 
     def as_async(self) -> "AsyncThinkingReward":
         """The same reward with an `async __call__`, which TRL awaits together with its other async rewards."""
@@ -99,15 +92,7 @@ class AsyncThinkingReward(ThinkingReward):
     """[`ThinkingReward`] with an `async __call__` (the requests run on TRL's event loop). Build it with `as_async()`."""
 
     async def __call__(
-        self,
-        prompts: Sequence[Any],
-        completions: Sequence[Any],
-        problem: Sequence[str] | None = None,
-        images: Sequence[Any] | None = None,
-        image: Sequence[Any] | None = None,
-        log_metric: Any = None,
-        **kwargs: Any,
+        self, prompts: Sequence, completions: Sequence, log_metric: Any = None, **kwargs
     ) -> list[float]:
-        start = time.monotonic()
-        scores = await self.client.ascore(*self._inputs(prompts, completions, problem, images, image))
-        return self._finish(start, scores, log_metric)
+        start, inputs = time.monotonic(), self._inputs(prompts, completions, **kwargs)
+        return self._finish(start, await self.client.ascore(*inputs), log_metric)

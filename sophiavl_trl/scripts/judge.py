@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from sophiavl_trl.scripts import CLIError, check_positive, data_files, load_file, parse_args, redact
+from sophiavl_trl.judge.client import image_key
+from sophiavl_trl.scripts import CLIError, check_positive, parse_args, redact
 
 
 @dataclass(kw_only=True)
@@ -86,6 +87,8 @@ def _text(content: Any) -> str:
 def read_completions(paths: list[str], reasoning_source: str = "think", image_dir: str | None = None) -> tuple[list[dict], int]:  # fmt: skip
     r"""Items to score (`question`, `reasoning`, `prompt_text`, `has_image`, `image`, `row_key`) from TRL completion
     tables and JSON lines, and the number of rows read (rows without a question or reasoning are not items)."""
+    from sophiavl_trl.data import read_table
+    from sophiavl_trl.data.registry import data_files
     from sophiavl_trl.rewards.format_rewards import completion_to_text, extract_thinking
 
     files = []
@@ -100,9 +103,10 @@ def read_completions(paths: list[str], reasoning_source: str = "think", image_di
             raise FileNotFoundError(f"no completion files in {folder}: train with log_completions=True (TRL writes "
                                     "<output_dir>/completions/completions_<step>.parquet), or pass .jsonl files") from None  # fmt: skip
     items, rows_read = [], 0
-    for file in files:
-        for row in load_file(file).data.to_pylist():
-            rows_read += 1
+    for file in files:  # one by one: a run's tables and hand-made JSON lines need not share columns
+        rows = read_table(file).data.to_pylist()
+        rows_read += len(rows)
+        for row in rows:
             user = [m for m in row.get("prompt") or [] if isinstance(m, dict) and m.get("role") == "user"]
             prompt_text = (
                 row["prompt"] if isinstance(row.get("prompt"), str) else _text(user[-1]["content"]) if user else ""
@@ -130,12 +134,6 @@ def read_completions(paths: list[str], reasoning_source: str = "think", image_di
     return items, rows_read
 
 
-def _image_key(image: Any) -> str:
-    if isinstance(image, dict):
-        image = hashlib.sha1(image["bytes"]).hexdigest() if image.get("bytes") else image.get("path")
-    return json.dumps(image, default=str)
-
-
 def attach_training_images(items: list[dict], registry: str, names: str) -> None:
     r"""Give items the training row's `problem` and first image: the row their `row_key` names, else the rows whose
     prompt text equals theirs (several rows with different problems or images: the item is `ambiguous`)."""
@@ -152,7 +150,7 @@ def attach_training_images(items: list[dict], registry: str, names: str) -> None
         entry = by_key.get(item["row_key"])
         if entry is None:
             candidates = by_text.get(item["prompt_text"], [])
-            distinct = {(problem, _image_key(image)) for problem, image in candidates}
+            distinct = {(problem, image_key(image)) for problem, image in candidates}
             entry = candidates[0] if len(distinct) == 1 else None
             item["ambiguous"] = len(distinct) > 1 and item["has_image"] and item["image"] is None
         if entry is not None:
@@ -167,28 +165,22 @@ def _score(args: ScorerArguments, items: list[dict]) -> tuple[list[float], dict[
     from tqdm.auto import tqdm
 
     from sophiavl_trl.judge import JudgeUnavailableError, ThinkingRewardClient
-    from sophiavl_trl.judge.sft import image_source
 
-    client = ThinkingRewardClient(
-        args.base_url, model=args.model, api_key=os.environ.get(args.api_key_env), timeout=args.timeout,
-        max_retries=args.max_retries, max_concurrency=args.max_concurrency,
-        constrained_decoding=args.constrained_decoding,
-    )  # fmt: skip
-    scores = []
+    names = ("model", "timeout", "max_retries", "max_concurrency", "constrained_decoding")
+    options = {name: getattr(args, name) for name in names}
+    client, scores = ThinkingRewardClient(args.base_url, api_key=os.environ.get(args.api_key_env), **options), []
     try:
-        try:
-            client.check_server()
-        except JudgeUnavailableError as exc:
-            raise CLIError(redact(str(exc), args.base_url), status=1) from None
+        client.check_server()
         with tqdm(total=len(items), desc="scoring", disable=args.quiet) as bar:
             for chunk in (items[begin : begin + 256] for begin in range(0, len(items), 256)):
-                images = [image_source(i["image"]) for i in chunk]
+                images = [i["image"] for i in chunk]
                 scores += client.score([i["question"] for i in chunk], [i["reasoning"] for i in chunk], images)
                 bar.update(len(chunk))
+    except JudgeUnavailableError as exc:  # raised by check_server only: scoring gives NaN, never raises
+        raise CLIError(redact(str(exc), args.base_url), status=1) from None
     finally:
         client.close()
-    stats = getattr(client, "stats", None)  # the scores alone only say scored or not
-    return scores, stats.as_dict() if hasattr(stats, "as_dict") else {}
+    return scores, client.stats.as_dict()  # the scores alone only say scored or not
 
 
 def _nothing_scored(counters: dict[str, Any], n: int, what: str, args: ScorerArguments) -> CLIError:
@@ -228,7 +220,7 @@ def records_main(argv: list[str]) -> int:
         attach_training_images(items, args.registry, args.datasets)
     unique: dict[tuple, dict] = {}  # identical items are scored once: the first is kept
     for item in items:
-        unique.setdefault((item["question"], item["reasoning"], _image_key(item["image"])), item)
+        unique.setdefault((item["question"], item["reasoning"], image_key(item["image"])), item)
     stats["duplicates"], items = len(items) - len(unique), list(unique.values())
     usable = [i for i in items if i["image"] is not None or not i["has_image"]]
     stats["ambiguous_image"] = sum(i.get("ambiguous", False) for i in items if i["image"] is None and i["has_image"])
@@ -266,8 +258,6 @@ def eval_main(argv: list[str]) -> int:
     from sophiavl_trl.judge.sft import load_judge_records
 
     args = parse_args(JudgeEvalArguments, argv, "judge-eval")
-    if args.registry is None and not Path(args.records).exists():
-        raise CLIError(f"records not found: {args.records}")
     records = load_judge_records(args.records, args.registry, on_invalid=args.on_invalid)[: args.limit]
     items = [{"question": r.question, "reasoning": r.reasoning, "image": r.image} for r in records]
     predictions, counters = _score(args, items)
