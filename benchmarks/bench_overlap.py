@@ -111,9 +111,13 @@ def main() -> None:
     at_p = measure(P, "L=P", (False, True))
     at_2p = measure(2 * P, "L=2P", (False, True))
 
-    print(f"\n{'judge latency':<14}{'trainer':<8}{'step s':>8}" + "".join(f"{p:>16}" for p in PHASES))
+    # `step - generation`: the part of the step the judge can lengthen (generation varies most between runs on a CPU).
+    print(
+        f"\n{'judge latency':<14}{'trainer':<8}{'step s':>8}{'step-gen s':>11}" + "".join(f"{p:>16}" for p in PHASES)
+    )
     for label, kind, step, timing in rows:
-        print(f"{label:<14}{kind:<8}{step:>8.3f}" + "".join(f"{timing[p]:>16.3f}" for p in PHASES))
+        rest = step - timing["generation"] - timing["weight_sync"]
+        print(f"{label:<14}{kind:<8}{step:>8.3f}{rest:>11.3f}" + "".join(f"{timing[p]:>16.3f}" for p in PHASES))
     s0 = base[True]
     print(f"\nL = P:  after {at_p[True]:.3f} s vs L = 0 {s0:.3f} s: {at_p[True] / s0 - 1:+.1%} (target within +10%); "
           f"before {at_p[False]:.3f} s ({at_p[False] / s0 - 1:+.1%})")  # fmt: skip
