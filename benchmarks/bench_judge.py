@@ -131,8 +131,15 @@ def make_items(n: int, with_images: bool) -> tuple[list[str], list[str], list[An
 
 def make_payloads(client: Any, questions: list[str], reasonings: list[str], images: list[Any] | None) -> list[dict]:
     """The exact request bodies the client sends (so the loop and the floor do the same server work)."""
+    from sophiavl_trl.judge.prompt import SCORE_CHOICES, encode_image_data_url
+
     images = images if images is not None else [None] * len(questions)
-    return [client._request(q, r, image) for q, r, image in zip(questions, reasonings, images)]
+    common = {"model": client.model, "temperature": 0.0, "max_tokens": 16}  # as `ThinkingRewardClient.ascore` sends
+    common |= {"structured_outputs": {"choice": SCORE_CHOICES}} if client.constrained_decoding else {}
+    urls = [
+        None if image is None else encode_image_data_url(image, max_pixels=client.max_image_pixels) for image in images
+    ]
+    return [{**common, "messages": client.build_messages(q, r, url)} for q, r, url in zip(questions, reasonings, urls)]
 
 
 def run_loop(base_url: str, payloads: list[dict], timeout: float) -> tuple[float, int]:
