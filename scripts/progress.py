@@ -1,4 +1,5 @@
-"""Read a TRL training log on stdin and print one compact line per logged step (used by quickstart.sh)."""
+"""Read a TRL training log on stdin and print one compact line per logged step (used by quickstart.sh).
+Usage: ... | python scripts/progress.py [LOGGING_STEPS]   (the recipe's logging_steps: the printed step numbers)"""
 
 import ast
 import re
@@ -13,7 +14,9 @@ KEYS = [
     ("trust/gamma_mean", "gamma"),
     ("trust/weight_mean", "w"),
     ("step_time", "s/step"),
+    ("timing/judge_wait", "judge_wait"),
 ]
+every = int(sys.argv[1]) if len(sys.argv) > 1 else 1
 step = 0
 buffer = ""
 for chunk in iter(lambda: sys.stdin.read(1), ""):
@@ -28,6 +31,6 @@ for chunk in iter(lambda: sys.stdin.read(1), ""):
         logs = ast.literal_eval(match.group(0))
     except (ValueError, SyntaxError):
         continue
-    step += 1
+    step += every
     fields = "  ".join(f"{short}={logs[key]}" for key, short in KEYS if key in logs)
     print(f"  step {step:3d}  {fields}", flush=True)

@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# The offline quickstart, on a CPU: builds the environment, a tiny Qwen2.5-VL and a synthetic data set, starts a real
-# vLLM judge server, trains Trust-GRPO for 30 steps with 2 processes under DeepSpeed ZeRO-3 and TRL's colocated vLLM
-# generation, saves a checkpoint, stops the judge, and plots the reward curves.
+# The offline quickstart, on a CPU: SophiaVL-R1's whole pipeline in miniature (docs/quickstart.md).
+#   1. a synthetic reasoning task (sums and shape counts, sound or unsound reasoning) and a tiny Qwen2.5-VL;
+#   2. a cold start: SFT (TRL's SFTTrainer) so the policy writes <think>/<answer> and is right some of the time;
+#   3. the thinking judge: SFT of the cold-started model on rule-labelled judge records (examples/train_thinking_reward_model.py);
+#   4. the judge served by a real vLLM server (constrained decoding) and scored on held-out records (judge-eval);
+#   5. Trust-GRPO: 2 CPU processes under DeepSpeed ZeRO-3 with TRL's colocated vLLM generation and the real judge;
+#   6. the reward curves plotted, and the first-5 / last-5 accuracy reward printed.
+# The cold-start policy and the judge are cached under ${SOPHIAVL_CACHE:-~/.cache/sophiavl-trl}/quickstart-<key>,
+# the key a hash of what produces them; a second run skips phases 2 and 3.
 # Usage: bash scripts/quickstart.sh [RUN_DIR] [extra training args...]     (RUN_DIR default: runs/quickstart)
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
@@ -11,43 +17,97 @@ shift || true
 mkdir -p "$run"
 run=$(cd "$run" && pwd)
 start=$(date +%s)
+QS=examples/quickstart
+COLD_ARGS=(--num_train_epochs 2 --per_device_train_batch_size 16 --learning_rate 2e-3 --use_cpu --report_to none
+  --save_strategy no --logging_steps 50 --disable_tqdm true --seed 0)
+JUDGE_ARGS=(--config examples/recipes/thinking_reward_model/config_cpu.yaml --max_steps 300 --learning_rate 1e-3
+  --lr_scheduler_type cosine --per_device_train_batch_size 16 --logging_steps 50 --disable_tqdm true)
+key=$( (cat "$QS"/make_task.py "$QS"/cold_start.py examples/train_thinking_reward_model.py \
+  examples/recipes/thinking_reward_model/config_cpu.yaml sophiavl_trl/testing/tiny_model.py sophiavl_trl/data/prompts.py \
+  sophiavl_trl/judge/prompt.py sophiavl_trl/judge/sft.py; echo "$VENV ${COLD_ARGS[*]} ${JUDGE_ARGS[*]}") \
+  | sha256sum | cut -c1-12)
+cache=$CACHE/quickstart-$key
+mkdir -p "$cache"
 
 judge_pid=""
 cleanup() { if [ -n "$judge_pid" ]; then kill -TERM -- "-$judge_pid" 2>/dev/null || true; fi; }
 trap cleanup EXIT
+t0=$start
+phase() { echo "[quickstart] $*"; t0=$(date +%s); }
+took() { echo "[quickstart]     ... $(( $(date +%s) - t0 )) s"; }
+fail() { echo "[quickstart] failed; the end of $1:"; tail -n 30 "$1"; exit 1; }
 
-echo "[quickstart] 1/5 tiny Qwen2.5-VL -> $run/model; synthetic data -> $run/data"
-"$PY" -c "from sophiavl_trl.testing import build_tiny_qwen2_5_vl as b; b('$run/model')"
-"$PY" -m sophiavl_trl.data.synthetic "$run/data" --num-samples 256 --seed 0 >/dev/null
+phase "1/6 synthetic task -> $run/data; tiny Qwen2.5-VL -> $cache/model"
+"$PY" "$QS"/make_task.py "$run/data" --model "$cache/model" >/dev/null
+took
 
-echo "[quickstart] 2/5 starting the vLLM judge (log: $run/judge.log; about a minute)"
-"$PY" -m sophiavl_trl.testing.judge_server --model "$run/model" --log "$run/judge.log" \
+phase "2/6 cold start: SFT of the policy -> $cache/cold_start (log: $run/cold_start.log)"
+if [ ! -f "$cache/cold_start/model.safetensors" ]; then
+  "$PY" "$QS"/cold_start.py --model_name_or_path "$cache/model" --dataset_registry "$run/data/dataset_info.json" \
+    --output_dir "$cache/cold_start.tmp" "${COLD_ARGS[@]}" > "$run/cold_start.log" 2>&1 || fail "$run/cold_start.log"
+  rm -rf "$cache/cold_start"; mv "$cache/cold_start.tmp" "$cache/cold_start"
+else
+  echo "[quickstart]     cached"
+fi
+(cd "$QS" && "$PY" -c "import json, sys; from cold_start import evaluate
+r = evaluate(sys.argv[1], sys.argv[2]); json.dump(r, open(sys.argv[3], 'w'))
+print({k: r[k] for k in ('format', 'accuracy', 'sound')}, r['examples'][:2])" \
+  "$cache/cold_start" "$run/data/dataset_info.json" "$run/cold_start_eval.json") | sed 's/^/    /'
+took
+
+phase "3/6 thinking judge: SFT on rule-labelled judge records -> $cache/judge (log: $run/judge_sft.log)"
+if [ ! -f "$cache/judge/model.safetensors" ]; then
+  "$PY" examples/train_thinking_reward_model.py "${JUDGE_ARGS[@]}" --model_name_or_path "$cache/cold_start" \
+    --judge_records "$run/data/judge_train.jsonl" --output_dir "$cache/judge.tmp" > "$run/judge_sft.log" 2>&1 \
+    || fail "$run/judge_sft.log"
+  rm -rf "$cache/judge"; mv "$cache/judge.tmp" "$cache/judge"
+else
+  echo "[quickstart]     cached"
+fi
+took
+
+phase "4/6 serving the judge with vLLM (log: $run/judge.log), judge-eval on held-out records"
+"$PY" -m sophiavl_trl.testing.judge_server --model "$cache/judge" --log "$run/judge.log" \
   --pid-file "$run/judge.pid" > "$run/judge.env"
 judge_pid=$(cat "$run/judge.pid")
 judge_url=$(sed -n 's/^BASE_URL=//p' "$run/judge.env")
-echo "[quickstart]     judge at $judge_url (pid $judge_pid)"
+"$PY" -m sophiavl_trl.cli judge-eval --records "$run/data/judge_heldout.jsonl" --base-url "$judge_url" \
+  --model thinking-reward-model --constrained-decoding true --quiet true --predictions "$run/judge_predictions.jsonl" \
+  | sed 's/^/    /'
+"$PY" "$QS"/report.py judge "$run/judge_predictions.jsonl" | tee "$run/judge_report.json" | sed 's/^/    /'
+took
 
-echo "[quickstart] 3/5 training: 2 CPU processes, ZeRO-3, colocated vLLM generation (log: $run/train.log)"
-set +e
-VLLM_CPU_KVCACHE_SPACE=1 "$PY" -m accelerate.commands.launch --config_file accelerate_configs/zero3_cpu.yaml \
-  examples/train_sophiavl.py --config examples/recipes/tiny/config_cpu.yaml \
-  --model_name_or_path "$run/model" --dataset_registry "$run/data/dataset_info.json" \
-  --judge_base_url "$judge_url" --output_dir "$run/train" "$@" 2>&1 | tee "$run/train.log" | "$PY" -u scripts/progress.py
-status=${PIPESTATUS[0]}
-set -e
-if [ "$status" -ne 0 ]; then
-  echo "[quickstart] training failed (exit $status); the end of $run/train.log:"
-  tail -n 30 "$run/train.log"
-  exit "$status"
-fi
-
-echo "[quickstart] 4/5 stopping the judge"
+# Arms: name=extra training args (scripts/compare.sh runs three; the quickstart runs Trust-GRPO alone).
+arms=${QUICKSTART_ARMS:-"trust-grpo="}
+for arm in $arms; do
+  name=${arm%%=*}; extra=${arm#*=}
+  phase "5/6 $name: 2 CPU processes, ZeRO-3, colocated vLLM, the judge at $judge_url (log: $run/$name.log)"
+  set +e
+  # shellcheck disable=SC2086  # the arm's extra args are words
+  VLLM_CPU_KVCACHE_SPACE=1 "$PY" -m accelerate.commands.launch --config_file accelerate_configs/zero3_cpu.yaml \
+    examples/train_sophiavl.py --config examples/recipes/tiny/config_quickstart.yaml \
+    --model_name_or_path "$cache/cold_start" --dataset_registry "$run/data/dataset_info.json" \
+    --judge_base_url "$judge_url" --output_dir "$run/$name" ${extra//,/ } "$@" 2>&1 | tee "$run/$name.log" \
+    | "$PY" -u scripts/progress.py "$(sed -n 's/^logging_steps: *\([0-9]*\).*/\1/p' examples/recipes/tiny/config_quickstart.yaml)"
+  status=${PIPESTATUS[0]}
+  set -e
+  if [ "$status" -ne 0 ]; then
+    echo "[quickstart] training failed (exit $status); the end of $run/$name.log:"
+    tail -n 30 "$run/$name.log"
+    exit "$status"
+  fi
+  took
+done
 cleanup; judge_pid=""
 
-echo "[quickstart] 5/5 plotting"
-"$PY" -m sophiavl_trl.cli plot "$run/train" -o "$run/reward_curves.png" --labels trust-grpo-tiny
+phase "6/6 plotting; mean accuracy reward of the first and last 5 logged steps"
+names=(); for arm in $arms; do names+=("${arm%%=*}"); done
+"$PY" -m sophiavl_trl.cli plot "${names[@]/#/$run/}" -o "$run/reward_curves.png" --labels "${names[@]}" \
+  --timing_output "$run/timing.png"
+"$PY" "$QS"/report.py curve "${names[@]/#/$run/}" | tee "$run/curve_report.jsonl" | sed 's/^/    /'
+took
 
 echo "[quickstart] done in $(( $(date +%s) - start )) s"
-echo "  checkpoint: $run/train (from_pretrained-ready), $run/train/checkpoint-30"
-echo "  metrics:    $run/train/trainer_state.json (trust/* = judge and trust-factor metrics)"
-echo "  plot:       $run/reward_curves.png"
+echo "  checkpoints: ${names[*]/#/$run/} (from_pretrained-ready)"
+echo "  metrics:     <checkpoint>/trainer_state.json (trust/* = judge and trust-factor metrics)"
+echo "  plots:       $run/reward_curves.png, $run/timing.png (where each step's time went: timing/*)"

@@ -1,0 +1,119 @@
+# Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
+"""The learning quickstart's pieces, fast (scripts/quickstart.sh checks the learning itself): the synthetic task and
+its soundness rule, the cold start (the policy writes the format), and the judge recipe on rule-labelled records
+(the trained judge ranks sound reasoning above unsound)."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+
+QUICKSTART = Path(__file__).resolve().parents[1] / "examples" / "quickstart"
+sys.path.insert(0, str(QUICKSTART))
+
+import cold_start  # noqa: E402
+import make_task  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def task(tmp_path_factory):
+    out = tmp_path_factory.mktemp("quickstart")
+    make_task.write_task(out / "data", num_grpo=64, num_sft=2400, num_judge=1200)
+    return out / "data", make_task.build_model(out / "model")
+
+
+def test_task_has_wrong_thinking_with_correct_answers(task):
+    data, model = task
+    rows = json.loads((data / "quickstart_sft.json").read_text())
+    kinds = {"text": 0, "image": 0}
+    wrong_thinking_right_answer = 0
+    for row in rows:
+        value = int(row["solution"][8:-9])
+        think, answer = row["completion"][7:].split("</think><answer>")
+        kinds[row["data_type"]] += 1
+        sound = make_task.soundness(row["problem"], think, value)
+        wrong_thinking_right_answer += not sound and answer == f"{value}</answer>"
+    assert min(kinds.values()) > 0.1 * len(rows)
+    assert 0.03 < wrong_thinking_right_answer / len(rows) < 0.12
+    assert make_task.soundness("What is 2+3?", "2+3=5", 5) == 1.0
+    assert make_task.soundness("What is 2+3?", "2+4=6", 5) == 0.0  # true equation, wrong operands
+    records = [json.loads(line) for line in (data / "judge_train.jsonl").read_text().splitlines()]
+    assert 0.3 < sum(r["score"] for r in records) / len(records) < 0.7
+
+
+def test_prompts_are_short_with_the_taught_tokenizer(task):
+    from transformers import AutoTokenizer
+
+    from sophiavl_trl.data import load_sophiavl_dataset
+    from sophiavl_trl.judge import build_judge_messages
+
+    data, model = task
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    prompt = load_sophiavl_dataset("quickstart", data / "dataset_info.json").filter(
+        lambda t: t == "text", input_columns="data_type"
+    )[0]["prompt"]
+    for messages in (prompt, build_judge_messages("What is 2+3?", "2+3=5")):
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        ids = tokenizer(text).input_ids
+        assert len(ids) < 50 and tokenizer.decode(ids) == text
+
+
+@pytest.fixture(scope="module")
+def policy(task, tmp_path_factory):
+    """A short cold start (SFTTrainer), shared by the tests below."""
+    from trl import ModelConfig, SFTConfig
+
+    data, model = task
+    out = tmp_path_factory.mktemp("policy")
+    args = SFTConfig(output_dir=str(out), max_steps=200, per_device_train_batch_size=16, learning_rate=2e-3,
+                     use_cpu=True, report_to="none", save_strategy="no", disable_tqdm=True)  # fmt: skip
+    cold_start.main(cold_start.ColdStartArguments(str(data / "dataset_info.json")), args,
+                    ModelConfig(model_name_or_path=str(model)))  # fmt: skip
+    return out
+
+
+def test_cold_start_writes_the_format(task, policy):
+    stats = cold_start.evaluate(str(policy), str(task[0] / "dataset_info.json"), n=32)
+    print("cold start", {k: stats[k] for k in ("format", "accuracy", "sound")})
+    assert stats["format"] >= 0.75, stats
+    assert stats["accuracy"] < 0.9, stats  # right some of the time, not always
+
+
+def test_trained_judge_ranks_sound_reasoning_above_unsound(task, policy, tmp_path):
+    """The project's judge recipe (examples/train_thinking_reward_model.py) on the rule-labelled records, from the
+    cold-started policy: on held-out text records, P("1") over P("0") as the judge's first answer token is higher
+    for sound reasoning (rank AUC)."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+    from trl import ModelConfig, SFTConfig
+
+    from sophiavl_trl.judge.sft import JudgeSFTScriptArguments, judge_sft_example
+
+    sys.path.insert(0, str(QUICKSTART.parent))
+    from train_thinking_reward_model import main as train_judge
+
+    data = task[0]
+    args = SFTConfig(output_dir=str(tmp_path / "judge"), max_steps=200, per_device_train_batch_size=16,
+                     learning_rate=1e-3, lr_scheduler_type="cosine", use_cpu=True, report_to="none",
+                     save_strategy="no", disable_tqdm=True)  # fmt: skip
+    train_judge(JudgeSFTScriptArguments(judge_records=str(data / "judge_train.jsonl")), args,
+                ModelConfig(model_name_or_path=str(policy)))  # fmt: skip
+    processor = AutoProcessor.from_pretrained(tmp_path / "judge")
+    model = AutoModelForImageTextToText.from_pretrained(tmp_path / "judge").eval()
+    one, zero = processor.tokenizer.convert_tokens_to_ids(["1", "0"])
+    records = [json.loads(line) for line in (data / "judge_heldout.jsonl").read_text().splitlines()]
+    scores = {0.0: [], 1.0: []}
+    for record in [r for r in records if r["image"] is None][:120]:
+        prompt = judge_sft_example(record["question"], record["reasoning"], record["score"])["prompt"]
+        ids = processor.apply_chat_template(
+            prompt, add_generation_prompt=True, tokenize=True, return_tensors="pt", return_dict=True
+        )
+        with torch.no_grad():
+            logits = model(**ids).logits[0, -1]
+        scores[record["score"]].append((logits[one] - logits[zero]).item())
+    pairs = [(s, u) for s in scores[1.0] for u in scores[0.0]]
+    auc = sum((s > u) + 0.5 * (s == u) for s, u in pairs) / len(pairs)
+    print(f"judge AUC {auc:.3f}")
+    assert auc > 0.65, auc
