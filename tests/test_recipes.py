@@ -44,9 +44,9 @@ def test_every_recipe_has_a_launch_config():
     for recipe in RECIPES:
         assert recipe.name in LAUNCH_CONFIG, recipe
         assert (ROOT / "accelerate_configs" / LAUNCH_CONFIG[recipe.name]).exists()
-        assert (
-            f"accelerate_configs/{LAUNCH_CONFIG[recipe.name]}" in recipe.read_text()
-            or recipe.name in ("config_cpu.yaml", "config_quickstart.yaml")
+        assert f"accelerate_configs/{LAUNCH_CONFIG[recipe.name]}" in recipe.read_text() or recipe.name in (
+            "config_cpu.yaml",
+            "config_quickstart.yaml",
         )
 
 
