@@ -110,23 +110,12 @@ def build_model(path: str | Path, seed: int = 0) -> Path:
     single tokens (added tokens), so that a training prompt is about 30 tokens instead of 300."""
     from sophiavl_trl.data import prompts
     from sophiavl_trl.judge.prompt import DEFAULT_JUDGE_TEMPLATE, JUDGE_SYSTEM_PROMPT
-    from sophiavl_trl.testing import build_tiny_qwen2_5_vl, tiny_model
+    from sophiavl_trl.testing import build_tiny_qwen2_5_vl
 
     judge = DEFAULT_JUDGE_TEMPLATE.format(question="\0", reasoning="\0").split("\0")
     texts = [prompts.SYSTEM_PROMPT, prompts.QUESTION_TEMPLATE.format(Question=""), JUDGE_SYSTEM_PROMPT, *judge]
     texts += list(prompts.TYPE_TEMPLATE.values())
-    train = tiny_model._train_tokenizer
-
-    def train_with_prompts(vocab_size: int):
-        tokenizer = train(vocab_size)
-        tokenizer.add_tokens(sorted({t for t in texts if t.strip()}, key=len, reverse=True))
-        return tokenizer
-
-    tiny_model._train_tokenizer = train_with_prompts
-    try:
-        return build_tiny_qwen2_5_vl(path, seed=seed)
-    finally:
-        tiny_model._train_tokenizer = train
+    return build_tiny_qwen2_5_vl(path, seed=seed, added_tokens=texts)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,7 @@ def build_tiny_qwen2_5_vl(
     hidden_size: int = 128,
     num_layers: int = 2,
     max_pixels: int = 112 * 112,
+    added_tokens: Sequence[str] = (),
     overwrite: bool = False,
 ) -> Path:
     r"""Write a random-weight `Qwen2_5_VLForConditionalGeneration` and its processor to the folder `path`, offline,
@@ -146,7 +148,8 @@ def build_tiny_qwen2_5_vl(
     The tokenizer is a byte-level BPE (`vocab_size` merges before the special tokens) trained locally with `tokenizers`
     and wrapped as `Qwen2Tokenizer`, with Qwen's special tokens and the Qwen2.5-VL chat template. `seed` seeds the
     weights; `hidden_size` (a multiple of 32) and `num_layers` size the text decoder; `max_pixels` caps images (112 x
-    112: at most 16 image tokens each). The folder loads with `AutoModelForImageTextToText`, `AutoTokenizer` and (where
+    112: at most 16 image tokens each). `added_tokens` are texts the tokenizer keeps whole (e.g. fixed prompt texts, so
+    that a prompt costs a few tokens). The folder loads with `AutoModelForImageTextToText`, `AutoTokenizer` and (where
     torchvision is installed) `AutoProcessor`; see `load_tiny_processor` otherwise. It is servable by vLLM (head_dim
     32). Builds in a few seconds on a CPU.
 
@@ -171,6 +174,7 @@ def build_tiny_qwen2_5_vl(
     path.mkdir(parents=True, exist_ok=True)
 
     tokenizer = _train_tokenizer(vocab_size)
+    tokenizer.add_tokens(sorted({text for text in added_tokens if text.strip()}, key=len, reverse=True))
     processor = _build_processor(tokenizer, max_pixels)
     config = tiny_qwen2_5_vl_config(tokenizer, hidden_size=hidden_size, num_layers=num_layers)
 
