@@ -40,7 +40,8 @@ accelerate launch --config_file accelerate_configs/single_gpu.yaml examples/trai
     --config examples/recipes/Qwen2.5-VL-7B-Instruct/trust_grpo/config_lora.yaml
 ```
 
-On a CPU, 2 processes under ZeRO-3 with the tiny model and synthetic data (what `scripts/quickstart.sh` runs):
+On a CPU, 2 processes under ZeRO-3 with the tiny model and synthetic data (the CI recipe; `scripts/quickstart.sh`
+runs `examples/recipes/tiny/config_quickstart.yaml`, the same setup for longer):
 
 ```sh
 accelerate launch --config_file accelerate_configs/zero3_cpu.yaml examples/train_sophiavl.py \
@@ -48,34 +49,132 @@ accelerate launch --config_file accelerate_configs/zero3_cpu.yaml examples/train
     --dataset_registry /tmp/synthetic/dataset_info.json --judge_base_url http://127.0.0.1:8000/v1
 ```
 
-Resume with `--resume_from_checkpoint true` (latest checkpoint in `output_dir`) or a checkpoint path.
+Resume with `--resume_from_checkpoint true` (latest checkpoint in `output_dir`) or a checkpoint path. Before any model
+or data work the checkpoint's files are checked, and its reward settings (`REWARD_SETTINGS`) compared with this run's:
+a change is refused unless `--allow_resume_with_changed_reward true` (then logged). One training at a time may write
+to an `output_dir` (a lock file, `_sophiavl-trl.lock`, held by the launch's main process).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import socket
+import zipfile
+from pathlib import Path
+from typing import IO
 
 from transformers import AutoProcessor
-from trl import ModelConfig, TrlParser, get_peft_config
+from transformers.trainer_utils import get_last_checkpoint
+from trl import ModelConfig, get_peft_config
 
 from sophiavl_trl import TrustGRPOConfig, TrustGRPOTrainer
-from sophiavl_trl.configs import SophiaVLScriptArguments, check_model_path
+from sophiavl_trl.configs import RecipeParser, SophiaVLScriptArguments, check_model_path, warn_suspicious
 from sophiavl_trl.model_utils import forbidden_token_generation_kwargs, set_pixel_bounds
 from sophiavl_trl.rewards import ThinkingReward, get_reward_funcs
 
 
 logger = logging.getLogger(__name__)
+# Settings that define the reward: resuming with other values would change it mid-run.
+REWARD_SETTINGS = (
+    "trust_mode", "trust_alpha", "trust_anneal_steps", "trust_correct_threshold", "judge_query_threshold",
+    "trust_skip_uniform", "trust_uniform_low", "trust_uniform_high", "correctness_reward", "num_generations",
+    "reward_weights", "scale_rewards", "multi_objective_aggregation",
+)  # fmt: skip
+LOCK_FILE = "_sophiavl-trl.lock"  # "_*" files are not pushed to the Hub by `Trainer.push_to_hub`
+
+
+def lock_output_dir(output_dir: str) -> IO | None:
+    """Lock `output_dir` for this launch: its main process holds an exclusive `flock` (released when the process
+    ends, however it ends); a second training into the folder refuses, naming the holder. Returns the open lock file
+    (keep it), or None in the other processes of a launch."""
+    import fcntl
+
+    if os.environ.get("RANK", "0") != "0":
+        return None
+    os.makedirs(output_dir, exist_ok=True)
+    handle = open(os.path.join(output_dir, LOCK_FILE), "a+")  # noqa: SIM115 (held until the process exits)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        raise RuntimeError(
+            f"output_dir {output_dir} is in use by another training (PID {holder}); wait for it to end or choose "
+            "another output_dir."
+        ) from None
+    handle.truncate(0)
+    handle.write(f"{os.getpid()} on {socket.gethostname()}\n")
+    handle.flush()
+    return handle
+
+
+def find_checkpoint(training_args: TrustGRPOConfig) -> str | None:
+    """The checkpoint `resume_from_checkpoint` names (`true`: the latest in `output_dir`), or None."""
+    resume = training_args.resume_from_checkpoint
+    if resume in (None, False) or str(resume).lower() in ("", "false"):
+        return None
+    if resume is True or str(resume).lower() in ("true", "latest"):
+        last = get_last_checkpoint(training_args.output_dir) if os.path.isdir(training_args.output_dir) else None
+        if last is None:
+            raise FileNotFoundError(f"resume_from_checkpoint: no checkpoint-* folder in {training_args.output_dir}")
+        return last
+    if not os.path.isdir(resume):
+        raise FileNotFoundError(f"resume_from_checkpoint: no such folder: {resume}")
+    return resume
+
+
+def check_checkpoint(checkpoint: str, training_args: TrustGRPOConfig, allow_changed_reward: bool) -> None:
+    """Fail before any model or data work when a file of `checkpoint` is truncated or unreadable (naming it), or when
+    its reward settings differ from this run's (unless `allow_changed_reward`, then logged)."""
+    import torch
+    from safetensors import safe_open
+
+    for path in sorted(Path(checkpoint).rglob("*")):
+        try:  # headers and indexes only: a truncated file fails here, in milliseconds
+            if path.suffix == ".safetensors":
+                with safe_open(path, "pt"):
+                    pass
+            elif path.suffix in (".bin", ".pt", ".pth"):  # torch.save's zip format: its central directory
+                zipfile.ZipFile(path).close()
+            elif path.suffix == ".json":
+                json.loads(path.read_text())
+        except Exception as exc:
+            raise ValueError(
+                f"resume_from_checkpoint: {path} is corrupt or truncated ({exc}); resume from another checkpoint."
+            ) from None
+    if not (Path(checkpoint) / "training_args.bin").is_file():
+        logger.warning("%s has no training_args.bin: its reward settings cannot be compared.", checkpoint)
+        return
+    # Trainer's own pickle of the run's config (the user's run, not third-party data).
+    saved = torch.load(Path(checkpoint) / "training_args.bin", weights_only=False)
+    changed = [
+        f"{name}: {getattr(saved, name, None)!r} -> {getattr(training_args, name)!r}"
+        for name in REWARD_SETTINGS
+        if getattr(saved, name, None) != getattr(training_args, name)
+    ]
+    if changed and not allow_changed_reward:
+        raise ValueError(
+            f"resume_from_checkpoint: {checkpoint} was trained with other reward settings ({'; '.join(changed)}); "
+            "resuming would change the reward mid-run. Use the checkpoint's settings, or pass "
+            "--allow_resume_with_changed_reward true."
+        )
+    if changed:
+        logger.warning("Resuming %s with changed reward settings: %s", checkpoint, "; ".join(changed))
 
 
 def load_data(script_args: SophiaVLScriptArguments, names: str | None):
     """The TRL-ready data set for `names` (registry) or `dataset_name` (Hugging Face), validated before training."""
     from sophiavl_trl.data import load_sophiavl_dataset, prepare_dataset
+    from sophiavl_trl.rewards.accuracy_rewards import VERIFIERS
 
     options = {
         "min_pixels": script_args.min_pixels,
         "max_pixels": script_args.max_pixels,
         "on_invalid": script_args.on_invalid,
         "system_prompt": script_args.system_prompt,
+        "problem_types": sorted(VERIFIERS),  # rows of types without a verifier would score 0: invalid
     }
     if script_args.dataset_registry is not None:
         return load_sophiavl_dataset(names, script_args.dataset_registry, **options)
@@ -107,6 +206,11 @@ def build_thinking_reward(script_args: SophiaVLScriptArguments) -> ThinkingRewar
 
 def main(script_args: SophiaVLScriptArguments, training_args: TrustGRPOConfig, model_args: ModelConfig) -> None:
     check_model_path(model_args.model_name_or_path)
+    warn_suspicious(script_args, training_args)
+    lock = lock_output_dir(training_args.output_dir)  # noqa: F841 (held until the process exits)
+    checkpoint = find_checkpoint(training_args)
+    if checkpoint is not None:
+        check_checkpoint(checkpoint, training_args, script_args.allow_resume_with_changed_reward)
     ################
     # Model
     ################
@@ -156,10 +260,7 @@ def main(script_args: SophiaVLScriptArguments, training_args: TrustGRPOConfig, m
         peft_config=get_peft_config(model_args),
         thinking_reward=thinking_reward,
     )
-    resume = training_args.resume_from_checkpoint
-    if isinstance(resume, str) and resume.lower() in ("true", "latest"):
-        resume = True  # the latest checkpoint in output_dir
-    trainer.train(resume_from_checkpoint=resume)
+    trainer.train(resume_from_checkpoint=checkpoint)
     trainer.save_model(training_args.output_dir)
     trainer.save_state()  # trainer_state.json: the metrics, for `sophiavl-trl plot`
     if training_args.push_to_hub:
@@ -167,6 +268,6 @@ def main(script_args: SophiaVLScriptArguments, training_args: TrustGRPOConfig, m
 
 
 if __name__ == "__main__":
-    parser = TrlParser((SophiaVLScriptArguments, TrustGRPOConfig, ModelConfig))
+    parser = RecipeParser((SophiaVLScriptArguments, TrustGRPOConfig, ModelConfig))
     script_args, training_args, model_args = parser.parse_args_and_config()
     main(script_args, training_args, model_args)

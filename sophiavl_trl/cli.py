@@ -1,7 +1,8 @@
 # Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
 """The `sophiavl-trl` command: a thin dispatcher over `sophiavl_trl.scripts` (docs/evaluation.md,
 docs/thinking-reward-model.md). Input errors print one `sophiavl-trl <command>: error: ...` line (data validation lists
-the rows after it) and exit with status 2, or 1 for a judge that cannot be reached or scores nothing. Heavy modules
+the rows after it) and exit with status 2, or 1 for a judge that cannot be reached or scores nothing: a command raises
+`CLIError` (or `ValueError`, `OSError`, PIL's `DecompressionBombError`) for bad input. Heavy modules
 load only once a command runs: `--help` is fast."""
 
 from __future__ import annotations
@@ -43,12 +44,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")  # one bar per data file read: noise in a CLI
     module, entry, _ = COMMANDS[command]
     run = getattr(importlib.import_module(f"sophiavl_trl.scripts.{module}"), entry)
+    from PIL.Image import DecompressionBombError
+
     from sophiavl_trl.scripts import CLIError
 
     try:
         return run(argv[argv.index(command) + 1 :])
-    except (FileNotFoundError, ValueError) as exc:  # input problems (CLIError, DatasetValidationError, ...)
-        first, *rest = str(exc).strip().splitlines() or [""]
+    except (OSError, ValueError, DecompressionBombError) as exc:  # input problems (CLIError, missing files, ...)
+        message = str(exc).strip() or type(exc).__name__
+        if isinstance(exc, DecompressionBombError):  # PIL's guard, whichever command opened the image
+            message += " Downscale the image" + (
+                ", or raise the limit with --max_image_pixels N (images over 2 N pixels are refused)."
+                if command in ("infer", "eval")
+                else "."
+            )
+        first, *rest = message.splitlines()
         sys.stderr.write("".join([f"{PROG} {command}: error: {first}\n", *(f"  {line}\n" for line in rest)]))
         return exc.status if isinstance(exc, CLIError) else 2
 

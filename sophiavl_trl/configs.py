@@ -5,14 +5,23 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
+import sys
 import types
 import typing
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from trl import ScriptArguments
+import yaml
+from trl import ScriptArguments, TrlParser
+
+from sophiavl_trl.model_utils import check_pixel_bounds
+
+
+logger = logging.getLogger(__name__)
 
 
 def _matches(value: Any, annotation: Any) -> bool:
@@ -26,9 +35,26 @@ def _matches(value: Any, annotation: Any) -> bool:
     return isinstance(value, annotation) if annotation in (bool, str, type(None)) else True  # not a type we declare
 
 
+# Inherited TRL settings that TRL accepts, and that then fail late or never: (fields, requirement, test); None is unset.
+BOUNDS = [
+    (
+        ("learning_rate", "beta", "epsilon", "epsilon_high", "delta", "temperature", "top_k", "weight_decay",
+         "max_grad_norm", "warmup_steps", "num_train_epochs", "entropy_coef"),
+        ">= 0", lambda v: v >= 0,
+    ),
+    (
+        ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps", "num_iterations",
+         "max_completion_length", "steps_per_generation", "generation_batch_size", "vllm_max_model_length",
+         "logging_steps", "save_steps", "eval_steps"),
+        "> 0", lambda v: v > 0,
+    ),
+    (("top_p",), "in (0, 1]", lambda v: 0 < v <= 1),
+]  # fmt: skip
+
+
 def check_field_types(config: Any, base: type) -> None:
-    """Check the fields `type(config)` adds to `base`: declared type, and finite numbers. Raises `ValueError` naming
-    the field.
+    """Check the fields of `config`: the declared type of those `type(config)` adds to `base`, finite numbers
+    everywhere, and `BOUNDS`. Raises `ValueError` naming the field.
 
     Values from a YAML recipe reach the dataclass unconverted (`TrlParser` passes them as argparse defaults), so
     `judge_max_retries: 2.5` or `trust_alpha: [1, 2]` would otherwise fail far from the recipe, or (`.nan`) not at all.
@@ -36,15 +62,70 @@ def check_field_types(config: Any, base: type) -> None:
     inherited = {f.name for f in dataclasses.fields(base)}
     hints = typing.get_type_hints(type(config))
     for f in dataclasses.fields(config):
-        if f.name in inherited:
-            continue
         value = getattr(config, f.name)
-        annotation = hints[f.name]
-        if not _matches(value, annotation):
-            expected = getattr(annotation, "__name__", None) or str(annotation).replace("NoneType", "None")
+        if f.name not in inherited and not _matches(value, hints[f.name]):
+            expected = getattr(hints[f.name], "__name__", None) or str(hints[f.name]).replace("NoneType", "None")
             raise ValueError(f"{f.name} must be {expected}, got {value!r} ({type(value).__name__}).")
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"{f.name} must be a finite number, got {value}.")
+    for names, requirement, test in BOUNDS:
+        for name in names:
+            value = getattr(config, name, None)
+            if isinstance(value, int | float) and not isinstance(value, bool) and not test(value):
+                raise ValueError(f"{name} must be {requirement}, got {value}.")
+    if getattr(config, "max_steps", 1) <= 0 and getattr(config, "num_train_epochs", 1) <= 0:
+        raise ValueError(
+            f"Nothing to train: max_steps is {config.max_steps} and num_train_epochs {config.num_train_epochs}; set "
+            "max_steps > 0 or num_train_epochs > 0."
+        )
+
+
+# Legal settings that rarely mean what they say: (condition on (script_args, training_args), warning).
+SUSPICIOUS = [
+    (lambda s, t: t.temperature == 0, "temperature: 0 samples one completion num_generations times: every advantage "
+     "is 0 and nothing trains."),
+    (lambda s, t: not s.reward_funcs, "reward_funcs: [] leaves no outcome reward: nothing splits correct from "
+     "incorrect completions."),
+    (lambda s, t: len(set(s.reward_funcs)) < len(s.reward_funcs), "reward_funcs names a reward twice: it counts "
+     "double in the sum."),
+    (lambda s, t: s.eval_files and t.eval_strategy == "no", "eval_files is set but eval_strategy is 'no': nothing is "
+     "evaluated; set eval_strategy: steps."),
+]  # fmt: skip
+
+
+def warn_suspicious(script_args: Any, training_args: Any) -> list[str]:
+    """Log (and return) a warning for each `SUSPICIOUS` setting of a run."""
+    warnings = [message for condition, message in SUSPICIOUS if condition(script_args, training_args)]
+    for message in warnings:
+        logger.warning(message)
+    return warnings
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key set twice in one mapping is an error (PyYAML keeps the last one)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        lines: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in lines:
+                raise ValueError(
+                    f"{self.name}: {key!r} is set twice (lines {lines[key]} and {key_node.start_mark.line + 1}); "
+                    "keep one."
+                )
+            lines[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+
+class RecipeParser(TrlParser):
+    """TRL's `TrlParser`, refusing a `--config` recipe that sets a key twice."""
+
+    def parse_args_and_config(self, args: Iterable[str] | None = None, **kwargs: Any) -> tuple[Any, ...]:
+        args = list(sys.argv[1:] if args is None else args)
+        if "--config" in args[:-1]:
+            with open(args[args.index("--config") + 1]) as recipe:
+                yaml.load(recipe, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+        return super().parse_args_and_config(args, **kwargs)
 
 
 def check_model_path(name_or_path: str) -> None:
@@ -112,6 +193,9 @@ class SophiaVLScriptArguments(ScriptArguments):
         judge_constrained_decoding (`bool`, *optional*, defaults to `False`):
             Ask a vLLM judge to answer with one of "0", "0.1", ..., "1.0" (structured outputs) so every answer
             parses. Off for servers that do not support it.
+        allow_resume_with_changed_reward (`bool`, *optional*, defaults to `False`):
+            Resume from a checkpoint trained with other reward settings (`trust_mode`, `num_generations`, ...); the
+            change is logged. Refused otherwise: the reward would change mid-run.
     """
 
     dataset_registry: str | None = field(default=None, metadata={"help": "Path of a SophiaVL dataset_info.json."})
@@ -159,6 +243,9 @@ class SophiaVLScriptArguments(ScriptArguments):
     judge_constrained_decoding: bool = field(
         default=False, metadata={"help": "vLLM structured outputs: the judge answers one of 0, 0.1, ..., 1.0."}
     )
+    allow_resume_with_changed_reward: bool = field(
+        default=False, metadata={"help": "Resume a checkpoint trained with other reward settings (logged)."}
+    )
 
     def __post_init__(self):
         # A bare string in a recipe (`reward_funcs: accuracy`, `judge_base_url: http://a,http://b`) means a list.
@@ -172,8 +259,7 @@ class SophiaVLScriptArguments(ScriptArguments):
             raise ValueError(f"--dataset_registry {self.dataset_registry} needs --train_files (registry names).")
         if self.on_invalid not in ("error", "skip"):
             raise ValueError(f"on_invalid must be 'error' or 'skip', got {self.on_invalid!r}.")
-        if not 0 < self.min_pixels <= self.max_pixels:
-            raise ValueError(f"Need 0 < min_pixels <= max_pixels, got {self.min_pixels} and {self.max_pixels}.")
+        check_pixel_bounds(self.min_pixels, self.max_pixels)
         if self.judge_timeout <= 0 or self.judge_max_retries < 0 or self.judge_max_concurrency < 1:
             raise ValueError(
                 "judge_timeout must be > 0, judge_max_retries >= 0 and judge_max_concurrency >= 1; got "

@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 
+# One Qwen2.5-VL patch (14 x 14 pixels, merged 2 x 2): smart resize cannot make an image smaller than this.
+PATCH_PIXELS = 28 * 28
 # A policy must never sample these: a stray <|image_pad|> in a completion breaks the forward pass.
 VISION_SPECIAL_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
 
@@ -26,6 +28,17 @@ def forbidden_token_generation_kwargs(tokenizer: Any, *, use_vllm: bool, tokens=
     return {"suppress_tokens": [int(i) for i in ids]}
 
 
+def check_pixel_bounds(min_pixels: int | None, max_pixels: int | None) -> None:
+    """Raise a `ValueError` unless `28 * 28 <= min_pixels <= max_pixels` (`None`: unset); smaller bounds pass until
+    PIL fails in the DataLoader."""
+    bounds = {"min_pixels": min_pixels, "max_pixels": max_pixels}
+    for name, value in bounds.items():
+        if value is not None and value < PATCH_PIXELS:
+            raise ValueError(f"{name} must be at least one 28x28 patch ({PATCH_PIXELS} pixels), got {value}.")
+    if None not in bounds.values() and min_pixels > max_pixels:
+        raise ValueError(f"min_pixels ({min_pixels}) must not exceed max_pixels ({max_pixels}).")
+
+
 def set_pixel_bounds(processor: Any, min_pixels: int | None, max_pixels: int | None) -> None:
     """Override the pixel bounds of a Qwen2.5-VL processor's image processor (in place; `None` keeps a bound).
 
@@ -37,6 +50,5 @@ def set_pixel_bounds(processor: Any, min_pixels: int | None, max_pixels: int | N
     size = processor.image_processor.size  # a dict or a SizeDict, depending on the transformers version
     low = min_pixels if min_pixels is not None else getattr(size, "shortest_edge", None) or size.get("shortest_edge")
     high = max_pixels if max_pixels is not None else getattr(size, "longest_edge", None) or size.get("longest_edge")
-    if low is not None and high is not None and not 0 < low <= high:
-        raise ValueError(f"Need 0 < min_pixels <= max_pixels, got {low} and {high}.")
+    check_pixel_bounds(low, high)
     processor.image_processor.size = {"shortest_edge": low, "longest_edge": high}

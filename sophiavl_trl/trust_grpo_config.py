@@ -110,6 +110,7 @@ class TrustGRPOConfig(GRPOConfig):
     )
 
     def __post_init__(self):
+        check_field_types(self, GRPOConfig)  # before TRL's own checks, which accept NaN, 0 batches, ... (BOUNDS)
         super().__post_init__()
         if self.trust_mode not in TRUST_MODES:
             raise ValueError(f"trust_mode must be one of {TRUST_MODES}, got {self.trust_mode!r}.")
@@ -118,7 +119,6 @@ class TrustGRPOConfig(GRPOConfig):
                 setattr(self, name, value)
         if self.trust_skip_uniform is None:
             self.trust_skip_uniform = False
-        check_field_types(self, GRPOConfig)
 
         if self.trust_alpha < 0:
             raise ValueError(f"trust_alpha must be >= 0, got {self.trust_alpha}.")

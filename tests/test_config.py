@@ -16,15 +16,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def parse(tmp_path, **recipe):
-    from trl import ModelConfig, TrlParser
+    from trl import ModelConfig
 
     from sophiavl_trl import TrustGRPOConfig
-    from sophiavl_trl.configs import SophiaVLScriptArguments
+    from sophiavl_trl.configs import RecipeParser, SophiaVLScriptArguments
 
     path = tmp_path / "recipe.yaml"
     base = {"dataset_name": "d", "output_dir": str(tmp_path), "use_cpu": True, "bf16": False}
     path.write_text(yaml.safe_dump({**base, **recipe}))
-    parser = TrlParser((SophiaVLScriptArguments, TrustGRPOConfig, ModelConfig))
+    parser = RecipeParser((SophiaVLScriptArguments, TrustGRPOConfig, ModelConfig))
     return parser.parse_args_and_config(["--config", str(path)])
 
 

@@ -25,12 +25,12 @@ LAUNCH_CONFIG = {
 
 
 def parse(recipe: Path, *extra: str):
-    from trl import ModelConfig, TrlParser
+    from trl import ModelConfig
 
     from sophiavl_trl import TrustGRPOConfig
-    from sophiavl_trl.configs import SophiaVLScriptArguments
+    from sophiavl_trl.configs import RecipeParser, SophiaVLScriptArguments
 
-    parser = TrlParser((SophiaVLScriptArguments, TrustGRPOConfig, ModelConfig))
+    parser = RecipeParser((SophiaVLScriptArguments, TrustGRPOConfig, ModelConfig))
     # The CPU recipe leaves the paths to the command line, as quickstart.sh does. This machine has no GPU, where
     # TrainingArguments refuses bf16: parse GPU recipes with bf16 off.
     args = ["--config", str(recipe), "--dataset_registry", "x/dataset_info.json", "--model_name_or_path", "m", *extra]

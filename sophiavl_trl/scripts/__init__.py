@@ -18,11 +18,11 @@ class CLIError(ValueError):
 
 
 def parse_args(dataclass_type: type, argv: list[str], command: str, *, positionals: str | None = None) -> Any:
-    r"""Parse `argv` (and `--config FILE.yaml`) into `dataclass_type` with TRL's `TrlParser`; `positionals` names a
+    r"""Parse `argv` (and `--config FILE.yaml`) into `dataclass_type` with TRL's `TrlParser` (`RecipeParser`); `positionals` names a
     `list[str]` field that collects bare (positional) arguments."""
-    from trl import TrlParser
+    from sophiavl_trl.configs import RecipeParser
 
-    parser = TrlParser(dataclass_type, prog=f"sophiavl-trl {command}", description=dataclass_type.__doc__)
+    parser = RecipeParser(dataclass_type, prog=f"sophiavl-trl {command}", description=dataclass_type.__doc__)
     args, rest = parser.parse_args_and_config(argv, return_remaining_strings=True)
     if positionals and rest and not any(arg.startswith("-") for arg in rest):
         setattr(args, positionals, [*getattr(args, positionals), *rest])

@@ -113,6 +113,10 @@ def main(argv: list[str]) -> int:
             f"evaluation data not found: {args.data} (pass a .json/.jsonl/.parquet file or folder, or registry names "
             "with --registry dataset_info.json)"
         )
+    if args.image_dir is not None and not Path(args.image_dir).is_dir():
+        raise CLIError(f"--image_dir {args.image_dir}: no such folder")
+    if Path(args.output).exists() and not Path(args.output).is_dir():
+        raise CLIError(f"--output {args.output} is a file; give a folder for results.json, report.md, ...")
     processor, bounds = load_processor(args)
     dataset = load_eval_dataset(args, bounds)  # validated before the model loads
     generate = load_generator(args, processor)

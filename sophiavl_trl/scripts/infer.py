@@ -36,9 +36,21 @@ class GenerationArguments:
         default=None, metadata={"help": "Weights dtype (default: bfloat16 on GPU, float32 on CPU)."}
     )
     max_model_len: int = field(default=8192, metadata={"help": "vllm backend: context length."})
+    max_image_pixels: int | None = field(
+        default=None, metadata={"help": "PIL's decompression-bomb limit (images over twice it are refused)."}
+    )
 
     def __post_init__(self) -> None:
-        check_positive(self, "max_new_tokens", "min_pixels", "max_pixels", "max_model_len")
+        from PIL import Image
+
+        from sophiavl_trl.model_utils import check_pixel_bounds
+
+        check_positive(self, "max_new_tokens", "max_model_len", "max_image_pixels")
+        check_pixel_bounds(self.min_pixels, self.max_pixels)
+        if self.device is not None:
+            check_device(self.device)
+        if self.max_image_pixels is not None:
+            Image.MAX_IMAGE_PIXELS = self.max_image_pixels
 
 
 @dataclass(kw_only=True)
@@ -75,6 +87,21 @@ def check_model_path(model: str) -> None:
         raise CLIError(f"model path not found: {model}")
 
 
+def check_device(device: str) -> None:
+    r"""Raise a `CLIError` unless `device` is a torch device that this machine has."""
+    import torch
+
+    try:
+        kind, index = torch.device(device).type, torch.device(device).index or 0
+    except RuntimeError:
+        raise CLIError(f"--device {device}: not a torch device; use cpu, cuda, cuda:N or mps") from None
+    count = {"cpu": 1, "cuda": torch.cuda.device_count(), "mps": int(torch.backends.mps.is_available())}.get(kind, 0)
+    if index >= count:
+        raise CLIError(
+            f"--device {device}: this machine has {count} {kind} device(s); use --device cpu or leave it unset"
+        )
+
+
 def load_image(path: str) -> Any:
     r"""Open an image file as RGB (`CLIError` when it is missing or unreadable)."""
     from PIL import Image
@@ -84,6 +111,8 @@ def load_image(path: str) -> Any:
     try:
         with Image.open(path) as image:
             return image.convert("RGB")
+    except Image.DecompressionBombError as exc:  # the dispatcher says how to raise the limit
+        raise Image.DecompressionBombError(f"image {path}: {exc}") from None
     except OSError as exc:
         raise CLIError(f"cannot read image {path}: {exc}") from None
 

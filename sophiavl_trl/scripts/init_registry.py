@@ -66,7 +66,7 @@ def find_entries(root: Path) -> dict[str, Path]:
     names = Counter(map(subset_name, files))
     return {
         (n if names[n] == 1 else f.with_suffix("").as_posix()): root / "json" / f
-        for f, n in zip(files, map(subset_name, files))
+        for f, n in zip(files, map(subset_name, files), strict=True)
     }
 
 
@@ -141,7 +141,7 @@ def main(argv: list[str]) -> int:
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
     print(f"wrote {output}: {', '.join([*entries, ALL])} ({ALL}: every file of {root / 'json'})")
     for line in lines:
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)).rstrip())
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
     for name, s in stats.items():
         if s["missing"]:
             zipped = f"; unzip {name}.zip in {root}" if (root / f"{name}.zip").is_file() else ""

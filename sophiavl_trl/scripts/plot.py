@@ -42,13 +42,14 @@ class PlotArguments:
 
 
 def read_log_history(run_dir: str | Path) -> list[dict]:
-    r"""The log history of a run folder: its `trainer_state.json`, else the newest `checkpoint-*`'s."""
-    run_dir = Path(run_dir)
-    steps = lambda p: int(p.name.rpartition("-")[2]) if p.name.rpartition("-")[2].isdigit() else -1  # noqa: E731
-    candidates = [run_dir, *sorted(run_dir.glob("checkpoint-*"), key=steps, reverse=True)]
-    for path in (c / "trainer_state.json" for c in candidates):
-        if path.is_file():
-            return json.loads(path.read_text())["log_history"]
+    r"""The log history of a run folder: its `trainer_state.json`, else its last checkpoint's."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if not Path(run_dir).is_dir():
+        raise FileNotFoundError(f"run folder not found: {run_dir} (give a training output_dir)")
+    for folder in (run_dir, get_last_checkpoint(run_dir)):
+        if folder is not None and (Path(folder) / "trainer_state.json").is_file():
+            return json.loads((Path(folder) / "trainer_state.json").read_text())["log_history"]
     raise FileNotFoundError(f"no trainer_state.json in {run_dir} or its checkpoints: is it a training output folder?")
 
 
@@ -89,7 +90,7 @@ def plot_runs(
     rows = math.ceil(len(panels) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
     for ax, (key, title) in zip(axes.flat, panels):
-        for i, (history, label) in enumerate(zip(histories, labels)):
+        for i, (history, label) in enumerate(zip(histories, labels, strict=True)):
             # NaN (e.g. a step where the judge scored nothing) would poison the moving average: left out.
             values = {h["step"]: h[key] for h in history if "step" in h and isinstance(h.get(key), int | float)}
             points = [(step, value) for step, value in values.items() if math.isfinite(value)]
@@ -129,7 +130,7 @@ def plot_timing(run_dir: str, output: str) -> Path:
         values = [h.get(f"timing/{phase}", 0.0) or 0.0 for h in history]
         if any(values):
             ax.bar(steps, values, bottom=bottom, color=f"C{i}", label=phase.replace("_", " "))
-            bottom = [b + v for b, v in zip(bottom, values)]
+            bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     if any("timing/judge" in h for h in history):
         judge = [h.get("timing/judge", math.nan) for h in history]
         ax.plot(steps, judge, "k.--", linewidth=1, label="judge wall time (overlaps log-probs)")
