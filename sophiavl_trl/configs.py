@@ -35,44 +35,49 @@ def _matches(value: Any, annotation: Any) -> bool:
     return isinstance(value, annotation) if annotation in (bool, str, type(None)) else True  # not a type we declare
 
 
-# Inherited TRL settings that TRL accepts, and that then fail late or never: (fields, requirement, test); None is unset.
-BOUNDS = [
-    (
+_AT_LEAST_0, _ABOVE_0, _IN_0_1 = (
+    (">= 0", lambda v: v >= 0),
+    ("> 0", lambda v: v > 0),
+    ("in [0, 1]", lambda v: 0 <= v <= 1),
+)
+# Numeric settings and their range (None: unset), ours and inherited TRL ones that TRL accepts out of range and that then
+# fail late or never (`learning_rate: -0.1`, `max_completion_length: 0`).
+BOUNDS = {
+    **dict.fromkeys(
         ("learning_rate", "beta", "epsilon", "epsilon_high", "delta", "temperature", "top_k", "weight_decay",
-         "max_grad_norm", "warmup_steps", "num_train_epochs", "entropy_coef"),
-        ">= 0", lambda v: v >= 0,
+         "max_grad_norm", "warmup_steps", "num_train_epochs", "entropy_coef", "trust_alpha", "judge_max_failed_steps",
+         "judge_max_retries"), _AT_LEAST_0,
     ),
-    (
+    **dict.fromkeys(
         ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps", "num_iterations",
          "max_completion_length", "steps_per_generation", "generation_batch_size", "vllm_max_model_length",
-         "logging_steps", "save_steps", "eval_steps"),
-        "> 0", lambda v: v > 0,
+         "logging_steps", "save_steps", "eval_steps", "trust_anneal_steps", "judge_timeout", "judge_max_concurrency"),
+        _ABOVE_0,
     ),
-    (("top_p",), "in (0, 1]", lambda v: 0 < v <= 1),
-]  # fmt: skip
+    **dict.fromkeys(
+        ("trust_correct_threshold", "judge_query_threshold", "trust_uniform_low", "trust_uniform_high"), _IN_0_1
+    ),
+    "top_p": ("in (0, 1]", lambda v: 0 < v <= 1),
+}  # fmt: skip
 
 
-def check_field_types(config: Any, base: type) -> None:
-    """Check the fields of `config`: the declared type of those `type(config)` adds to `base`, finite numbers
-    everywhere, and `BOUNDS`. Raises `ValueError` naming the field.
+def check_fields(config: Any, base: type) -> None:
+    """Check the fields of `config`: the declared type of those `type(config)` adds to `base`, finite numbers, and
+    `BOUNDS`. Raises `ValueError` naming the field.
 
     Values from a YAML recipe reach the dataclass unconverted (`TrlParser` passes them as argparse defaults), so
     `judge_max_retries: 2.5` or `trust_alpha: [1, 2]` would otherwise fail far from the recipe, or (`.nan`) not at all.
     """
-    inherited = {f.name for f in dataclasses.fields(base)}
-    hints = typing.get_type_hints(type(config))
+    inherited, hints = {f.name for f in dataclasses.fields(base)}, typing.get_type_hints(type(config))
     for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
+        value, (requirement, test) = getattr(config, f.name), BOUNDS.get(f.name, ("", None))
         if f.name not in inherited and not _matches(value, hints[f.name]):
             expected = getattr(hints[f.name], "__name__", None) or str(hints[f.name]).replace("NoneType", "None")
             raise ValueError(f"{f.name} must be {expected}, got {value!r} ({type(value).__name__}).")
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"{f.name} must be a finite number, got {value}.")
-    for names, requirement, test in BOUNDS:
-        for name in names:
-            value = getattr(config, name, None)
-            if isinstance(value, int | float) and not isinstance(value, bool) and not test(value):
-                raise ValueError(f"{name} must be {requirement}, got {value}.")
+        if test and isinstance(value, int | float) and not isinstance(value, bool) and not test(value):
+            raise ValueError(f"{f.name} must be {requirement}, got {value}.")
     if getattr(config, "max_steps", 1) <= 0 and getattr(config, "num_train_epochs", 1) <= 0:
         raise ValueError(
             f"Nothing to train: max_steps is {config.max_steps} and num_train_epochs {config.num_train_epochs}; set "
@@ -107,13 +112,10 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         lines: dict[Any, int] = {}
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
+            key, line = self.construct_object(key_node, deep=True), key_node.start_mark.line + 1
             if key in lines:
-                raise ValueError(
-                    f"{self.name}: {key!r} is set twice (lines {lines[key]} and {key_node.start_mark.line + 1}); "
-                    "keep one."
-                )
-            lines[key] = key_node.start_mark.line + 1
+                raise ValueError(f"{self.name}: {key!r} is set twice (lines {lines[key]} and {line}); keep one.")
+            lines[key] = line
         return super().construct_mapping(node, deep)
 
 
@@ -252,7 +254,7 @@ class SophiaVLScriptArguments(ScriptArguments):
         for name in ("reward_funcs", "judge_base_url"):
             if isinstance(getattr(self, name), str):
                 setattr(self, name, [v.strip() for v in getattr(self, name).split(",") if v.strip()])
-        check_field_types(self, ScriptArguments)
+        check_fields(self, ScriptArguments)
         if self.dataset_registry is None and self.dataset_name is None:
             raise ValueError("Give a data set: --dataset_registry PATH --train_files NAMES, or --dataset_name.")
         if self.dataset_registry is not None and not self.train_files:
@@ -260,8 +262,3 @@ class SophiaVLScriptArguments(ScriptArguments):
         if self.on_invalid not in ("error", "skip"):
             raise ValueError(f"on_invalid must be 'error' or 'skip', got {self.on_invalid!r}.")
         check_pixel_bounds(self.min_pixels, self.max_pixels)
-        if self.judge_timeout <= 0 or self.judge_max_retries < 0 or self.judge_max_concurrency < 1:
-            raise ValueError(
-                "judge_timeout must be > 0, judge_max_retries >= 0 and judge_max_concurrency >= 1; got "
-                f"{self.judge_timeout}, {self.judge_max_retries}, {self.judge_max_concurrency}."
-            )

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 from trl import GRPOConfig
 
-from sophiavl_trl.configs import check_field_types
+from sophiavl_trl.configs import check_fields
 
 
 TRUST_MODES = ("paper", "reference")
@@ -110,35 +110,18 @@ class TrustGRPOConfig(GRPOConfig):
     )
 
     def __post_init__(self):
-        check_field_types(self, GRPOConfig)  # before TRL's own checks, which accept NaN, 0 batches, ... (BOUNDS)
+        check_fields(self, GRPOConfig)  # before TRL's own checks (which accept NaN, 0 batches, ...)
         super().__post_init__()
         if self.trust_mode not in TRUST_MODES:
             raise ValueError(f"trust_mode must be one of {TRUST_MODES}, got {self.trust_mode!r}.")
         for name, value in _MODE_DEFAULTS[self.trust_mode].items():
-            if getattr(self, name) is None and value is not None:
+            if getattr(self, name) is None:
                 setattr(self, name, value)
-        if self.trust_skip_uniform is None:
-            self.trust_skip_uniform = False
-
-        if self.trust_alpha < 0:
-            raise ValueError(f"trust_alpha must be >= 0, got {self.trust_alpha}.")
-        if self.trust_anneal_steps is not None and self.trust_anneal_steps <= 0:
-            raise ValueError(
-                f"trust_anneal_steps must be a positive number of steps, got {self.trust_anneal_steps}; leave it unset "
-                "to anneal over the whole run."
-            )
-        for name in ("trust_correct_threshold", "trust_uniform_low", "trust_uniform_high"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}.")
-        if self.judge_query_threshold is not None and not 0.0 <= self.judge_query_threshold <= 1.0:
-            raise ValueError(f"judge_query_threshold must be in [0, 1], got {self.judge_query_threshold}.")
         if self.trust_uniform_low >= self.trust_uniform_high:
             raise ValueError(
                 f"trust_uniform_low ({self.trust_uniform_low}) must be below trust_uniform_high "
                 f"({self.trust_uniform_high})."
             )
-        if self.judge_max_failed_steps < 0:
-            raise ValueError(f"judge_max_failed_steps must be >= 0, got {self.judge_max_failed_steps}.")
         if self.multi_objective_aggregation != "sum_then_normalize":
             raise ValueError(
                 "Trust-GRPO adds the weighted thinking score to the summed outcome rewards before group "
