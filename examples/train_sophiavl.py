@@ -70,7 +70,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from trl import ModelConfig, get_peft_config
 
 from sophiavl_trl import TrustGRPOConfig, TrustGRPOTrainer
-from sophiavl_trl.configs import RecipeParser, SophiaVLScriptArguments, check_model_path, warn_suspicious
+from sophiavl_trl.configs import RecipeParser, SophiaVLScriptArguments, warn_suspicious
 from sophiavl_trl.model_utils import forbidden_token_generation_kwargs, set_pixel_bounds
 from sophiavl_trl.rewards import ThinkingReward, get_reward_funcs
 
@@ -83,6 +83,21 @@ REWARD_SETTINGS = (
     "reward_weights", "scale_rewards", "multi_objective_aggregation",
 )  # fmt: skip
 LOCK_FILE = "_sophiavl-trl.lock"  # "_*" files are not pushed to the Hub by `Trainer.push_to_hub`
+
+
+def check_model_path(name_or_path: str) -> None:
+    """Fail at once, naming the path, when a local model path does not exist (instead of a Hub error much later)."""
+    looks_local = os.path.isabs(name_or_path) or name_or_path.startswith(("./", "../", "~"))
+    if looks_local and not os.path.exists(os.path.expanduser(name_or_path)):
+        raise FileNotFoundError(f"model_name_or_path: no such folder: {name_or_path}")
+    if not looks_local and os.environ.get("HF_HUB_OFFLINE") == "1" and not os.path.exists(name_or_path):
+        from huggingface_hub import try_to_load_from_cache
+
+        if try_to_load_from_cache(name_or_path, "config.json") is None:
+            raise FileNotFoundError(
+                f"model_name_or_path: {name_or_path!r} is neither a local folder nor in the Hub cache, and "
+                "HF_HUB_OFFLINE=1 forbids downloading it."
+            )
 
 
 def lock_output_dir(output_dir: str) -> IO | None:

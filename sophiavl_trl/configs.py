@@ -7,13 +7,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import os
 import sys
 import types
 import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from trl import ScriptArguments, TrlParser
@@ -28,6 +27,8 @@ def _matches(value: Any, annotation: Any) -> bool:
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):
         return any(_matches(value, arg) for arg in args)
+    if origin is typing.Literal:
+        return value in args
     if origin is list:
         return isinstance(value, list) and all(_matches(item, args[0]) for item in value if args)
     if annotation in (int, float):  # an int is a float here, a bool (an int subclass) is neither
@@ -72,7 +73,9 @@ def check_fields(config: Any, base: type) -> None:
     for f in dataclasses.fields(config):
         value, (requirement, test) = getattr(config, f.name), BOUNDS.get(f.name, ("", None))
         if f.name not in inherited and not _matches(value, hints[f.name]):
-            expected = getattr(hints[f.name], "__name__", None) or str(hints[f.name]).replace("NoneType", "None")
+            hint = hints[f.name]
+            expected = getattr(hint, "__name__", "") or str(hint).replace("NoneType", "None")
+            expected = f"one of {typing.get_args(hint)}" if typing.get_origin(hint) is Literal else expected
             raise ValueError(f"{f.name} must be {expected}, got {value!r} ({type(value).__name__}).")
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"{f.name} must be a finite number, got {value}.")
@@ -128,21 +131,6 @@ class RecipeParser(TrlParser):
             with open(args[args.index("--config") + 1]) as recipe:
                 yaml.load(recipe, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
         return super().parse_args_and_config(args, **kwargs)
-
-
-def check_model_path(name_or_path: str) -> None:
-    """Fail at once, naming the path, when a local model path does not exist (instead of a Hub error much later)."""
-    looks_local = os.path.isabs(name_or_path) or name_or_path.startswith(("./", "../", "~"))
-    if looks_local and not os.path.exists(os.path.expanduser(name_or_path)):
-        raise FileNotFoundError(f"model_name_or_path: no such folder: {name_or_path}")
-    if not looks_local and os.environ.get("HF_HUB_OFFLINE") == "1" and not os.path.exists(name_or_path):
-        from huggingface_hub import try_to_load_from_cache
-
-        if try_to_load_from_cache(name_or_path, "config.json") is None:
-            raise FileNotFoundError(
-                f"model_name_or_path: {name_or_path!r} is neither a local folder nor in the Hub cache, and "
-                "HF_HUB_OFFLINE=1 forbids downloading it."
-            )
 
 
 @dataclass
@@ -207,24 +195,16 @@ class SophiaVLScriptArguments(ScriptArguments):
     system_prompt: str | None = field(default=None, metadata={"help": "System prompt (SophiaVL-R1's when unset)."})
     min_pixels: int = field(default=262144, metadata={"help": "Minimum image pixels (smart resize)."})
     max_pixels: int = field(default=4194304, metadata={"help": "Maximum image pixels (smart resize)."})
-    on_invalid: str = field(
-        default="error",
-        metadata={
-            "help": "Invalid rows: 'error' (stop and list them) or 'skip' (drop and report).",
-            "choices": ["error", "skip"],
-        },
+    on_invalid: Literal["error", "skip"] = field(
+        default="error", metadata={"help": "Invalid rows: 'error' (stop and list them) or 'skip' (drop and report)."}
     )
     reward_funcs: list[str] = field(
         default_factory=lambda: ["accuracy"],
         metadata={"help": "Outcome reward names (accuracy, format) or dotted paths."},
     )
     use_thinking_reward: bool = field(default=True, metadata={"help": "Score the thinking with the judge."})
-    judge_reasoning_source: str = field(
-        default="think",
-        metadata={
-            "help": "What the judge reads: 'think' (<think> content) or 'completion'.",
-            "choices": ["think", "completion"],
-        },
+    judge_reasoning_source: Literal["think", "completion"] = field(
+        default="think", metadata={"help": "What the judge reads: 'think' (<think> content) or 'completion'."}
     )
     forbid_vision_tokens: bool = field(default=True, metadata={"help": "Never sample Qwen's vision special tokens."})
     judge_base_url: list[str] | None = field(
@@ -259,6 +239,4 @@ class SophiaVLScriptArguments(ScriptArguments):
             raise ValueError("Give a data set: --dataset_registry PATH --train_files NAMES, or --dataset_name.")
         if self.dataset_registry is not None and not self.train_files:
             raise ValueError(f"--dataset_registry {self.dataset_registry} needs --train_files (registry names).")
-        if self.on_invalid not in ("error", "skip"):
-            raise ValueError(f"on_invalid must be 'error' or 'skip', got {self.on_invalid!r}.")
         check_pixel_bounds(self.min_pixels, self.max_pixels)

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from trl import GRPOConfig
 
 from sophiavl_trl.configs import check_fields
 
-
-TRUST_MODES = ("paper", "reference")
 
 # What each mode sets for the knobs left at None. `reference` is the released training code.
 _MODE_DEFAULTS = {
@@ -68,9 +67,8 @@ class TrustGRPOConfig(GRPOConfig):
             order). The requests, scores and rewards are the same either way.
     """
 
-    trust_mode: str = field(
-        default="paper",
-        metadata={"help": "Trust-GRPO variant: 'paper' or 'reference' (the released code).", "choices": TRUST_MODES},
+    trust_mode: Literal["paper", "reference"] = field(
+        default="paper", metadata={"help": "Trust-GRPO variant: 'paper' or 'reference' (the released code)."}
     )
     trust_alpha: float = field(default=0.3, metadata={"help": "Initial scale alpha of the thinking reward."})
     trust_anneal_steps: int | None = field(
@@ -112,8 +110,6 @@ class TrustGRPOConfig(GRPOConfig):
     def __post_init__(self):
         check_fields(self, GRPOConfig)  # before TRL's own checks (which accept NaN, 0 batches, ...)
         super().__post_init__()
-        if self.trust_mode not in TRUST_MODES:
-            raise ValueError(f"trust_mode must be one of {TRUST_MODES}, got {self.trust_mode!r}.")
         for name, value in _MODE_DEFAULTS[self.trust_mode].items():
             if getattr(self, name) is None:
                 setattr(self, name, value)

@@ -40,6 +40,10 @@ def parse(tmp_path, **recipe):
         ({"judge_timeout": True}, "judge_timeout must be float"),
         ({"use_thinking_reward": 2}, "use_thinking_reward must be bool"),
         ({"trust_alpha": -1}, "trust_alpha must be >= 0"),
+        ({"trust_mode": "papers"}, r"trust_mode must be one of \('paper', 'reference'\), got 'papers'"),
+        ({"on_invalid": "drop"}, "on_invalid must be one of"),
+        ({"judge_query_threshold": 1.5}, r"judge_query_threshold must be in \[0, 1\], got 1.5"),
+        ({"judge_max_concurrency": 0}, "judge_max_concurrency must be > 0, got 0"),
     ],
 )
 def test_a_malformed_recipe_value_names_the_field(tmp_path, recipe, message):
