@@ -119,6 +119,8 @@ def lock_output_dir(output_dir: str) -> IO | None:
             f"output_dir {output_dir} is in use by another training (PID {holder}); wait for it to end or choose "
             "another output_dir."
         ) from None
+    except OSError as exc:  # a file system without locks (some network mounts): train, and say it is unguarded
+        logger.warning("Cannot lock %s (%s): another training could write into it too.", output_dir, exc)
     handle.truncate(0)
     handle.write(f"{os.getpid()} on {socket.gethostname()}\n")
     handle.flush()
