@@ -146,9 +146,6 @@ def main(argv: list[str]) -> int:
     results["config"] = {**asdict(args), "decoding": "greedy", "min_pixels": bounds[0], "max_pixels": bounds[1]}
     results["elapsed_seconds"] = round(time.monotonic() - start, 3)
     (output / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    (output / "report.md").write_text(report(results), encoding="utf-8")
-    print("  type               count  accuracy")
-    for name, entry in [*results["per_type"].items(), ("all", results)]:
-        print(f"  {name:<16} {entry.get('count', results['num_samples']):>6}  {100 * entry['accuracy']:6.2f}%")
-    print(f"wrote {output / 'results.json'}, report.md, predictions.jsonl")
+    (output / "report.md").write_text(text := report(results), encoding="utf-8")
+    print(f"{text}\nwrote {output / 'results.json'}, report.md, predictions.jsonl")
     return 0
