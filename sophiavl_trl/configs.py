@@ -36,13 +36,10 @@ def _matches(value: Any, annotation: Any) -> bool:
     return isinstance(value, annotation) if annotation in (bool, str, type(None)) else True  # not a type we declare
 
 
-_AT_LEAST_0, _ABOVE_0, _IN_0_1 = (
-    (">= 0", lambda v: v >= 0),
-    ("> 0", lambda v: v > 0),
-    ("in [0, 1]", lambda v: 0 <= v <= 1),
-)
-# Numeric settings and their range (None: unset), ours and inherited TRL ones that TRL accepts out of range and that then
-# fail late or never (`learning_rate: -0.1`, `max_completion_length: 0`).
+_AT_LEAST_0, _ABOVE_0 = (">= 0", lambda v: v >= 0), ("> 0", lambda v: v > 0)
+_IN_0_1 = ("in [0, 1]", lambda v: 0 <= v <= 1)
+# Numeric settings and their range (None: unset): ours, and inherited TRL ones that TRL accepts out of range and that
+# then fail late or never (`learning_rate: -0.1`, `max_completion_length: 0`).
 BOUNDS = {
     **dict.fromkeys(
         ("learning_rate", "beta", "epsilon", "epsilon_high", "delta", "temperature", "top_k", "weight_decay",
@@ -140,9 +137,8 @@ class SophiaVLScriptArguments(ScriptArguments):
 
     Parameters:
         dataset_registry (`str`, *optional*):
-            Path of a SophiaVL `dataset_info.json` registry (named entries with `file_path`, `image_base_path` and a
-            `columns` mapping). Either this with `train_files`, or TRL's `dataset_name` (a Hugging Face data set with
-            the same columns).
+            Path of a SophiaVL `dataset_info.json` registry, used with `train_files`; or give TRL's `dataset_name` (a
+            Hugging Face data set with the same columns).
         train_files (`str`, *optional*):
             Comma-separated registry names combined into the training set, as in the original (`"Chart,OCR"`).
         eval_files (`str`, *optional*):
@@ -163,8 +159,7 @@ class SophiaVLScriptArguments(ScriptArguments):
         use_thinking_reward (`bool`, *optional*, defaults to `True`):
             Score the thinking with the judge (the `judge_*` settings below); `False` trains plain GRPO.
         judge_reasoning_source (`str`, *optional*, defaults to `"think"`):
-            What the judge reads as the reasoning: the `<think>` content, or the whole `completion` (as the released
-            code does).
+            What the judge reads: the `<think>` content, or the whole `completion` (as the released code does).
         forbid_vision_tokens (`bool`, *optional*, defaults to `True`):
             Never sample Qwen's vision special tokens in completions (a stray `<|image_pad|>` breaks training).
         judge_base_url (`list[str]`, *optional*):
@@ -181,11 +176,9 @@ class SophiaVLScriptArguments(ScriptArguments):
         judge_max_concurrency (`int`, *optional*, defaults to `64`):
             Requests in flight per process.
         judge_constrained_decoding (`bool`, *optional*, defaults to `False`):
-            Ask a vLLM judge to answer with one of "0", "0.1", ..., "1.0" (structured outputs) so every answer
-            parses. Off for servers that do not support it.
+            Ask a vLLM judge to answer with one of "0", "0.1", ..., "1.0" (structured outputs): every answer parses.
         allow_resume_with_changed_reward (`bool`, *optional*, defaults to `False`):
-            Resume from a checkpoint trained with other reward settings (`trust_mode`, `num_generations`, ...); the
-            change is logged. Refused otherwise: the reward would change mid-run.
+            Resume a checkpoint trained with other reward settings (`trust_mode`, `num_generations`, ...), logged.
     """
 
     dataset_registry: str | None = field(default=None, metadata={"help": "Path of a SophiaVL dataset_info.json."})

@@ -28,7 +28,8 @@ BASE_RECIPE = "dataset_name: d\nuse_cpu: true\nbf16: false\nreport_to: none\n"
 RECIPE_ROWS = [
     ("20.8", "min_pixels: 1", r"min_pixels must be at least one 28x28 patch \(784 pixels\), got 1"),
     ("20.8", "max_pixels: 500\nmin_pixels: 400", "min_pixels must be at least one 28x28 patch"),
-    ("20.11", "trust_alpha: 0.3\nbeta: 0.0\ntrust_alpha: 0.5", r"recipe.yaml: 'trust_alpha' is set twice \(lines 5 and 7\)"),
+    ("20.11", "trust_alpha: 0.3\nbeta: 0.0\ntrust_alpha: 0.5",
+     r"recipe.yaml: 'trust_alpha' is set twice \(lines 5 and 7\)"),
     ("20.12", "learning_rate: .nan", "learning_rate must be a finite number, got nan"),
     ("20.12", "learning_rate: -0.1", r"learning_rate must be >= 0, got -0.1"),
     ("20.12", "beta: .inf", "beta must be a finite number, got inf"),
@@ -85,7 +86,7 @@ def train_script():
 
 
 def saved_checkpoint(run: Path, **settings) -> Path:
-    """`run/checkpoint-2` as `Trainer` writes it (weights, state, and the run's config pickled in training_args.bin)."""
+    """`run/checkpoint-2` as `Trainer` writes it (weights, state, the run's config pickled in training_args.bin)."""
     import torch
     from safetensors.torch import save_file
 
@@ -199,7 +200,8 @@ CLI_ROWS = [
      "--device cuda:63: this machine has"),
     ("20.16", "infer --config {tmp}/missing.yaml --model {tmp}/model --question q --type numerical",
      "No such file or directory: .*missing.yaml"),
-    ("20.16", "eval --model {tmp}/model --data {tmp}/file.txt --output {tmp}/file.txt", "--output .*file.txt is a file"),
+    ("20.16", "eval --model {tmp}/model --data {tmp}/file.txt --output {tmp}/file.txt",
+     "--output .*file.txt is a file"),
     ("20.16", "eval --model {tmp}/model --data {tmp}/file.txt --output {tmp}/o --image_dir {tmp}/none",
      "--image_dir .*none: no such folder"),
     ("20.16", "plot {tmp}/no-run", "run folder not found: .*no-run"),

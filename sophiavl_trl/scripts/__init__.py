@@ -18,8 +18,8 @@ class CLIError(ValueError):
 
 
 def parse_args(dataclass_type: type, argv: list[str], command: str, *, positionals: str | None = None) -> Any:
-    r"""Parse `argv` (and `--config FILE.yaml`) into `dataclass_type` with TRL's `TrlParser` (`RecipeParser`); `positionals` names a
-    `list[str]` field that collects bare (positional) arguments."""
+    r"""Parse `argv` (and `--config FILE.yaml`) into `dataclass_type` with TRL's `TrlParser` (as `RecipeParser`:
+    a key set twice in the recipe is an error); `positionals` names a `list[str]` field that takes bare arguments."""
     from sophiavl_trl.configs import RecipeParser
 
     parser = RecipeParser(dataclass_type, prog=f"sophiavl-trl {command}", description=dataclass_type.__doc__)
