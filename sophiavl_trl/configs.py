@@ -42,7 +42,7 @@ _IN_0_1 = ("in [0, 1]", lambda v: 0 <= v <= 1)
 # then fail late or never (`learning_rate: -0.1`, `max_completion_length: 0`).
 BOUNDS = {
     **dict.fromkeys(
-        ("learning_rate", "beta", "epsilon", "epsilon_high", "delta", "temperature", "top_k", "weight_decay",
+        ("learning_rate", "beta", "epsilon", "epsilon_high", "delta", "temperature", "weight_decay",
          "max_grad_norm", "warmup_steps", "num_train_epochs", "entropy_coef", "trust_alpha", "judge_max_failed_steps",
          "judge_max_retries"), _AT_LEAST_0,
     ),
