@@ -17,6 +17,40 @@ DEFAULT_MAX_PIXELS = 4194304
 MAX_ASPECT_RATIO = 200
 
 
+def resolve_image(path: str, base: str | os.PathLike | None, where: str = "") -> str:
+    r"""
+    The local file an image path names: `file://` dropped; a relative path joined to `base` (`image_base_path`), where
+    it must stay once every symbolic link is resolved (a `../` or a link that leads outside is refused).
+
+    Args:
+        path (`str`):
+            The image path of a row (absolute paths are taken as they are).
+        base (`str` or `os.PathLike` or `None`):
+            The folder relative paths are relative to (`None`: the working directory, unchecked).
+        where (`str`, *optional*, defaults to `""`):
+            Prefix of the error message, such as `"data.json, row 3, field 'path'"`.
+
+    Returns:
+        `str`: the normalised path (links kept, so messages show the path the user wrote).
+
+    Raises:
+        `ValueError`: a remote URL, or a path that leaves `base`.
+    """
+    prefix = f"{where}: " if where else ""
+    if path.startswith(("http://", "https://")):
+        raise ValueError(f"{prefix}remote image URLs are not supported: {path!r}; download the images first")
+    joined = path.removeprefix("file://")
+    if base and not os.path.isabs(joined):
+        joined, root = os.path.abspath(os.path.join(base, joined)), os.path.abspath(base)
+        if os.path.commonpath([joined, root]) != root:
+            raise ValueError(f"{prefix}image path {path!r} resolves to {joined}, outside image_base_path {base}")
+        real, root = os.path.realpath(joined), os.path.realpath(base)  # a link may lead outside: resolve them all
+        if os.path.commonpath([real, root]) != root:
+            raise ValueError(f"{prefix}image path {path!r} leads through a symbolic link to {real}, outside "
+                             f"image_base_path {base}")  # fmt: skip
+    return os.path.normpath(joined)
+
+
 def image_refs(value: Any, base: str | os.PathLike | None) -> tuple[list[dict[str, Any]], str | None]:
     """A `path` cell as `{"bytes", "path"}` refs (the `datasets.Image` storage), or why it cannot be."""
     refs = []
@@ -27,14 +61,10 @@ def image_refs(value: Any, base: str | os.PathLike | None) -> tuple[list[dict[st
         path = item.get("path") if isinstance(item, dict) else item
         if not isinstance(path, str) or not path:
             return [], f"expected an image path (or a list of paths), got {item!r:.80}"
-        if path.startswith(("http://", "https://")):
-            return [], f"remote image URLs are not supported: {path!r}; download the images first"
-        path = path.removeprefix("file://")
-        if base and not os.path.isabs(path):
-            path, root = os.path.abspath(os.path.join(base, path)), os.path.abspath(base)
-            if os.path.commonpath([path, root]) != root:
-                return [], f"image path {item!r} resolves to {path}, outside image_base_path {base}"
-        refs.append({"bytes": None, "path": os.path.normpath(path)})
+        try:
+            refs.append({"bytes": None, "path": resolve_image(path, base)})
+        except ValueError as exc:
+            return [], str(exc)
     return refs, None
 
 
