@@ -62,6 +62,7 @@ from sophiavl_trl import TrustGRPOConfig, TrustGRPOTrainer
 from sophiavl_trl.configs import SophiaVLScriptArguments, check_model_path
 from sophiavl_trl.model_utils import forbidden_token_generation_kwargs, set_pixel_bounds
 from sophiavl_trl.rewards import ThinkingReward, get_reward_funcs
+from sophiavl_trl.rewards.accuracy_rewards import VERIFIERS
 
 
 logger = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ def load_data(script_args: SophiaVLScriptArguments, names: str | None):
         "max_pixels": script_args.max_pixels,
         "on_invalid": script_args.on_invalid,
         "system_prompt": script_args.system_prompt,
+        "problem_types": list(VERIFIERS),  # the types the accuracy reward can score
     }
     if script_args.dataset_registry is not None:
         return load_sophiavl_dataset(names, script_args.dataset_registry, **options)

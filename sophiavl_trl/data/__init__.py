@@ -9,10 +9,10 @@ Imports are lazy: `import sophiavl_trl.data` loads nothing heavy (torch, dataset
 
 from typing import TYPE_CHECKING
 
-from sophiavl_trl import _lazy_exports
+from sophiavl_trl._lazy import lazy_exports
 
 
-__getattr__, __all__ = _lazy_exports(
+__getattr__, __all__ = lazy_exports(
     globals(),
     {
         "sophiavl_trl.data.prompts": "SYSTEM_PROMPT QUESTION_TEMPLATE TYPE_TEMPLATE build_question build_prompt",

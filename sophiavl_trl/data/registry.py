@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from sophiavl_trl.data.images import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, ImageTransform, check_images, image_refs
 from sophiavl_trl.data.prompts import IMAGE_PLACEHOLDER, SYSTEM_PROMPT, TYPE_TEMPLATE, build_prompt
-from sophiavl_trl.rewards.accuracy_rewards import normalize_problem_type, registered_problem_types
+from sophiavl_trl.data.prompts import normalize_problem_type as type_key
 
 
 if TYPE_CHECKING:
@@ -236,9 +236,9 @@ class _Rules:
         if self.on_invalid not in ("error", "skip"):
             raise ValueError(f"on_invalid must be 'error' or 'skip', got {self.on_invalid!r}.")
         ImageTransform(self.min_pixels, self.max_pixels)  # checks the bounds
-        types = registered_problem_types() if self.problem_types is None else self.problem_types
-        self.problem_types = self.known = frozenset(map(normalize_problem_type, types))  # the types with a verifier
-        self.templated = frozenset(map(normalize_problem_type, TYPE_TEMPLATE))  # types with a prompt instruction
+        types = TYPE_TEMPLATE if self.problem_types is None else self.problem_types
+        self.problem_types = self.known = frozenset(map(type_key, types))
+        self.templated = frozenset(map(type_key, TYPE_TEMPLATE))  # types with a prompt instruction
         self.system_prompt = SYSTEM_PROMPT if self.system_prompt is None else self.system_prompt
 
     def __call__(self, record: dict[str, Any], index: int) -> dict[str, Any]:
@@ -253,14 +253,15 @@ class _Rules:
         if row["solution"] is not None and not re.sub(r"</?answer>", "", row["solution"]).strip():
             why["solution"] = "empty solution"
         problem_type = row["problem_type"] = get("problem_type") or self.default_problem_type
-        key = normalize_problem_type(problem_type) if isinstance(problem_type, str) else None
+        key = type_key(problem_type) if isinstance(problem_type, str) else None
         if problem_type is None:
             why["problem_type"] = "missing problem_type (pass default_problem_type to set one for such rows)"
         elif key is None:
             why["problem_type"], row["problem_type"] = f"expected a string, got {type(problem_type).__name__}", None
         elif key not in self.known:
-            why["problem_type"] = f"unknown problem type {problem_type!r}; known types: {sorted(self.known)} " + (
-                "(register a verifier with sophiavl_trl.rewards.register_verifier to add one)"
+            why["problem_type"] = (
+                f"unknown problem type {problem_type!r}; known types: {sorted(self.known)} (add one to {_TEMPLATES}, "
+                "and its verifier with sophiavl_trl.rewards.register_verifier)"
             )
         elif key not in self.templated:
             why["problem_type"] = f"no prompt instruction for problem type {problem_type!r}; add one to {_TEMPLATES}"
@@ -359,7 +360,8 @@ def load_sophiavl_dataset(
     `DEFAULT_MAX_PIXELS`) when a row is read. `on_invalid="error"` (default) raises a `DatasetValidationError` listing the
     first offending rows (file, row, field); `"skip"` drops them with a warning (whole-file problems always raise).
     `system_prompt=None` uses `SYSTEM_PROMPT` (`""`: none); `default_problem_type` fills rows without one;
-    `problem_types` defaults to those with an accuracy verifier. `verify_images=True` decodes every image once, in
+    `problem_types` (the accepted types) defaults to `TYPE_TEMPLATE`'s; the training script passes the accuracy
+    reward's (`sophiavl_trl.rewards.accuracy_rewards.VERIFIERS`). `verify_images=True` decodes every image once, in
     threads, to catch corrupt and truncated files (`False`: only checks that they exist). `return_report=True` also
     returns the `ValidationReport`.
     """

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from importlib import import_module
 
 from sophiavl_trl.judge.client import ThinkingRewardClient
-from sophiavl_trl.rewards.accuracy_rewards import accuracy_reward, get_verifier, register_verifier
+from sophiavl_trl.rewards.accuracy_rewards import accuracy_reward, register_verifier
 from sophiavl_trl.rewards.format_rewards import format_reward
 from sophiavl_trl.rewards.judge_rewards import ThinkingReward
 
@@ -27,7 +27,6 @@ __all__ = [
     "accuracy_reward",
     "format_reward",
     "get_reward_funcs",
-    "get_verifier",
     "register_verifier",
 ]
 

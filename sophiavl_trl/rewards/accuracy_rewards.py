@@ -22,19 +22,13 @@ from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
+from sophiavl_trl.data.prompts import normalize_problem_type
 from sophiavl_trl.rewards.format_rewards import _block, completion_to_text, extract_answer, is_well_formatted
 
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "VERIFIERS",
-    "accuracy_reward",
-    "get_verifier",
-    "normalize_problem_type",
-    "register_verifier",
-    "registered_problem_types",
-]
+__all__ = ["VERIFIERS", "accuracy_reward", "register_verifier"]
 
 Verifier = Callable[[str, str], float]
 
@@ -147,6 +141,8 @@ def _free_form(answer: str, truth: str) -> float:
     return sum(score.fmeasure for score in _rouge().score(truth, answer).values()) / 3
 
 
+# Keyed by `normalize_problem_type` spelling; examples/train_sophiavl.py passes the keys to data validation, so rows of a
+# type without a verifier are refused before training.
 VERIFIERS: dict[str, Verifier] = {
     "numerical": _numerical,
     "multiple choice": _multiple_choice,
@@ -155,17 +151,6 @@ VERIFIERS: dict[str, Verifier] = {
     "text": _free_form,
 }
 _warned_types: set[str] = set()
-
-
-def normalize_problem_type(name: str) -> str:
-    """Registry spelling of a problem type, shared with data validation: case-folded, `_`, `-` and whitespace runs read
-    as one space (`"Free-Form"` -> `"free form"`, `"OCR"` -> `"ocr"`)."""
-    return " ".join(re.sub(r"[_\-]+", " ", str(name)).split()).casefold()
-
-
-def registered_problem_types() -> list[str]:
-    """Problem types that have a verifier, in registry spelling (see `normalize_problem_type`)."""
-    return sorted(VERIFIERS)
 
 
 def register_verifier(problem_type: str, fn: Verifier, *, overwrite: bool = False) -> Verifier:
@@ -195,14 +180,6 @@ def register_verifier(problem_type: str, fn: Verifier, *, overwrite: bool = Fals
         raise ValueError(f"problem_type {problem_type!r} already has a verifier (as {key!r}); pass overwrite=True.")
     VERIFIERS[key] = fn
     return fn
-
-
-def get_verifier(problem_type: str) -> Verifier:
-    """The verifier of a registered `problem_type`; `ValueError` (listing the registered types) otherwise."""
-    verifier = VERIFIERS.get(normalize_problem_type(problem_type))
-    if verifier is None:
-        raise ValueError(f"No verifier for problem_type {problem_type!r}. Registered: {registered_problem_types()}")
-    return verifier
 
 
 def _verifier_for(problem_type: Any) -> Verifier:
