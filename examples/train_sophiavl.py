@@ -60,6 +60,7 @@ from trl import ModelConfig, TrlParser, get_peft_config
 
 from sophiavl_trl import TrustGRPOConfig, TrustGRPOTrainer
 from sophiavl_trl.configs import SophiaVLScriptArguments, check_model_path
+from sophiavl_trl.data import check_prompt_lengths
 from sophiavl_trl.model_utils import forbidden_token_generation_kwargs, set_pixel_bounds
 from sophiavl_trl.rewards import ThinkingReward, get_reward_funcs
 from sophiavl_trl.rewards.accuracy_rewards import VERIFIERS
@@ -135,9 +136,11 @@ def main(script_args: SophiaVLScriptArguments, training_args: TrustGRPOConfig, m
     # Dataset (validated here, before any model is loaded)
     ################
     train_dataset = load_data(script_args, script_args.train_files)
+    train_dataset = check_prompt_lengths(train_dataset, processor, training_args, script_args.on_invalid)
     eval_dataset = None
     if training_args.eval_strategy != "no" and script_args.eval_files:
         eval_dataset = load_data(script_args, script_args.eval_files)
+        eval_dataset = check_prompt_lengths(eval_dataset, processor, training_args, script_args.on_invalid)
 
     ################
     # Rewards

@@ -780,9 +780,15 @@ class TestValidation:
         assert dataset["solution"] == ["4", "3"]  # bare JSON numbers are accepted as text, even mixed with strings
         assert dataset["problem_type"] == ["numerical", "numerical"]
 
-    def test_text_rows_ignore_their_image_column_as_in_the_original(self, tmp_path):
-        registry = _single_entry_registry(tmp_path, [_row(data_type="text", path="missing.png", problem_type="text")])
-        row = load_sophiavl_dataset("D", registry)[0]
+    def test_a_text_row_with_an_image_path_is_refused(self, tmp_path):
+        # The original dropped the image silently; the question may be about it (issue 20 item 10).
+        rows = [_row(data_type="text", path="a.png", problem_type="text"), _row(data_type="text", path="")]
+        registry = _single_entry_registry(tmp_path, rows)
+        with pytest.raises(DatasetValidationError) as info:
+            load_sophiavl_dataset("D", registry)
+        assert info.value.report.invalid_rows == [(str(tmp_path / "data.json"), 0)]
+        assert "field 'path': a text row (data_type 'text') with image path(s)" in info.value.report.issues[0]
+        row = load_sophiavl_dataset("D", registry, on_invalid="skip")[0]  # an empty path is no image
         assert row["images"] == [] and isinstance(row["prompt"][-1]["content"], str)
 
     def test_image_deleted_after_validation_fails_loudly(self, tmp_path):

@@ -15,9 +15,10 @@ from sophiavl_trl._lazy import lazy_exports
 __getattr__, __all__ = lazy_exports(
     globals(),
     {
-        "sophiavl_trl.data.prompts": "SYSTEM_PROMPT QUESTION_TEMPLATE TYPE_TEMPLATE build_question build_prompt",
-        "sophiavl_trl.data.registry": "DatasetSpec DatasetValidationError ValidationReport load_registry "
-        "load_sophiavl_dataset prepare_dataset read_table",
+        "sophiavl_trl.data.prompts": "SYSTEM_PROMPT QUESTION_TEMPLATE TYPE_TEMPLATE build_question build_prompt "
+        "normalize_problem_type template_type",
+        "sophiavl_trl.data.registry": "DatasetSpec DatasetValidationError ValidationReport check_prompt_lengths "
+        "load_registry load_sophiavl_dataset prepare_dataset read_table",
         "sophiavl_trl.data.images": "ImageTransform",
         "sophiavl_trl.data.sampler": "ModalityGroupedRepeatSampler modality_labels",
         "sophiavl_trl.data.synthetic": "write_synthetic_dataset",

@@ -98,6 +98,20 @@ def check_images(images: list[list[dict]], issues: list[list[str]], *, verify: b
     return {"issues": [old + [f"field 'path': {v}" for v in new if v] for old, new in zip(issues, verdicts)]}
 
 
+def image_tokens(refs: list[dict[str, Any]], min_pixels: int, max_pixels: int) -> int:
+    """The vision tokens of a row's images once `ImageTransform` has resized them: one per 28 x 28 pixels (Qwen2.5-VL's
+    14-pixel patches, merged 2 x 2). Reads only the image headers."""
+    from PIL import Image
+    from qwen_vl_utils import smart_resize
+
+    total = 0
+    for ref in refs:
+        with Image.open(BytesIO(ref["bytes"]) if ref.get("bytes") else ref["path"]) as image:
+            height, width = smart_resize(image.height, image.width, 28, min_pixels, max_pixels)
+        total += height * width // 28**2
+    return total
+
+
 class ImageTransform:
     r"""`Dataset.with_transform` transform: opens a row's images when it is read, as RGB, resized by qwen-vl-utils'
     `fetch_image` (sides multiples of 28, pixel count within `[min_pixels, max_pixels]`, aspect ratio kept)."""

@@ -24,12 +24,20 @@ import math
 import os
 import re
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from sophiavl_trl.data.images import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, ImageTransform, check_images, image_refs
+from sophiavl_trl.data.images import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MIN_PIXELS,
+    ImageTransform,
+    check_images,
+    image_refs,
+    image_tokens,
+)
 from sophiavl_trl.data.prompts import IMAGE_PLACEHOLDER, SYSTEM_PROMPT, TYPE_TEMPLATE, build_prompt
 from sophiavl_trl.data.prompts import normalize_problem_type as type_key
 
@@ -47,6 +55,8 @@ _ALIASES |= {name: name for name in ("problem", "solution", "problem_type", "dat
 _ROLE_KEY = re.compile(r"^column_res?ponses_to_(\w+)$")
 _BUILDERS = {".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 _TEMPLATES = "sophiavl_trl.data.prompts.TYPE_TEMPLATE"
+# Longer questions are refused before tokenizing: far beyond a VQA question, and ~12,500+ tokens in any tokenizer.
+MAX_QUESTION_CHARS = 50_000
 
 
 @dataclass(frozen=True)
@@ -249,6 +259,8 @@ class _Rules:
         row["problem"] = problem
         if problem is not None and not problem.replace(IMAGE_PLACEHOLDER, "").strip():
             why["problem"] = "empty prompt"
+        elif problem is not None and len(problem) > MAX_QUESTION_CHARS:  # checked before any tokenizer sees it
+            why["problem"] = f"the question is {len(problem):,} characters, over the cap of {MAX_QUESTION_CHARS:,}"
         row["solution"], why["solution"] = _as_text(get("solution"), "missing solution")
         if row["solution"] is not None and not re.sub(r"</?answer>", "", row["solution"]).strip():
             why["solution"] = "empty solution"
@@ -280,6 +292,11 @@ class _Rules:
             why["data_type"] = f"unsupported data_type {data_type!r}; expected one of ['image', 'text']"
         elif data_type == "image" and not images:
             why["path"] = why["path"] or "data_type is 'image' but the row has no image path"
+        elif data_type == "text" and images:  # the original drops them silently: the question may need them
+            why["path"] = (
+                f"a text row (data_type 'text') with image path(s) {[ref['path'] for ref in images]}: set "
+                + ("data_type to 'image' to train on the image, or remove the path")
+            )
         row["images"] = images = [] if data_type == "text" else images  # as in the original: text rows have none
         markers = (problem or "").count(IMAGE_PLACEHOLDER)
         if markers and data_type == "text":  # the image is dropped: the marker would reach the prompt as text
@@ -411,3 +428,54 @@ def prepare_dataset(
     source, report = source or dataset.info.dataset_name or "dataset", ValidationReport()
     rules = replace(rules, columns=dict(columns or {}), base=image_base_path, source=source)
     return _finish([_canonical(dataset, rules, report)], report, rules, return_report)
+
+
+def check_prompt_lengths(
+    dataset: "Dataset", processing_class: Any, args: Any, on_invalid: OnInvalid = "error"
+) -> "Dataset":
+    r"""
+    Check, before training, that every prompt of a `load_sophiavl_dataset` / `prepare_dataset` result fits: its tokens
+    (the chat template's text, and its images' tokens at the processor's pixel bounds) must not exceed
+    `args.max_prompt_length` (when the config has one), nor, with vLLM, `args.vllm_max_model_length -
+    args.max_completion_length` (vLLM refuses a longer prompt mid-training). `on_invalid="error"` raises a
+    `DatasetValidationError` naming the file, row and field of each; `"skip"` returns the data set without them.
+    """
+    limits = {"max_prompt_length": getattr(args, "max_prompt_length", None)}
+    if getattr(args, "use_vllm", False) and getattr(args, "vllm_max_model_length", None):
+        limits["vllm_max_model_length - max_completion_length"] = (
+            args.vllm_max_model_length - args.max_completion_length
+        )
+    limits = sorted((value, name) for name, value in limits.items() if value is not None)
+    if not limits:
+        return dataset
+    (limit, name), rows = limits[0], dataset.with_format(None)[:]  # no transform: images are not decoded
+    size = processing_class.image_processor.size  # the bounds examples/train_sophiavl.py gave the data too
+    count = partial(image_tokens, min_pixels=size["shortest_edge"], max_pixels=size["longest_edge"])
+    with ThreadPoolExecutor(min(16, 2 * (os.cpu_count() or 1))) as pool:
+        vision = list(pool.map(count, rows["images"]))
+    texts = processing_class.apply_chat_template(rows["prompt"], tokenize=False, add_generation_prompt=True)
+    # The template holds one placeholder token per image. A byte-level BPE token (Qwen's) holds at least one byte, so
+    # only the prompts that might not fit are tokenized.
+    extra = [tokens - len(refs) for tokens, refs in zip(vision, rows["images"], strict=True)]
+    suspects = [i for i, text in enumerate(texts) if len(text.encode()) + extra[i] > limit]
+    ids = (
+        processing_class.tokenizer([texts[i] for i in suspects], add_special_tokens=False)["input_ids"]
+        if suspects
+        else []
+    )
+    over = {
+        i: len(tokens) + extra[i] for i, tokens in zip(suspects, ids, strict=True) if len(tokens) + extra[i] > limit
+    }
+    report = ValidationReport(len(dataset), invalid_rows=[(rows["source"][i], rows["row_index"][i]) for i in over])
+    for (source, row), (i, total) in zip(report.invalid_rows, over.items(), strict=True):
+        images = f", or lower max_pixels (its images take {vision[i]:,})" if vision[i] >= total - limit else ""
+        report.issues.append(f"{source}, row {row}, field 'problem': the prompt is {total:,} tokens, over {name} = "
+                             f"{limit:,}; shorten the question{images}")  # fmt: skip
+    keep = [i for i in range(len(dataset)) if i not in over]
+    if report.issues and (on_invalid == "error" or not keep):
+        raise DatasetValidationError("Prompt length check failed.\n" + report.format(), report)
+    if report.issues:
+        logger.warning(
+            "Skipped prompts that are too long (on_invalid='skip'); %d kept.\n%s", len(keep), report.format()
+        )
+    return dataset.select(keep) if report.issues else dataset
