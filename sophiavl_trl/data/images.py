@@ -18,24 +18,10 @@ MAX_ASPECT_RATIO = 200
 
 
 def resolve_image(path: str, base: str | os.PathLike | None, where: str = "") -> str:
-    r"""
-    The local file an image path names: `file://` dropped; a relative path joined to `base` (`image_base_path`), where
-    it must stay once every symbolic link is resolved (a `../` or a link that leads outside is refused).
-
-    Args:
-        path (`str`):
-            The image path of a row (absolute paths are taken as they are).
-        base (`str` or `os.PathLike` or `None`):
-            The folder relative paths are relative to (`None`: the working directory, unchecked).
-        where (`str`, *optional*, defaults to `""`):
-            Prefix of the error message, such as `"data.json, row 3, field 'path'"`.
-
-    Returns:
-        `str`: the normalised path (links kept, so messages show the path the user wrote).
-
-    Raises:
-        `ValueError`: a remote URL, or a path that leaves `base`.
-    """
+    r"""The local file of an image path: `file://` dropped; a relative path is joined to `base` (`image_base_path`) and
+    must stay inside it once every symbolic link is resolved. Returns the normalised path (links kept, as the user wrote
+    it); raises a `ValueError`, prefixed with `where` (such as `"data.json, row 3, field 'path'"`), for a remote URL or a
+    path that leaves `base`. Absolute paths are taken as they are; `base=None` leaves relative paths unchecked."""
     prefix = f"{where}: " if where else ""
     if path.startswith(("http://", "https://")):
         raise ValueError(f"{prefix}remote image URLs are not supported: {path!r}; download the images first")
