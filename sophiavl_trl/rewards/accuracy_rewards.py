@@ -1,15 +1,7 @@
 # Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
-"""Outcome (accuracy) reward: the released SophiaVL-R1 scorer, one verifier per `problem_type`, format-gated.
-
-| problem_type | score of the graded `<answer>` against the ground truth |
-|---|---|
-| `numerical` (and missing or unknown types) | 1.0 if mathruler's `grade_answer` accepts it, else 0.0 |
-| `multiple choice` | 1.0 if the comma-separated letters equal the ground truth's (any order, case-sensitive) |
-| `OCR` | exp(-WER), jiwer, case-sensitive, whitespace runs read as one space |
-| `free-form`, `text` | mean of the ROUGE-1, ROUGE-2 and ROUGE-L F-measures, stemmed |
-
-docs/rewards.md lists where this departs from the released code (each one a bug fix) and why.
-"""
+"""Outcome (accuracy) reward: the released SophiaVL-R1 scorer, one verifier per `problem_type` (`numerical`: mathruler;
+`multiple choice`: the letters; `OCR`: exp(-WER); `free-form`, `text`: ROUGE), format-gated. docs/rewards.md has the
+rules, where they depart from the released code (each one a bug fix) and why, and the cost bounds."""
 
 import logging
 import math
@@ -47,8 +39,7 @@ _UNSAFE_FOR_SYMPY = re.compile(r"!|(?:ff|rf)\(|\^(?![-+]?(?:(?:\d\.\d+|[1-9]|0(?
 _SYMPY_TIMEOUT_S = 1.0
 
 
-class _Timeout(BaseException):
-    # BaseException: sympy's `except Exception` blocks must not swallow it (mathruler's bare `except:` may, scoring 0).
+class _Timeout(BaseException):  # sympy's `except Exception` must not swallow it (mathruler's bare `except:` may: 0)
     pass
 
 
@@ -109,26 +100,20 @@ def _numerical(answer: str, truth: str) -> float:
 # decimals too: equal only within NUMERICAL_REL_TOL of a non-zero truth, and only an exact 0 equals 0.
 NUMERICAL_REL_TOL = Decimal("1e-7")
 _NUMBER_NOISE = re.compile(r"\\text|\\[!,]|\^\\circ|\\?[%$]|[{}\s]")
-_PLAIN_NUMBER = re.compile(
-    r"([-+]?(?:\d[\d_,]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:e[-+]?\d+)?)(?:(?:degree|cm|centimeter|meter|mile|second|minute"
-    r"|hour|day|week|month|year|foot|feet|inch|yard)(?:es)?s?(?:\^\d+)?)?",
-    re.IGNORECASE,
-)
+_UNITS = "degree|cm|centimeter|meter|mile|second|minute|hour|day|week|month|year|foot|feet|inch|yard"  # mathruler's
+_NUMBER = r"[-+]?(?:\d[\d_,]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:e[-+]?\d+)?"  # one way to match: no backtracking
+_PLAIN_NUMBER = re.compile(rf"({_NUMBER})(?:(?:{_UNITS})(?:es)?s?(?:\^\d+)?)?", re.IGNORECASE)
 _EXACT = Context(prec=50, Emax=MAX_EMAX, Emin=MIN_EMIN)  # no overflow or underflow, whatever the exponent
 
 
-def _decimal(text: str) -> Decimal | None:
-    match = _PLAIN_NUMBER.fullmatch(_NUMBER_NOISE.sub("", text))
-    try:
-        return Decimal(match[1].replace(",", "")) if match else None
-    except InvalidOperation:
-        return None
-
-
 def _close_enough(answer: str, truth: str) -> bool:
-    value, target = _decimal(answer), _decimal(truth)
-    if value is None or target is None:
+    matches = [_PLAIN_NUMBER.fullmatch(_NUMBER_NOISE.sub("", text)) for text in (answer, truth)]
+    if not all(matches):
         return True  # not two plain numbers: mathruler alone decides
+    try:
+        value, target = (Decimal(match[1].replace(",", "")) for match in matches)
+    except InvalidOperation:  # such as "1__0"
+        return True
     with localcontext(_EXACT):  # thread-local
         return value == 0 if target == 0 else abs(value - target) <= NUMERICAL_REL_TOL * abs(target)
 
@@ -175,8 +160,8 @@ def _rouge_tokens(text: str) -> list[str]:
 
 
 def _lcs_length(first: list[str], second: list[str]) -> int:
-    # Bit-parallel LCS (Hyyro 2004), the length rouge-score's quadratic table gives, in len(first) big-int steps:
-    # 10,000 x 10,000 tokens in about 0.05 s instead of minutes.
+    # Bit-parallel LCS (Hyyro 2004): rouge-score's quadratic table's result in len(first) big-int steps (10,000 x 10,000
+    # tokens in about 0.05 s instead of minutes).
     masks: dict[str, int] = {}
     for index, token in enumerate(second):
         masks[token] = masks.get(token, 0) | 1 << index
@@ -230,7 +215,7 @@ def register_verifier(problem_type: str, fn: Verifier, *, overwrite: bool = Fals
     key = normalize_problem_type(problem_type) if isinstance(problem_type, str) else ""
     if not key or not callable(fn):
         raise ValueError(
-            f"Need a non-empty problem_type and a callable fn(answer, truth), got {problem_type!r}, {fn!r}"
+            f"Need a non-empty problem_type and a callable fn(answer, truth), not {problem_type!r}, {fn!r}"
         )
     if key in VERIFIERS and not overwrite:
         raise ValueError(f"problem_type {problem_type!r} already has a verifier (as {key!r}); pass overwrite=True.")
@@ -251,8 +236,7 @@ def _score(completion: Any, solution: Any, problem_type: Any) -> float:
     answer = extract_answer(text) if is_well_formatted(text) else None
     if answer is None or len(answer) > MAX_ANSWER_CHARS:
         return 0.0
-    truth = "" if solution is None else str(solution)
-    truth = (_block(truth) or (0, truth))[1]
+    truth = (_block(str(solution)) or (0, str(solution)))[1] if solution is not None else ""
     try:
         verifier = _verifier_for(problem_type)
         score = float(verifier(answer.replace("$", "").strip(), truth.replace("$", "").strip()))
@@ -269,13 +253,12 @@ def accuracy_reward(
     **kwargs,
 ) -> list[float]:
     r"""
-    Reward function: the released SophiaVL-R1 outcome score in [0, 1] of each completion (see the table in this module).
+    Reward function: the released SophiaVL-R1 outcome score in [0, 1] of each completion (docs/rewards.md).
 
-    A completion (standard or conversational) failing [`~rewards.format_rewards.is_well_formatted`] scores 0. Otherwise
-    the first `<answer>` block after `</think>` is compared with its `solution` (its first `<answer>` block if it has
-    one), `$` removed from both, by the verifier of its `problem_type` (per completion, or one for all). A missing type
-    means `numerical`; an unknown one is scored as `numerical` with a one-time warning (the released fallback). Other
-    dataset columns (TRL passes them) are unused. Never raises; every built-in verifier is time-bounded.
+    A completion failing [`~rewards.format_rewards.is_well_formatted`] scores 0; else its first `<answer>` block after
+    `</think>` is scored against `solution` (its first `<answer>` block if any), `$` removed, by the verifier of its
+    `problem_type` (per completion, or one for all; missing or unknown: `numerical`, the released fallback, with a
+    one-time warning when unknown). Other dataset columns are unused. Never raises; every built-in verifier is bounded.
 
     Example:
     ```python
