@@ -1,15 +1,8 @@
 # Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
-"""The prompt texts of SophiaVL-R1's training recipe, and builders for TRL's conversational `prompt` format.
-
-The strings are the released training code's, character for character (typos included: the policy was trained on
-them, and the thinking reward model was trained on completions that follow them):
-
-- `QUESTION_TEMPLATE` and `TYPE_TEMPLATE`: `verl/utils/dataset.py` of `kxfan2002/SophiaVL-R1`.
-- `SYSTEM_PROMPT`: `scripts/train_scripts/run_train.sh`, as the trainer actually received it. The script writes the
-  prompt over two lines and passes it as `data.system_prompt="${SYSTEM_PROMPT}"`; `OmegaConf.from_cli` parses that
-  value as YAML, which folds the line break and the next line's leading space into a single space. The constant
-  holds the folded (received) text.
-"""
+"""The prompt texts of SophiaVL-R1's training recipe, character for character (typos included: the policy and the
+thinking reward model were trained on them), and builders for TRL's conversational `prompt` format.
+`QUESTION_TEMPLATE`, `TYPE_TEMPLATE`: the released `verl/utils/dataset.py`. `SYSTEM_PROMPT`: `run_train.sh`'s, as the
+trainer received it (OmegaConf parses the two-line shell value as YAML, folding the line break into one space)."""
 
 import re
 from collections.abc import Sequence
@@ -83,19 +76,16 @@ def build_question(problem: str, problem_type: str, options: Sequence[Any] | Non
         problem (`str`):
             The question text.
         problem_type (`str`):
-            A key of `TYPE_TEMPLATE`: `"numerical"`, `"multiple choice"`, `"OCR"`, `"free-form"`, `"text"`, or one
-            added by the user.
+            A key of `TYPE_TEMPLATE` (any spelling `normalize_problem_type` maps to one).
         options (`Sequence`, *optional*):
             The options of a multiple-choice question, such as `["A. 3", "B. 5"]`. Ignored for other types.
-
-    Returns:
-        `str`: the user text.
 
     Example:
     ```python
     >>> from sophiavl_trl.data import build_question
     >>> build_question("How many cubes? ", "multiple choice", ["A. 3", "B. 5"]).splitlines()[0]
     'How many cubes? A. 3; B. 5'
+
     ```
     """
     instruction = TYPE_TEMPLATE[template_type(problem_type)]
@@ -122,12 +112,8 @@ def build_prompt(
     `<image>` markers, or else before the text. Text-only examples (`num_images=0`) get a plain string content.
 
     Args:
-        problem (`str`):
-            The question text.
-        problem_type (`str`):
-            A key of `TYPE_TEMPLATE`.
-        options (`Sequence`, *optional*):
-            The options of a multiple-choice question.
+        problem, problem_type, options:
+            As in `build_question`.
         num_images (`int`, *optional*, defaults to `1`):
             Number of images of the example; `0` for a text-only example.
         system_prompt (`str` or `None`, *optional*, defaults to `SYSTEM_PROMPT`):
@@ -142,6 +128,7 @@ def build_prompt(
     >>> prompt = build_prompt("How many cubes?", "numerical")
     >>> [message["role"] for message in prompt], prompt[1]["content"][0]
     (['system', 'user'], {'type': 'image'})
+
     ```
     """
     if num_images < 0:
