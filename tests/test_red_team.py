@@ -52,6 +52,8 @@ BAD_DATA_ROWS = [
     ("20.3 path through a symlinked folder outside the base", _symlinked_folder, "path", "leads through a symbolic link"),
     ("20.6 a 2 MB question", lambda tmp: _image_in_base(tmp) | {"problem": "How many? " * 200_000}, "problem",
      "the question is 2,000,000 characters, over the cap of 50,000"),
+    ("20.8 (class) an image too thin for max_pixels", lambda tmp: _image_in_base(tmp, (1000, 50)), "path",
+     "is 1000x50: too thin for max_pixels 12544"),
     ("20.10 a text row with an image path", lambda tmp: _image_in_base(tmp) | {"data_type": "text"}, "path",
      "a text row (data_type 'text') with image path(s)"),
 ]  # fmt: skip
@@ -63,7 +65,7 @@ def test_bad_data_rows_are_refused_naming_file_row_and_field(tmp_path, make_row,
 
     registry = _registry(tmp_path, make_row(tmp_path))
     with pytest.raises(DatasetValidationError) as info:
-        load_sophiavl_dataset("D", registry, min_pixels=28 * 28 * 4)
+        load_sophiavl_dataset("D", registry, min_pixels=3136, max_pixels=12544)  # the quickstart's bounds
     [issue] = info.value.report.issues
     assert issue.startswith(f"{tmp_path / 'data.json'}, row 0, field '{field}': ") and message in issue
 

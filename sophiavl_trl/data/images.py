@@ -54,8 +54,9 @@ def image_refs(value: Any, base: str | os.PathLike | None) -> tuple[list[dict[st
     return refs, None
 
 
-def _image_problem(ref: tuple[str | None, bytes | None], verify: bool) -> str | None:
+def _image_problem(ref: tuple[str | None, bytes | None], verify: bool, bounds: tuple[int, int]) -> str | None:
     from PIL import Image
+    from qwen_vl_utils import smart_resize
 
     path, data = ref
     if data is None and not (path and os.path.isfile(path)):
@@ -71,15 +72,21 @@ def _image_problem(ref: tuple[str | None, bytes | None], verify: bool) -> str | 
         return f"unreadable image {name}: {type(exc).__name__}: {exc}"
     if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
         return f"image {name} is {width}x{height}: aspect ratio above {MAX_ASPECT_RATIO}, Qwen2.5-VL's limit"
+    if min(smart_resize(height, width, 28, *bounds)) == 0:  # PIL would fail on it in the DataLoader
+        return f"image {name} is {width}x{height}: too thin for max_pixels {bounds[1]} (a side would shrink to 0)"
     return None
 
 
-def check_images(images: list[list[dict]], issues: list[list[str]], *, verify: bool, seen: dict) -> dict[str, Any]:
-    """`Dataset.map` batch function: adds each missing (or, with `verify`, unreadable) image of a row to its issues;
-    `seen` caches the verdicts."""
+def check_images(
+    images: list[list[dict]], issues: list[list[str]], *, verify: bool, seen: dict, bounds: tuple
+) -> dict:
+    """`Dataset.map` batch function: adds each missing (or, with `verify`, unreadable, or too thin for the pixel `bounds`)
+    image of a row to its issues; `seen` caches the verdicts."""
     refs = list(dict.fromkeys((ref["path"], ref["bytes"]) for row in images for ref in row).keys() - seen.keys())
     with ThreadPoolExecutor(min(16, 2 * (os.cpu_count() or 1))) as pool:  # decoding mostly releases the GIL
-        seen.update(zip(refs, pool.map(partial(_image_problem, verify=verify), refs)))  # rows often share images
+        seen.update(
+            zip(refs, pool.map(partial(_image_problem, verify=verify, bounds=bounds), refs))
+        )  # rows often share images
     verdicts = [[seen[(ref["path"], ref["bytes"])] for ref in row] for row in images]
     return {"issues": [old + [f"field 'path': {v}" for v in new if v] for old, new in zip(issues, verdicts)]}
 

@@ -304,7 +304,7 @@ def _finish(parts: list["Dataset | None"], report: ValidationReport, rules: _Rul
     if report.issues or None in parts or not parts:  # whole-file problems fail in any mode: skipping drops a source
         raise DatasetValidationError("Dataset validation failed.\n" + report.format(), report)
     dataset = concatenate_datasets(parts)
-    check = partial(check_images, verify=rules.verify_images, seen={})
+    check = partial(check_images, verify=rules.verify_images, seen={}, bounds=(rules.min_pixels, rules.max_pixels))
     dataset = dataset.map(check, input_columns=["images", "issues"], batched=True, keep_in_memory=True, desc="Images")
     invalid = dataset.filter(bool, input_columns="issues", keep_in_memory=True)
     report.total_rows = len(dataset)
