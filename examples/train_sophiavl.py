@@ -71,8 +71,10 @@ from trl import ModelConfig, get_peft_config
 
 from sophiavl_trl import TrustGRPOConfig, TrustGRPOTrainer
 from sophiavl_trl.configs import RecipeParser, SophiaVLScriptArguments, warn_suspicious
+from sophiavl_trl.data import check_prompt_lengths
 from sophiavl_trl.model_utils import forbidden_token_generation_kwargs, set_pixel_bounds
 from sophiavl_trl.rewards import ThinkingReward, get_reward_funcs
+from sophiavl_trl.rewards.accuracy_rewards import VERIFIERS
 
 
 logger = logging.getLogger(__name__)
@@ -184,7 +186,6 @@ def check_checkpoint(checkpoint: str, training_args: TrustGRPOConfig, allow_chan
 def load_data(script_args: SophiaVLScriptArguments, names: str | None):
     """The TRL-ready data set for `names` (registry) or `dataset_name` (Hugging Face), validated before training."""
     from sophiavl_trl.data import load_sophiavl_dataset, prepare_dataset
-    from sophiavl_trl.rewards.accuracy_rewards import VERIFIERS
 
     options = {
         "min_pixels": script_args.min_pixels,
@@ -254,9 +255,11 @@ def main(script_args: SophiaVLScriptArguments, training_args: TrustGRPOConfig, m
     # Dataset (validated here, before any model is loaded)
     ################
     train_dataset = load_data(script_args, script_args.train_files)
+    train_dataset = check_prompt_lengths(train_dataset, processor, training_args, script_args.on_invalid)
     eval_dataset = None
     if training_args.eval_strategy != "no" and script_args.eval_files:
         eval_dataset = load_data(script_args, script_args.eval_files)
+        eval_dataset = check_prompt_lengths(eval_dataset, processor, training_args, script_args.on_invalid)
 
     ################
     # Rewards

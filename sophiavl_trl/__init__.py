@@ -6,28 +6,14 @@ The top level is lazy (like TRL's): `import sophiavl_trl` is cheap, and the heav
 first attribute access.
 """
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from sophiavl_trl._lazy import lazy_exports
 
 
 __version__ = "0.1.0"
 
-
-def _lazy_exports(namespace: dict[str, Any], exports: dict[str, str]) -> tuple[Any, list[str]]:
-    """A module's `__getattr__` (PEP 562), which imports each name of `exports` (`{"module": "name name ..."}`) on first
-    use, and its `__all__`."""
-    where = {name: module for module, names in exports.items() for name in names.split()}
-
-    def __getattr__(name: str) -> Any:
-        if name not in where:
-            raise AttributeError(f"module {namespace['__name__']!r} has no attribute {name!r}")
-        namespace[name] = getattr(import_module(where[name]), name)
-        return namespace[name]
-
-    return __getattr__, sorted(where)
-
-
-__getattr__, __all__ = _lazy_exports(
+__getattr__, __all__ = lazy_exports(
     globals(),
     {
         "sophiavl_trl.trust_grpo_config": "TrustGRPOConfig",

@@ -37,7 +37,6 @@ from sophiavl_trl.data import (
 )
 from sophiavl_trl.data import registry as registry_module
 from sophiavl_trl.data.synthetic import COLORS, OPPOSITES
-from sophiavl_trl.rewards.accuracy_rewards import registered_problem_types
 
 
 MIN_PIXELS = 28 * 28 * 4
@@ -745,31 +744,32 @@ class TestValidation:
         with pytest.raises(DatasetValidationError, match="No valid rows left"):
             load_sophiavl_dataset("D", registry, on_invalid="skip")
 
-    def test_problem_types_come_from_the_verifier_registry(self, tmp_path, monkeypatch):
-        # normalized keys: "OCR" and "free-form" are spelled as the verifier registry spells them
-        assert {"numerical", "multiple choice", "ocr", "free form", "text"} <= set(registered_problem_types())
+    def test_problem_types_default_to_the_prompt_templates(self, tmp_path, monkeypatch):
+        rows = [_row(problem_type=t, options=["A. 1"], solution="<answer>A</answer>") for t in ("OCR", "Free_Form")]
+        assert len(load_sophiavl_dataset("D", _single_entry_registry(tmp_path, rows), min_pixels=MIN_PIXELS)) == 2
         registry = _single_entry_registry(tmp_path, [_row(problem_type="yes/no", solution="<answer>yes</answer>")])
         with pytest.raises(DatasetValidationError, match="unknown problem type 'yes/no'"):
             load_sophiavl_dataset("D", registry)
-        # Known to the verifiers but without a prompt instruction: still refused, with the fix named.
+        # Accepted (a verifier's type, say) but without a prompt instruction: still refused, with the fix named.
         with pytest.raises(DatasetValidationError, match="no prompt instruction for problem type 'yes/no'"):
             load_sophiavl_dataset("D", registry, problem_types={"yes/no"})
         monkeypatch.setitem(TYPE_TEMPLATE, "yes/no", " Answer yes or no within the <answer> </answer> tags.")
-        dataset = load_sophiavl_dataset("D", registry, problem_types={"yes/no"}, min_pixels=MIN_PIXELS)
+        dataset = load_sophiavl_dataset("D", registry, min_pixels=MIN_PIXELS)  # a template makes it known
         assert dataset[0]["prompt"][1]["content"][1]["text"].endswith(
             " Answer yes or no within the <answer> </answer> tags."
         )
 
-    def test_a_user_registered_verifier_makes_its_type_known(self, tmp_path, monkeypatch):
+    def test_the_verifiers_types_restrict_what_is_accepted(self, tmp_path, monkeypatch):
         from sophiavl_trl.rewards import accuracy_rewards, register_verifier
 
         monkeypatch.setattr(accuracy_rewards, "VERIFIERS", dict(accuracy_rewards.VERIFIERS))  # undone after
-        assert "yes no" not in registered_problem_types()
-        register_verifier("Yes-No", lambda prediction, truth: float(prediction.strip() == truth.strip()))
         monkeypatch.setitem(TYPE_TEMPLATE, "yes_no", " Answer yes or no.")
         registry = _single_entry_registry(tmp_path, [_row(problem_type="yes-no", solution="<answer>yes</answer>")])
-        dataset = load_sophiavl_dataset("D", registry, min_pixels=MIN_PIXELS)  # spelled three ways, one type
-        assert dataset[0]["prompt"][1]["content"][1]["text"].endswith(" Answer yes or no.")
+        with pytest.raises(DatasetValidationError, match="unknown problem type 'yes-no'"):  # a template, no verifier
+            load_sophiavl_dataset("D", registry, problem_types=accuracy_rewards.VERIFIERS)
+        register_verifier("Yes-No", lambda prediction, truth: float(prediction.strip() == truth.strip()))
+        dataset = load_sophiavl_dataset("D", registry, problem_types=accuracy_rewards.VERIFIERS, min_pixels=MIN_PIXELS)
+        assert dataset[0]["prompt"][1]["content"][1]["text"].endswith(" Answer yes or no.")  # spelled three ways
         assert dataset[0]["problem_type"] == "yes-no"  # kept as written, for the reward
 
     def test_default_problem_type_and_inferred_data_type(self, tmp_path):
@@ -780,9 +780,15 @@ class TestValidation:
         assert dataset["solution"] == ["4", "3"]  # bare JSON numbers are accepted as text, even mixed with strings
         assert dataset["problem_type"] == ["numerical", "numerical"]
 
-    def test_text_rows_ignore_their_image_column_as_in_the_original(self, tmp_path):
-        registry = _single_entry_registry(tmp_path, [_row(data_type="text", path="missing.png", problem_type="text")])
-        row = load_sophiavl_dataset("D", registry)[0]
+    def test_a_text_row_with_an_image_path_is_refused(self, tmp_path):
+        # The original dropped the image silently; the question may be about it (issue 20 item 10).
+        rows = [_row(data_type="text", path="a.png", problem_type="text"), _row(data_type="text", path="")]
+        registry = _single_entry_registry(tmp_path, rows)
+        with pytest.raises(DatasetValidationError) as info:
+            load_sophiavl_dataset("D", registry)
+        assert info.value.report.invalid_rows == [(str(tmp_path / "data.json"), 0)]
+        assert "field 'path': a text row (data_type 'text') with image path(s)" in info.value.report.issues[0]
+        row = load_sophiavl_dataset("D", registry, on_invalid="skip")[0]  # an empty path is no image
         assert row["images"] == [] and isinstance(row["prompt"][-1]["content"], str)
 
     def test_image_deleted_after_validation_fails_loudly(self, tmp_path):

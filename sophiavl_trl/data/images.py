@@ -17,6 +17,26 @@ DEFAULT_MAX_PIXELS = 4194304
 MAX_ASPECT_RATIO = 200
 
 
+def resolve_image(path: str, base: str | os.PathLike | None, where: str = "") -> str:
+    r"""The local file of an image path: `file://` dropped; a relative path is joined to `base` (`image_base_path`) and
+    must stay inside it once every symbolic link is resolved. Returns the normalised path (links kept, as the user wrote
+    it); raises a `ValueError`, prefixed with `where` (such as `"data.json, row 3, field 'path'"`), for a remote URL or a
+    path that leaves `base`. Absolute paths are taken as they are; `base=None` leaves relative paths unchecked."""
+    prefix = f"{where}: " if where else ""
+    if path.startswith(("http://", "https://")):
+        raise ValueError(f"{prefix}remote image URLs are not supported: {path!r}; download the images first")
+    joined = path.removeprefix("file://")
+    if base and not os.path.isabs(joined):
+        joined, root = os.path.abspath(os.path.join(base, joined)), os.path.abspath(base)
+        if os.path.commonpath([joined, root]) != root:
+            raise ValueError(f"{prefix}image path {path!r} resolves to {joined}, outside image_base_path {base}")
+        real, root = os.path.realpath(joined), os.path.realpath(base)  # a link may lead outside: resolve them all
+        if os.path.commonpath([real, root]) != root:
+            raise ValueError(f"{prefix}image path {path!r} leads through a symbolic link to {real}, outside "
+                             f"image_base_path {base}")  # fmt: skip
+    return os.path.normpath(joined)
+
+
 def image_refs(value: Any, base: str | os.PathLike | None) -> tuple[list[dict[str, Any]], str | None]:
     """A `path` cell as `{"bytes", "path"}` refs (the `datasets.Image` storage), or why it cannot be."""
     refs = []
@@ -27,19 +47,16 @@ def image_refs(value: Any, base: str | os.PathLike | None) -> tuple[list[dict[st
         path = item.get("path") if isinstance(item, dict) else item
         if not isinstance(path, str) or not path:
             return [], f"expected an image path (or a list of paths), got {item!r:.80}"
-        if path.startswith(("http://", "https://")):
-            return [], f"remote image URLs are not supported: {path!r}; download the images first"
-        path = path.removeprefix("file://")
-        if base and not os.path.isabs(path):
-            path, root = os.path.abspath(os.path.join(base, path)), os.path.abspath(base)
-            if os.path.commonpath([path, root]) != root:
-                return [], f"image path {item!r} resolves to {path}, outside image_base_path {base}"
-        refs.append({"bytes": None, "path": os.path.normpath(path)})
+        try:
+            refs.append({"bytes": None, "path": resolve_image(path, base)})
+        except ValueError as exc:
+            return [], str(exc)
     return refs, None
 
 
-def _image_problem(ref: tuple[str | None, bytes | None], verify: bool) -> str | None:
+def _image_problem(ref: tuple[str | None, bytes | None], verify: bool, bounds: tuple[int, int]) -> str | None:
     from PIL import Image
+    from qwen_vl_utils import smart_resize
 
     path, data = ref
     if data is None and not (path and os.path.isfile(path)):
@@ -55,17 +72,37 @@ def _image_problem(ref: tuple[str | None, bytes | None], verify: bool) -> str | 
         return f"unreadable image {name}: {type(exc).__name__}: {exc}"
     if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
         return f"image {name} is {width}x{height}: aspect ratio above {MAX_ASPECT_RATIO}, Qwen2.5-VL's limit"
+    if min(smart_resize(height, width, 28, *bounds)) == 0:  # PIL would fail on it in the DataLoader
+        return f"image {name} is {width}x{height}: too thin for max_pixels {bounds[1]} (a side would shrink to 0)"
     return None
 
 
-def check_images(images: list[list[dict]], issues: list[list[str]], *, verify: bool, seen: dict) -> dict[str, Any]:
-    """`Dataset.map` batch function: adds each missing (or, with `verify`, unreadable) image of a row to its issues;
-    `seen` caches the verdicts."""
+def check_images(
+    images: list[list[dict]], issues: list[list[str]], *, verify: bool, seen: dict, bounds: tuple
+) -> dict:
+    """`Dataset.map` batch function: adds each missing (or, with `verify`, unreadable, or too thin for the pixel `bounds`)
+    image of a row to its issues; `seen` caches the verdicts."""
     refs = list(dict.fromkeys((ref["path"], ref["bytes"]) for row in images for ref in row).keys() - seen.keys())
     with ThreadPoolExecutor(min(16, 2 * (os.cpu_count() or 1))) as pool:  # decoding mostly releases the GIL
-        seen.update(zip(refs, pool.map(partial(_image_problem, verify=verify), refs)))  # rows often share images
+        seen.update(
+            zip(refs, pool.map(partial(_image_problem, verify=verify, bounds=bounds), refs))
+        )  # rows often share images
     verdicts = [[seen[(ref["path"], ref["bytes"])] for ref in row] for row in images]
     return {"issues": [old + [f"field 'path': {v}" for v in new if v] for old, new in zip(issues, verdicts)]}
+
+
+def image_tokens(refs: list[dict[str, Any]], min_pixels: int, max_pixels: int) -> int:
+    """The vision tokens of a row's images once `ImageTransform` has resized them: one per 28 x 28 pixels (Qwen2.5-VL's
+    14-pixel patches, merged 2 x 2). Reads only the image headers."""
+    from PIL import Image
+    from qwen_vl_utils import smart_resize
+
+    total = 0
+    for ref in refs:
+        with Image.open(BytesIO(ref["bytes"]) if ref.get("bytes") else ref["path"]) as image:
+            height, width = smart_resize(image.height, image.width, 28, min_pixels, max_pixels)
+        total += height * width // 28**2
+    return total
 
 
 class ImageTransform:

@@ -1,16 +1,10 @@
 # Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
-"""The prompt texts of SophiaVL-R1's training recipe, and builders for TRL's conversational `prompt` format.
+"""The prompt texts of SophiaVL-R1's training recipe, character for character (typos included: the policy and the
+thinking reward model were trained on them), and builders for TRL's conversational `prompt` format.
+`QUESTION_TEMPLATE`, `TYPE_TEMPLATE`: the released `verl/utils/dataset.py`. `SYSTEM_PROMPT`: `run_train.sh`'s, as the
+trainer received it (OmegaConf parses the two-line shell value as YAML, folding the line break into one space)."""
 
-The strings are the released training code's, character for character (typos included: the policy was trained on
-them, and the thinking reward model was trained on completions that follow them):
-
-- `QUESTION_TEMPLATE` and `TYPE_TEMPLATE`: `verl/utils/dataset.py` of `kxfan2002/SophiaVL-R1`.
-- `SYSTEM_PROMPT`: `scripts/train_scripts/run_train.sh`, as the trainer actually received it. The script writes the
-  prompt over two lines and passes it as `data.system_prompt="${SYSTEM_PROMPT}"`; `OmegaConf.from_cli` parses that
-  value as YAML, which folds the line break and the next line's leading space into a single space. The constant
-  holds the folded (received) text.
-"""
-
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,8 +26,9 @@ QUESTION_TEMPLATE = (
     "<answer> </answer> tags."
 )
 
-# Per-problem-type instruction appended after the question template. Extend it (`TYPE_TEMPLATE["my type"] = " ..."`)
-# together with the accuracy reward's verifier registry to train on a new problem type.
+# Per-problem-type instruction appended after the question template. Its types are the ones data validation accepts by
+# default. Extend it (`TYPE_TEMPLATE["my type"] = " ..."`), and the accuracy reward's verifiers
+# (`sophiavl_trl.rewards.register_verifier`), to train on a new problem type.
 TYPE_TEMPLATE: dict[str, str] = {
     "multiple choice": " Please provide only the single option letter (e.g., A, B, C, D, etc.) within the "
     "<answer> </answer> tags.",
@@ -43,6 +38,25 @@ TYPE_TEMPLATE: dict[str, str] = {
     "free-form": " Please provide your text answer within the <answer> </answer> tags.",
     "text": " Please provide the short text answer within the <answer> </answer> tags.",
 }
+
+
+def normalize_problem_type(problem_type: str) -> str:
+    r"""The one spelling of a problem type that data validation, prompts and the accuracy reward's verifier registry
+    compare: case-folded, runs of `_`, `-` and whitespace read as one space (`"Free_Form"` -> `"free form"`)."""
+    return " ".join(re.sub(r"[_\-]+", " ", str(problem_type)).split()).casefold()
+
+
+def template_type(problem_type: str) -> str:
+    r"""The `TYPE_TEMPLATE` key of a loosely written problem type (`"multiple_choice"` -> `"multiple choice"`); a
+    `ValueError` that lists the known types if it has none."""
+    wanted = normalize_problem_type(problem_type)
+    if match := next((key for key in TYPE_TEMPLATE if normalize_problem_type(key) == wanted), None):
+        return match
+    raise ValueError(
+        f"No prompt instruction for problem type {problem_type!r}. Known types: {sorted(TYPE_TEMPLATE)}. To add "
+        f"one, set `sophiavl_trl.data.prompts.TYPE_TEMPLATE[{problem_type!r}]` to its instruction text."
+    )
+
 
 # Marks where an image goes inside a question (the original's convention). Questions without it get their images
 # before the text, which is where the original put its `<image>` prefix.
@@ -62,44 +76,24 @@ def build_question(problem: str, problem_type: str, options: Sequence[Any] | Non
         problem (`str`):
             The question text.
         problem_type (`str`):
-            A key of `TYPE_TEMPLATE`: `"numerical"`, `"multiple choice"`, `"OCR"`, `"free-form"`, `"text"`, or one
-            added by the user.
+            A key of `TYPE_TEMPLATE` (any spelling `normalize_problem_type` maps to one).
         options (`Sequence`, *optional*):
             The options of a multiple-choice question, such as `["A. 3", "B. 5"]`. Ignored for other types.
-
-    Returns:
-        `str`: the user text.
 
     Example:
     ```python
     >>> from sophiavl_trl.data import build_question
     >>> build_question("How many cubes? ", "multiple choice", ["A. 3", "B. 5"]).splitlines()[0]
     'How many cubes? A. 3; B. 5'
+
     ```
     """
-    instruction = _type_instruction(problem_type)
+    instruction = TYPE_TEMPLATE[template_type(problem_type)]
     question = problem
-    if _normalize(problem_type) == "multiple choice" and options:
+    if normalize_problem_type(problem_type) == "multiple choice" and options:
         question = problem + "; ".join(str(option) for option in options)
     # str.format on the template only substitutes the template's own field: braces in the question are kept as is.
     return QUESTION_TEMPLATE.format(Question=question) + instruction
-
-
-def _normalize(problem_type: str) -> str:
-    # The same spelling rules as the accuracy reward's verifier registry ("Free_Form" == "free-form").
-    return " ".join(problem_type.replace("_", " ").replace("-", " ").split()).casefold()
-
-
-def _type_instruction(problem_type: str) -> str:
-    if problem_type in TYPE_TEMPLATE:
-        return TYPE_TEMPLATE[problem_type]
-    by_key = {_normalize(key): value for key, value in TYPE_TEMPLATE.items()}
-    if _normalize(problem_type) not in by_key:
-        raise ValueError(
-            f"No prompt instruction for problem type {problem_type!r}. Known types: {sorted(TYPE_TEMPLATE)}. To add "
-            f"one, set `sophiavl_trl.data.prompts.TYPE_TEMPLATE[{problem_type!r}]` to its instruction text."
-        )
-    return by_key[_normalize(problem_type)]
 
 
 def build_prompt(
@@ -118,12 +112,8 @@ def build_prompt(
     `<image>` markers, or else before the text. Text-only examples (`num_images=0`) get a plain string content.
 
     Args:
-        problem (`str`):
-            The question text.
-        problem_type (`str`):
-            A key of `TYPE_TEMPLATE`.
-        options (`Sequence`, *optional*):
-            The options of a multiple-choice question.
+        problem, problem_type, options:
+            As in `build_question`.
         num_images (`int`, *optional*, defaults to `1`):
             Number of images of the example; `0` for a text-only example.
         system_prompt (`str` or `None`, *optional*, defaults to `SYSTEM_PROMPT`):
@@ -138,6 +128,7 @@ def build_prompt(
     >>> prompt = build_prompt("How many cubes?", "numerical")
     >>> [message["role"] for message in prompt], prompt[1]["content"][0]
     (['system', 'user'], {'type': 'image'})
+
     ```
     """
     if num_images < 0:

@@ -1,22 +1,8 @@
 # Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
-r"""
-Read data with Hugging Face `datasets` (`read_table`), validate every row before training starts, and serve it as a
-TRL-ready `datasets.Dataset`. Registries use SophiaVL-R1's `dataset_info.json`:
-
-```json
-{"Chart": {"file_path": "dataset/json/chart.json", "image_base_path": "dataset",
-           "columns": {"problem": "prompt", "solution": "answer", "path": "images"}}}
-```
-
-`file_path`: a `.json` (array or JSON lines), `.jsonl` or `.parquet` file or a folder of them; `image_base_path`: the
-folder the rows' relative image paths must stay inside; both relative to the registry's folder (or the working directory
-when only that has them, the original's convention). `columns` maps *file column* -> *role* (`prompt`,
-`answer`, `images` or a canonical name), *canonical name* -> *file column*, or `column_reponses_to_<role>` -> *file
-column*; unmapped canonical columns are used as they are. Canonical columns: `problem`, `solution`, `problem_type`,
-`data_type` (`image`/`text`, inferred when absent), `options` and `path` (image path(s) or `datasets.Image` structs).
-The result has those but `path`, and `prompt` (TRL conversational messages), `images` (PIL images, opened and resized
-only when a row is read), `source` (file) and `row_index`.
-"""
+r"""Read data with Hugging Face `datasets` (`read_table`), validate every row before training starts (errors name the
+file, row and field), and serve it as a TRL-ready `datasets.Dataset`. Registries use SophiaVL-R1's `dataset_info.json`
+(`{"Chart": {"file_path": ..., "image_base_path": ..., "columns": {...}}}`); docs/dataset.md describes the format, the
+column mapping and the columns of the result."""
 
 import json
 import logging
@@ -31,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from sophiavl_trl.data.images import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, ImageTransform, check_images, image_refs
 from sophiavl_trl.data.prompts import IMAGE_PLACEHOLDER, SYSTEM_PROMPT, TYPE_TEMPLATE, build_prompt
-from sophiavl_trl.rewards.accuracy_rewards import normalize_problem_type, registered_problem_types
+from sophiavl_trl.data.prompts import normalize_problem_type as type_key
 
 
 if TYPE_CHECKING:
@@ -47,6 +33,10 @@ _ALIASES |= {name: name for name in ("problem", "solution", "problem_type", "dat
 _ROLE_KEY = re.compile(r"^column_res?ponses_to_(\w+)$")
 _BUILDERS = {".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 _TEMPLATES = "sophiavl_trl.data.prompts.TYPE_TEMPLATE"
+# Longer questions are refused before any tokenizer sees them (far beyond a VQA question).
+MAX_QUESTION_CHARS = 50_000
+_TEXT_FIX = ": set data_type to 'image' to train on the image, or remove the path"
+_ADD = f"(add one to {_TEMPLATES}, and its verifier with sophiavl_trl.rewards.register_verifier)"
 
 
 @dataclass(frozen=True)
@@ -110,9 +100,8 @@ def load_registry(path: str | os.PathLike) -> dict[str, DatasetSpec]:
     except json.JSONDecodeError as exc:
         raise ValueError(f"Dataset registry {path} is not valid JSON: {exc}") from exc
     if not isinstance(entries, dict):
-        raise ValueError(
-            f"Dataset registry {path} must be a JSON object of named entries, got {type(entries).__name__}"
-        )
+        kind = type(entries).__name__
+        raise ValueError(f"Dataset registry {path} must be a JSON object of named entries, got {kind}")
     specs = {}
     for name, entry in entries.items():
         if not isinstance(entry, dict) or not isinstance(entry.get("file_path"), str):
@@ -236,32 +225,31 @@ class _Rules:
         if self.on_invalid not in ("error", "skip"):
             raise ValueError(f"on_invalid must be 'error' or 'skip', got {self.on_invalid!r}.")
         ImageTransform(self.min_pixels, self.max_pixels)  # checks the bounds
-        types = registered_problem_types() if self.problem_types is None else self.problem_types
-        self.problem_types = self.known = frozenset(map(normalize_problem_type, types))  # the types with a verifier
-        self.templated = frozenset(map(normalize_problem_type, TYPE_TEMPLATE))  # types with a prompt instruction
+        self.known = frozenset(map(type_key, TYPE_TEMPLATE if self.problem_types is None else self.problem_types))
+        self.templated = frozenset(map(type_key, TYPE_TEMPLATE))  # types with a prompt instruction
         self.system_prompt = SYSTEM_PROMPT if self.system_prompt is None else self.system_prompt
 
     def __call__(self, record: dict[str, Any], index: int) -> dict[str, Any]:
         """One file row as a canonical row, with what is wrong with it (`issues`, empty when it can be trained on)."""
         get = {name: record.get(column) for name, column in self.columns.items()}.get
         row, why = {"source": self.source, "row_index": index}, {}  # why: field -> what is wrong
-        problem, why["problem"] = _as_text(get("problem"), "missing problem (the prompt is empty)")
-        row["problem"] = problem
+        row["problem"], why["problem"] = _as_text(get("problem"), "missing problem (the prompt is empty)")
+        problem = row["problem"]
         if problem is not None and not problem.replace(IMAGE_PLACEHOLDER, "").strip():
             why["problem"] = "empty prompt"
+        elif problem is not None and len(problem) > MAX_QUESTION_CHARS:  # checked before any tokenizer sees it
+            why["problem"] = f"the question is {len(problem):,} characters, over the cap of {MAX_QUESTION_CHARS:,}"
         row["solution"], why["solution"] = _as_text(get("solution"), "missing solution")
         if row["solution"] is not None and not re.sub(r"</?answer>", "", row["solution"]).strip():
             why["solution"] = "empty solution"
         problem_type = row["problem_type"] = get("problem_type") or self.default_problem_type
-        key = normalize_problem_type(problem_type) if isinstance(problem_type, str) else None
+        key = type_key(problem_type) if isinstance(problem_type, str) else None
         if problem_type is None:
             why["problem_type"] = "missing problem_type (pass default_problem_type to set one for such rows)"
         elif key is None:
             why["problem_type"], row["problem_type"] = f"expected a string, got {type(problem_type).__name__}", None
         elif key not in self.known:
-            why["problem_type"] = f"unknown problem type {problem_type!r}; known types: {sorted(self.known)} " + (
-                "(register a verifier with sophiavl_trl.rewards.register_verifier to add one)"
-            )
+            why["problem_type"] = f"unknown problem type {problem_type!r}; known types: {sorted(self.known)} {_ADD}"
         elif key not in self.templated:
             why["problem_type"] = f"no prompt instruction for problem type {problem_type!r}; add one to {_TEMPLATES}"
         options = get("options")
@@ -279,6 +267,8 @@ class _Rules:
             why["data_type"] = f"unsupported data_type {data_type!r}; expected one of ['image', 'text']"
         elif data_type == "image" and not images:
             why["path"] = why["path"] or "data_type is 'image' but the row has no image path"
+        elif data_type == "text" and images:  # the original drops them silently: the question may need them
+            why["path"] = f"a text row (data_type 'text') with image path(s) {[r['path'] for r in images]}{_TEXT_FIX}"
         row["images"] = images = [] if data_type == "text" else images  # as in the original: text rows have none
         markers = (problem or "").count(IMAGE_PLACEHOLDER)
         if markers and data_type == "text":  # the image is dropped: the marker would reach the prompt as text
@@ -291,8 +281,7 @@ class _Rules:
 
 
 def _canonical(table: "Dataset", rules: _Rules, report: ValidationReport) -> "Dataset | None":
-    """`table` validated row by row into the canonical columns (`rules.columns`: the file's mapping); `None` (problems
-    in `report`) when unmappable."""
+    """`table` validated row by row into canonical columns; `None` (problems in `report`) when it is unmappable."""
     from datasets import Features, Json, List, Value
     from datasets import Image as ImageFeature
 
@@ -315,7 +304,7 @@ def _finish(parts: list["Dataset | None"], report: ValidationReport, rules: _Rul
     if report.issues or None in parts or not parts:  # whole-file problems fail in any mode: skipping drops a source
         raise DatasetValidationError("Dataset validation failed.\n" + report.format(), report)
     dataset = concatenate_datasets(parts)
-    check = partial(check_images, verify=rules.verify_images, seen={})
+    check = partial(check_images, verify=rules.verify_images, seen={}, bounds=(rules.min_pixels, rules.max_pixels))
     dataset = dataset.map(check, input_columns=["images", "issues"], batched=True, keep_in_memory=True, desc="Images")
     invalid = dataset.filter(bool, input_columns="issues", keep_in_memory=True)
     report.total_rows = len(dataset)
@@ -353,15 +342,15 @@ def load_sophiavl_dataset(
     r"""
     Load registered data sets (`names`: a list, or the original's comma-separated `train_files` like `"Chart,OCR@train"`)
     from `registry_path` (a `dataset_info.json` or a `load_registry` result), validate every row, and combine them into
-    one TRL-ready data set (columns in the module docstring).
+    one TRL-ready data set (its columns: docs/dataset.md).
 
     Keyword `options`: images are resized within `[min_pixels, max_pixels]` (defaults `DEFAULT_MIN_PIXELS`,
     `DEFAULT_MAX_PIXELS`) when a row is read. `on_invalid="error"` (default) raises a `DatasetValidationError` listing the
     first offending rows (file, row, field); `"skip"` drops them with a warning (whole-file problems always raise).
-    `system_prompt=None` uses `SYSTEM_PROMPT` (`""`: none); `default_problem_type` fills rows without one;
-    `problem_types` defaults to those with an accuracy verifier. `verify_images=True` decodes every image once, in
-    threads, to catch corrupt and truncated files (`False`: only checks that they exist). `return_report=True` also
-    returns the `ValidationReport`.
+    `system_prompt=None` uses `SYSTEM_PROMPT` (`""`: none); `default_problem_type` fills rows without one; the accepted
+    `problem_types` default to `TYPE_TEMPLATE`'s (the training script passes the accuracy verifiers'). `verify_images`
+    (default) decodes every image once, in threads, to catch corrupt and truncated files (`False`: only checks that
+    they exist). `return_report=True` also returns the `ValidationReport`.
     """
     rules = _Rules(**options)
     registry = registry_path if isinstance(registry_path, Mapping) else load_registry(registry_path)

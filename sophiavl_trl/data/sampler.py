@@ -1,12 +1,7 @@
 # Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
-"""A drop-in replacement for TRL's `RepeatSampler` that never mixes image and text-only prompts in one batch.
-
-TRL 1.16 fails when one process's batch holds both image and text-only samples (its image preprocessing expects
-images for every sample or for none). SophiaVL-R1's data mixes both. In `GRPOTrainer`, one chunk of the sampler
-(`batch_size` unique prompts, each repeated `mini_repeat_count` times) is exactly one global generation batch, split
-over all processes and all `steps_per_generation` steps; a chunk of one modality therefore makes every process's
-batch homogeneous.
-"""
+"""A drop-in replacement for TRL's `RepeatSampler` that never mixes image and text-only prompts in one batch: TRL 1.16
+fails on a process batch holding both, and SophiaVL-R1's data mixes them. One sampler chunk is one global generation
+batch in `GRPOTrainer`, so a chunk of one modality makes every process's batch homogeneous."""
 
 import logging
 from collections import Counter
@@ -22,20 +17,13 @@ logger = logging.getLogger(__name__)
 
 class ModalityGroupedRepeatSampler(Sampler[int]):
     r"""
-    Sampler that repeats indices like TRL's `RepeatSampler`, with every chunk of `batch_size` unique prompts drawn
-    from a single modality.
+    TRL's `RepeatSampler` with every chunk of `batch_size` unique prompts drawn from a single modality.
 
-    Each epoch draws one permutation of the whole data set, exactly as `RepeatSampler` does (same generator, same
-    seed, same call), then walks it and fills one buffer per modality; a buffer that reaches `batch_size` indices is
-    emitted as a chunk (each index repeated `mini_repeat_count` times consecutively, the chunk repeated
-    `repeat_count` times) and emptied. Chunks thus come out in the order in which they fill, which interleaves the
-    modalities in proportion to their sizes. With a single modality the output is identical to `RepeatSampler`'s.
-
-    What is left in a buffer at the end of an epoch (fewer than `batch_size` rows of that modality) is completed with
-    rows of the same modality from the start of this epoch's order and emitted last, so that no row is dropped (TRL's
-    `RepeatSampler` drops its incomplete last chunk); those few rows are seen twice that epoch, and the count is
-    logged. When every modality fills whole chunks, the output is exactly `RepeatSampler`'s order, grouped. The order
-    depends only on `seed` and `modalities`, so it is the same on every process.
+    Each epoch draws `RepeatSampler`'s permutation (same generator, seed and call) and walks it, filling one buffer per
+    modality; a full buffer is emitted as a chunk (each index repeated `mini_repeat_count` times, the chunk
+    `repeat_count` times), so modalities interleave in proportion to their sizes. A buffer left incomplete at the end of
+    an epoch is completed with rows of its modality from the start of the epoch's order and emitted last (nothing is
+    dropped; those rows are seen twice, and the count is logged). With one modality the output is `RepeatSampler`'s.
 
     Args:
         data_source (`Sized`):
@@ -62,6 +50,7 @@ class ModalityGroupedRepeatSampler(Sampler[int]):
     ... )
     >>> list(sampler)
     [0, 0, 2, 2, 1, 1, 3, 3, 4, 4, 6, 6, 5, 5, 1, 1]
+
     ```
     """
 
@@ -197,6 +186,7 @@ def modality_labels(dataset: Any, column: str = "data_type") -> list[str] | None
     >>> from sophiavl_trl.data import modality_labels
     >>> modality_labels(Dataset.from_dict({"data_type": ["image", "text"]}))
     ['image', 'text']
+
     ```
     """
     try:

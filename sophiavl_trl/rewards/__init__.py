@@ -1,35 +1,20 @@
 # Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
-"""Reward functions with TRL's signature, usable in any TRL trainer and in `TrustGRPOTrainer`.
-
-- `accuracy_reward` (format-gated, the released outcome reward), `format_reward` (an optional bonus), `register_verifier`
-  (accuracy_rewards.py, format_rewards.py): outcome rewards; docs/rewards.md has the rules.
-- `ThinkingRewardClient` (the judge client, `sophiavl_trl.judge.client`) and `ThinkingReward`, its TRL reward-function
-  form (judge_rewards.py).
-- `REWARD_FUNCS_REGISTRY`, `get_reward_funcs`: short names (as used in recipes: `reward_funcs: [accuracy]`) to
-  callables.
-
-Plain imports: these modules need only the standard library (no torch, no HTTP client until a request is made).
-"""
+"""Reward functions with TRL's signature: `accuracy_reward` (format-gated, the released outcome reward), `format_reward`
+(an optional bonus), `register_verifier`; `ThinkingRewardClient` (the judge client) and `ThinkingReward`, its reward
+function form; `get_reward_funcs`, recipe names (`reward_funcs: [accuracy]`) to callables. Plain imports: only the
+standard library loads here (no torch, no HTTP client until a request is made)."""
 
 from collections.abc import Callable
 from importlib import import_module
 
 from sophiavl_trl.judge.client import ThinkingRewardClient
-from sophiavl_trl.rewards.accuracy_rewards import accuracy_reward, get_verifier, register_verifier
+from sophiavl_trl.rewards.accuracy_rewards import accuracy_reward, register_verifier
 from sophiavl_trl.rewards.format_rewards import format_reward
 from sophiavl_trl.rewards.judge_rewards import ThinkingReward
 
 
-__all__ = [
-    "REWARD_FUNCS_REGISTRY",
-    "ThinkingReward",
-    "ThinkingRewardClient",
-    "accuracy_reward",
-    "format_reward",
-    "get_reward_funcs",
-    "get_verifier",
-    "register_verifier",
-]
+__all__ = ["REWARD_FUNCS_REGISTRY", "ThinkingReward", "ThinkingRewardClient", "accuracy_reward", "format_reward"]
+__all__ += ["get_reward_funcs", "register_verifier"]
 
 REWARD_FUNCS_REGISTRY: dict[str, Callable] = {
     "accuracy": accuracy_reward,  # format-gated: the released outcome reward
@@ -53,8 +38,6 @@ def get_reward_funcs(names: list[str] | str) -> list[Callable]:
             except (ImportError, AttributeError) as exc:
                 raise ValueError(f"Could not import reward function {name!r}: {exc}") from exc
         else:
-            raise ValueError(
-                f"Unknown reward function {name!r}. Valid names: {sorted(REWARD_FUNCS_REGISTRY)}, "
-                "or a dotted path such as 'my_package.rewards.my_reward'."
-            )
+            valid = f"{sorted(REWARD_FUNCS_REGISTRY)}, or a dotted path such as 'my_package.rewards.my_reward'"
+            raise ValueError(f"Unknown reward function {name!r}. Valid names: {valid}.")
     return funcs

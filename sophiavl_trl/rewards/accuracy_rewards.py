@@ -1,15 +1,7 @@
 # Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
-"""Outcome (accuracy) reward: the released SophiaVL-R1 scorer, one verifier per `problem_type`, format-gated.
-
-| problem_type | score of the graded `<answer>` against the ground truth |
-|---|---|
-| `numerical` (and missing or unknown types) | 1.0 if mathruler's `grade_answer` accepts it, else 0.0 |
-| `multiple choice` | 1.0 if the comma-separated letters equal the ground truth's (any order, case-sensitive) |
-| `OCR` | exp(-WER), jiwer, case-sensitive, whitespace runs read as one space |
-| `free-form`, `text` | mean of the ROUGE-1, ROUGE-2 and ROUGE-L F-measures, stemmed |
-
-docs/rewards.md lists where this departs from the released code (each one a bug fix) and why.
-"""
+"""Outcome (accuracy) reward: the released SophiaVL-R1 scorer, one verifier per `problem_type` (`numerical`: mathruler;
+`multiple choice`: the letters; `OCR`: exp(-WER); `free-form`, `text`: ROUGE), format-gated. docs/rewards.md has the
+rules, where they depart from the released code (each one a bug fix) and why, and the cost bounds."""
 
 import logging
 import math
@@ -17,24 +9,21 @@ import re
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal, InvalidOperation, localcontext
 from functools import cache
+from itertools import islice
 from typing import Any
 
+from sophiavl_trl.data.prompts import normalize_problem_type
 from sophiavl_trl.rewards.format_rewards import _block, completion_to_text, extract_answer, is_well_formatted
 
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "VERIFIERS",
-    "accuracy_reward",
-    "get_verifier",
-    "normalize_problem_type",
-    "register_verifier",
-    "registered_problem_types",
-]
+__all__ = ["VERIFIERS", "accuracy_reward", "register_verifier"]
 
 Verifier = Callable[[str, str], float]
 
@@ -50,8 +39,7 @@ _UNSAFE_FOR_SYMPY = re.compile(r"!|(?:ff|rf)\(|\^(?![-+]?(?:(?:\d\.\d+|[1-9]|0(?
 _SYMPY_TIMEOUT_S = 1.0
 
 
-class _Timeout(BaseException):
-    # BaseException: sympy's `except Exception` blocks must not swallow it (mathruler's bare `except:` may, scoring 0).
+class _Timeout(BaseException):  # sympy's `except Exception` must not swallow it (mathruler's bare `except:` may: 0)
     pass
 
 
@@ -94,6 +82,8 @@ def _sympy_safe(expression: str) -> bool:
 
 
 def _numerical(answer: str, truth: str) -> float:
+    if not _close_enough(answer, truth):  # mathruler's verdict stands only within the tolerance below
+        return 0.0
     grader = _mathruler()
     if _sympy_safe(grader._normalize(answer)) and _sympy_safe(grader._normalize(truth)):
         try:
@@ -103,6 +93,29 @@ def _numerical(answer: str, truth: str) -> float:
             return 0.0
     # Too costly for sympy: keep mathruler's two string comparisons, which grade_answer tries first.
     return float(any(norm(answer) == norm(truth) for norm in (grader.normalize_answer, grader._normalize)))
+
+
+# mathruler rounds every number within 1e-7 of an integer to it: an absolute tolerance, so `0.0000001`, and `1e-401`
+# (0.0 as a float), equal `0`. Plain numbers (mathruler's `%`, `$`, braces and units allowed) are compared as exact
+# decimals too: equal only within NUMERICAL_REL_TOL of a non-zero truth, and only an exact 0 equals 0.
+NUMERICAL_REL_TOL = Decimal("1e-7")
+_NUMBER_NOISE = re.compile(r"\\text|\\[!,]|\^\\circ|\\?[%$]|[{}\s]")
+_UNITS = "degree|cm|centimeter|meter|mile|second|minute|hour|day|week|month|year|foot|feet|inch|yard"  # mathruler's
+_NUMBER = r"[-+]?(?:\d[\d_,]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:e[-+]?\d+)?"  # one way to match: no backtracking
+_PLAIN_NUMBER = re.compile(rf"({_NUMBER})(?:(?:{_UNITS})(?:es)?s?(?:\^\d+)?)?", re.IGNORECASE)
+_EXACT = Context(prec=50, Emax=MAX_EMAX, Emin=MIN_EMIN)  # no overflow or underflow, whatever the exponent
+
+
+def _close_enough(answer: str, truth: str) -> bool:
+    matches = [_PLAIN_NUMBER.fullmatch(_NUMBER_NOISE.sub("", text)) for text in (answer, truth)]
+    if not all(matches):
+        return True  # not two plain numbers: mathruler alone decides
+    try:
+        value, target = (Decimal(match[1].replace(",", "")) for match in matches)
+    except InvalidOperation:  # such as "1__0"
+        return True
+    with localcontext(_EXACT):  # thread-local
+        return value == 0 if target == 0 else abs(value - target) <= NUMERICAL_REL_TOL * abs(target)
 
 
 def _unparenthesize(option: str) -> str:
@@ -116,11 +129,17 @@ def _multiple_choice(answer: str, truth: str) -> float:
     return float(all(chosen) and sorted(chosen) == sorted(correct))
 
 
+# OCR and free-form score the first MAX_SCORED_TOKENS words (ROUGE tokens) of a text: answers (at most MAX_ANSWER_CHARS
+# characters) never reach it, a longer ground truth is cut there. It bounds a call at about 0.2 s (docs/rewards.md).
+MAX_SCORED_TOKENS = 10_000
+
+
 def _ocr(answer: str, truth: str) -> float:
     import jiwer
 
     # jiwer splits on " " only: a line break would glue two words into one.
-    return math.exp(-jiwer.wer(" ".join(truth.split()), " ".join(answer.split())))
+    words = (" ".join(text.split(maxsplit=MAX_SCORED_TOKENS)[:MAX_SCORED_TOKENS]) for text in (truth, answer))
+    return math.exp(-jiwer.wer(*words))
 
 
 # rouge-score's tokens (lowercased [a-z0-9] runs, the rest deleted), plus one token per letter of a non-Latin script,
@@ -129,24 +148,42 @@ _TOKEN_RE = re.compile(r"[a-z0-9]+|[^\W\d_a-z\u00c0-\u024f\u1e00-\u1eff]")
 
 
 @cache
-def _rouge() -> Any:
-    from nltk.stem import porter
-    from rouge_score import rouge_scorer, tokenizers
+def _stem(token: str) -> str:
+    from nltk.stem.porter import PorterStemmer
 
-    class Tokenizer(tokenizers.Tokenizer):
-        stemmer = porter.PorterStemmer()
+    return PorterStemmer().stem(token)  # rouge-score's stemmer, on rouge-score's tokens (more than 3 ASCII letters)
 
-        def tokenize(self, text: str) -> list[str]:
-            tokens = _TOKEN_RE.findall(text.lower())
-            return [self.stemmer.stem(t) if len(t) > 3 and t.isascii() else t for t in tokens]
 
-    return rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], tokenizer=Tokenizer())
+def _rouge_tokens(text: str) -> list[str]:
+    tokens = (match[0] for match in islice(_TOKEN_RE.finditer(text.lower()), MAX_SCORED_TOKENS))
+    return [_stem(token) if len(token) > 3 and token.isascii() else token for token in tokens]
+
+
+def _lcs_length(first: list[str], second: list[str]) -> int:
+    # Bit-parallel LCS (Hyyro 2004): rouge-score's quadratic table's result in len(first) big-int steps (10,000 x 10,000
+    # tokens in about 0.05 s instead of minutes).
+    masks: dict[str, int] = {}
+    for index, token in enumerate(second):
+        masks[token] = masks.get(token, 0) | 1 << index
+    full = row = (1 << len(second)) - 1
+    for token in first:
+        matched = row & masks.get(token, 0)
+        row = ((row + matched) | (row - matched)) & full
+    return len(second) - row.bit_count()
 
 
 def _free_form(answer: str, truth: str) -> float:
-    return sum(score.fmeasure for score in _rouge().score(truth, answer).values()) / 3
+    # rouge-score's rouge1, rouge2 and rougeL F-measures (2 * overlap / (predicted + reference)), averaged.
+    predicted, reference = _rouge_tokens(answer), _rouge_tokens(truth)
+    scores = [(_lcs_length(predicted, reference), len(predicted), len(reference))]
+    for n in (1, 2):
+        ours, theirs = (Counter(zip(*(tokens[i:] for i in range(n)))) for tokens in (predicted, reference))
+        scores.append((sum((ours & theirs).values()), ours.total(), theirs.total()))
+    return sum(2 * overlap / (p + r) if overlap else 0.0 for overlap, p, r in scores) / 3
 
 
+# Keyed by `normalize_problem_type` spelling; examples/train_sophiavl.py passes the keys to data validation, so rows of a
+# type without a verifier are refused before training.
 VERIFIERS: dict[str, Verifier] = {
     "numerical": _numerical,
     "multiple choice": _multiple_choice,
@@ -155,17 +192,6 @@ VERIFIERS: dict[str, Verifier] = {
     "text": _free_form,
 }
 _warned_types: set[str] = set()
-
-
-def normalize_problem_type(name: str) -> str:
-    """Registry spelling of a problem type, shared with data validation: case-folded, `_`, `-` and whitespace runs read
-    as one space (`"Free-Form"` -> `"free form"`, `"OCR"` -> `"ocr"`)."""
-    return " ".join(re.sub(r"[_\-]+", " ", str(name)).split()).casefold()
-
-
-def registered_problem_types() -> list[str]:
-    """Problem types that have a verifier, in registry spelling (see `normalize_problem_type`)."""
-    return sorted(VERIFIERS)
 
 
 def register_verifier(problem_type: str, fn: Verifier, *, overwrite: bool = False) -> Verifier:
@@ -189,20 +215,12 @@ def register_verifier(problem_type: str, fn: Verifier, *, overwrite: bool = Fals
     key = normalize_problem_type(problem_type) if isinstance(problem_type, str) else ""
     if not key or not callable(fn):
         raise ValueError(
-            f"Need a non-empty problem_type and a callable fn(answer, truth), got {problem_type!r}, {fn!r}"
+            f"Need a non-empty problem_type and a callable fn(answer, truth), not {problem_type!r}, {fn!r}"
         )
     if key in VERIFIERS and not overwrite:
         raise ValueError(f"problem_type {problem_type!r} already has a verifier (as {key!r}); pass overwrite=True.")
     VERIFIERS[key] = fn
     return fn
-
-
-def get_verifier(problem_type: str) -> Verifier:
-    """The verifier of a registered `problem_type`; `ValueError` (listing the registered types) otherwise."""
-    verifier = VERIFIERS.get(normalize_problem_type(problem_type))
-    if verifier is None:
-        raise ValueError(f"No verifier for problem_type {problem_type!r}. Registered: {registered_problem_types()}")
-    return verifier
 
 
 def _verifier_for(problem_type: Any) -> Verifier:
@@ -218,8 +236,7 @@ def _score(completion: Any, solution: Any, problem_type: Any) -> float:
     answer = extract_answer(text) if is_well_formatted(text) else None
     if answer is None or len(answer) > MAX_ANSWER_CHARS:
         return 0.0
-    truth = "" if solution is None else str(solution)
-    truth = (_block(truth) or (0, truth))[1]
+    truth = (_block(str(solution)) or (0, str(solution)))[1] if solution is not None else ""
     try:
         verifier = _verifier_for(problem_type)
         score = float(verifier(answer.replace("$", "").strip(), truth.replace("$", "").strip()))
@@ -236,13 +253,12 @@ def accuracy_reward(
     **kwargs,
 ) -> list[float]:
     r"""
-    Reward function: the released SophiaVL-R1 outcome score in [0, 1] of each completion (see the table in this module).
+    Reward function: the released SophiaVL-R1 outcome score in [0, 1] of each completion (docs/rewards.md).
 
-    A completion (standard or conversational) failing [`~rewards.format_rewards.is_well_formatted`] scores 0. Otherwise
-    the first `<answer>` block after `</think>` is compared with its `solution` (its first `<answer>` block if it has
-    one), `$` removed from both, by the verifier of its `problem_type` (per completion, or one for all). A missing type
-    means `numerical`; an unknown one is scored as `numerical` with a one-time warning (the released fallback). Other
-    dataset columns (TRL passes them) are unused. Never raises; every built-in verifier is time-bounded.
+    A completion failing [`~rewards.format_rewards.is_well_formatted`] scores 0; else its first `<answer>` block after
+    `</think>` is scored against `solution` (its first `<answer>` block if any), `$` removed, by the verifier of its
+    `problem_type` (per completion, or one for all; missing or unknown: `numerical`, the released fallback, with a
+    one-time warning when unknown). Other dataset columns are unused. Never raises; every built-in verifier is bounded.
 
     Example:
     ```python

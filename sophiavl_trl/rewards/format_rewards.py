@@ -1,9 +1,7 @@
 # Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
-"""Format reward and the text helpers shared by the outcome rewards, the judge client and inference.
-
-The released format check is `re.fullmatch(r"<think>(.*?)</think>.*<answer>(.*?)</answer>.*", text, re.DOTALL)`.
-The helpers below decide the same thing with `str.find` (linear time on any model output, no regex backtracking).
-"""
+"""Format reward and the text helpers shared by the outcome rewards, the judge client and inference. They decide the
+released check, `re.fullmatch(r"<think>(.*?)</think>.*<answer>(.*?)</answer>.*", text, re.DOTALL)`, with `str.find`
+(linear time on any model output, no regex backtracking)."""
 
 from typing import Any
 

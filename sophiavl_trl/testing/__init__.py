@@ -1,11 +1,11 @@
 # Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
 """Offline test helpers: a tiny Qwen2.5-VL (`tiny_model`) and a real vLLM judge server on CPU (`judge_server`)."""
 
-from sophiavl_trl import _lazy_exports
+from sophiavl_trl._lazy import lazy_exports
 
 
 # Lazy, so that `python -m sophiavl_trl.testing.judge_server` does not import itself twice.
-__getattr__, __all__ = _lazy_exports(
+__getattr__, __all__ = lazy_exports(
     globals(),
     {
         "sophiavl_trl.testing.judge_server": "JudgeServer start_judge_server",
