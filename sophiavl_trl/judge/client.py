@@ -156,10 +156,7 @@ class JudgeStats:
     errors: dict[str, int] = field(default_factory=dict)
     calls: int = 0
     seconds: float = 0.0
-
-    @property
-    def failures(self) -> int:
-        return self.parse_failures + self.request_failures
+    failures = property(lambda self: self.parse_failures + self.request_failures)
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "failures": self.failures}
@@ -190,7 +187,8 @@ class ThinkingRewardClient:
         max_image_pixels (`int` or `None`, defaults to `4194304`): larger images are downscaled before sending.
         deadline (`float`, defaults to `600.0`): seconds a `score()` call may take; items still unscored get NaN
             (counted as `"deadline"`). It also cuts a server that answers one byte at a time.
-        http_transport (`str`, *optional*): `"aiohttp"` or `"httpx"`; defaults to aiohttp when installed.
+        http_transport (`str`, *optional*): `"aiohttp"` (the default when openai's `aiohttp` extra is installed) or
+            `"httpx"`. Either way, a response body is read up to `MAX_RESPONSE_BYTES` once decoded, no further.
     """
 
     def __init__(
@@ -212,30 +210,21 @@ class ThinkingRewardClient:
         if max_concurrency < 1 or not timeout > 0 or max_retries < 0 or not deadline > 0:
             raise ValueError("Need max_concurrency >= 1, timeout > 0, max_retries >= 0, deadline > 0; got "
                              f"{max_concurrency, timeout, max_retries, deadline}.")  # fmt: skip
-        if http_transport not in (None, "aiohttp", "httpx"):
-            raise ValueError(f"http_transport must be 'aiohttp', 'httpx' or None, got {http_transport!r}.")
         if template is not None:
             validate_template(template)
         self.model: str = model or os.environ.get("REWARD_MODEL") or "thinking-reward-model"
         self.max_concurrency, self.timeout, self.max_retries = max_concurrency, float(timeout), max_retries
-        self.constrained_decoding, self.template, self.max_image_pixels = (
-            constrained_decoding,
-            template,
-            max_image_pixels,
-        )
+        self.constrained_decoding, self.template, self.max_image_pixels = constrained_decoding, template, max_image_pixels  # fmt: skip
         self.deadline, self.http_transport = float(deadline), http_transport
         self._api_key = api_key if api_key is not None else api_key_from_env()
         self._stats, self._lock, self._rr = JudgeStats(), threading.Lock(), 0
         self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._clients: dict[int, list[Any]] = {}  # max_retries -> one openai client per replica, on `_loop`
+        self._clients: dict[int, list[Any]] = {}  # max_retries -> one openai client per replica, on the loop
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration, without the API key (what pickling keeps)."""
         names = "model max_concurrency timeout max_retries constrained_decoding template max_image_pixels deadline"
-        return {"base_url": list(self.base_urls), "http_transport": self.http_transport} | {
-            name: getattr(self, name) for name in names.split()
-        }
+        return {"base_url": list(self.base_urls), **{k: getattr(self, k) for k in names.split() + ["http_transport"]}}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_urls!r}, model={self.model!r}, timeout={self.timeout})"
@@ -266,18 +255,15 @@ class ThinkingRewardClient:
                 self._finalizer = weakref.finalize(self, _shutdown, self._loop, self._clients)
         return asyncio.run_coroutine_threadsafe(coro, self._loop)
 
-    def _replicas(self, max_retries: int) -> list[Any]:
-        if max_retries not in self._clients:  # on the client's loop only: no lock needed
+    def _replicas(self, retries: int) -> list[Any]:
+        if not self._clients:  # built on the client's loop, which alone uses them
             import openai
 
-            options = {"api_key": self._api_key or "EMPTY", "timeout": self.timeout, "max_retries": max_retries}
-            first = self._clients and next(iter(self._clients.values()))  # the same connections for every variant
-            self._clients[max_retries] = [
-                first[i].with_options(max_retries=max_retries) if first else
-                openai.AsyncOpenAI(base_url=url, http_client=_http_client(self.http_transport, self.timeout), **options)
-                for i, url in enumerate(self.base_urls)
-            ]  # fmt: skip
-        return self._clients[max_retries]
+            options = {"api_key": self._api_key or "EMPTY", "timeout": self.timeout, "max_retries": self.max_retries}
+            http = [_http_client(self.http_transport, self.timeout) for _ in self.base_urls]
+            clients = [openai.AsyncOpenAI(base_url=u, http_client=h, **options) for u, h in zip(self.base_urls, http)]
+            self._clients.update({self.max_retries: clients, 0: [c.with_options(max_retries=0) for c in clients]})
+        return self._clients[retries]
 
     def close(self) -> None:
         """Close the connections and stop the client's event loop (a later call starts new ones)."""
@@ -376,9 +362,8 @@ class ThinkingRewardClient:
             return healthy
         raise JudgeUnavailableError(
             f"The thinking reward model {self.model!r} is not available from any judge server:\n{lines}\nStart it with "
-            "`bash examples/serve_thinking_reward_model.sh /path/to/judge 8000` (or `python -m "
-            f"vllm.entrypoints.openai.api_server --model /path/to/judge --served-model-name {self.model} --port 8000`),"
-            " then pass base_url='http://HOST:8000/v1' (or set OPENAI_API_URL) and model= (or REWARD_MODEL) to match."
+            f"`bash examples/serve_thinking_reward_model.sh /path/to/judge 8000` (it serves --served-model-name "
+            f"{self.model}), then pass base_url='http://HOST:8000/v1' (or OPENAI_API_URL) and model= (or REWARD_MODEL)."
         )
 
     async def _check(self) -> list[str | None]:
@@ -386,14 +371,13 @@ class ThinkingRewardClient:
 
         async def one(client: Any) -> str | None:
             try:
-                models = [
-                    m.id for m in (await asyncio.wait_for(client.models.list(timeout=seconds), seconds + 1)).data
-                ]
+                page = await asyncio.wait_for(client.models.list(timeout=seconds), seconds + 1)
             except Exception as exc:
                 kind, description = _failure(exc)
                 hint = " (check OPENAI_API_KEY / api_key)" if kind in ("http_401", "http_403") else ""
                 what = "unreachable" if kind in ("timeout", "connection") else f"GET /models failed ({kind}{hint})"
                 return self._redact(f"{what}: {description}")[:500]
+            models = [m.id for m in page.data]
             return None if self.model in models else f"model {self.model!r} not listed; available models: {models}"
 
         return list(await asyncio.gather(*(one(client) for client in self._replicas(0))))
