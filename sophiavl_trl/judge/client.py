@@ -98,7 +98,7 @@ async def _read_capped(response: Any) -> None:
 
 
 def _http_client(transport: str | None, timeout: float) -> Any:
-    """openai's aiohttp transport when installed (`openai[aiohttp]`; faster, see docs/performance.md), else httpx."""
+    """openai's aiohttp transport when installed (`openai[aiohttp]`: the faster, see benchmarks/bench_judge.py), else httpx."""
     import openai
 
     options = {"timeout": timeout, "event_hooks": {"response": [_read_capped]}}
