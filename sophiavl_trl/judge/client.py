@@ -4,6 +4,7 @@
 import asyncio
 import copy
 import hashlib
+import importlib.util
 import logging
 import math
 import os
@@ -98,17 +99,13 @@ async def _read_capped(response: Any) -> None:
 
 
 def _http_client(transport: str | None, timeout: float) -> Any:
-    """openai's aiohttp transport when installed (`openai[aiohttp]`: the faster, see benchmarks/bench_judge.py), else httpx."""
+    """openai's aiohttp transport (the faster: benchmarks/bench_judge.py) when installed, else httpx; capped."""
     import openai
 
     options = {"timeout": timeout, "event_hooks": {"response": [_read_capped]}}
-    if transport in (None, "aiohttp"):
-        try:
-            return openai.DefaultAioHttpClient(**options)
-        except RuntimeError:  # the `aiohttp` extra is not installed
-            if transport == "aiohttp":
-                raise
-    return openai.DefaultAsyncHttpxClient(**options)
+    if transport == "httpx" or (transport is None and importlib.util.find_spec("aiohttp") is None):
+        return openai.DefaultAsyncHttpxClient(**options)
+    return openai.DefaultAioHttpClient(**options)  # without openai's `aiohttp` extra: a RuntimeError saying so
 
 
 def _shutdown(loop: asyncio.AbstractEventLoop, clients: dict[int, list[Any]]) -> None:
@@ -130,16 +127,13 @@ def _failure(exc: BaseException) -> tuple[str, str]:
     chain = [exc]
     while chain[-1].__cause__ is not None and len(chain) < 8:
         chain.append(chain[-1].__cause__)
+    kind = f"http_{exc.status_code}" if isinstance(exc, openai.APIStatusError) else "bad_response"
     if any(isinstance(e, ResponseTooLargeError) for e in chain):
         kind = "too_large"
-    elif any(isinstance(e, OSError) and not isinstance(e, TimeoutError) for e in chain):
+    elif any(isinstance(e, OSError) and not isinstance(e, TimeoutError) for e in chain) or isinstance(exc, openai.APIConnectionError) and not isinstance(exc, openai.APITimeoutError):  # fmt: skip
         kind = "connection"  # refused, reset, DNS (aiohttp's transport reports a refused connection as a timeout)
     elif isinstance(exc, (openai.APITimeoutError, TimeoutError)):
         kind = "timeout"
-    elif isinstance(exc, openai.APIConnectionError):
-        kind = "connection"
-    else:
-        kind = f"http_{exc.status_code}" if isinstance(exc, openai.APIStatusError) else "bad_response"
     # openai's "Connection error." says little: its cause (refused, reset, DNS...) says what happened.
     return kind, repr(exc) + (f" from {exc.__cause__!r}" if exc.__cause__ is not None else "")
 
@@ -277,16 +271,14 @@ class ThinkingRewardClient:
         return build_judge_messages(question, reasoning, image, self.template, max_pixels=self.max_image_pixels)
 
     def score(
-        self, questions: Sequence[str], reasonings: Sequence[str], images: Sequence[Any] | None = None
+        self, questions: Sequence[str], reasonings: Sequence[str], images: Sequence | None = None
     ) -> list[float]:
         """Score reasonings: one score in [0, 1] per item, NaN where none was obtained, within `deadline` seconds.
         `images` holds one image (PIL image, path, bytes) or `None` per item. Raises `ValueError`, `OSError` or
         `TypeError` on bad inputs only."""
         return self._submit(self._ascore(questions, reasonings, images)).result()
 
-    async def ascore(
-        self, questions: Sequence[str], reasonings: Sequence[str], images: Sequence[Any] | None = None
-    ) -> list[float]:
+    async def ascore(self, questions: Sequence[str], reasonings: Sequence[str], images: Sequence | None = None) -> list[float]:  # fmt: skip
         """[`~ThinkingRewardClient.score`], awaitable from any event loop."""
         return await asyncio.wrap_future(self._submit(self._ascore(questions, reasonings, images)))
 
@@ -348,13 +340,11 @@ class ThinkingRewardClient:
     def check_server(self, wait_seconds: float = 0.0) -> list[str]:
         """The replicas that answer and list the model (`GET /v1/models`), polling every second for up to
         `wait_seconds` until one does; raises `JudgeUnavailableError`, saying what is wrong with each, if none does."""
-        end = time.monotonic() + wait_seconds
-        while True:
-            problems = self._submit(self._check()).result()
-            healthy = [url for url, problem in zip(self.base_urls, problems) if problem is None]
-            if healthy or time.monotonic() + 1.0 > end:
-                break
+        end, problems = time.monotonic() + wait_seconds, self._submit(self._check()).result()
+        while all(problems) and time.monotonic() + 1.0 < end:
             time.sleep(1.0)
+            problems = self._submit(self._check()).result()
+        healthy = [url for url, problem in zip(self.base_urls, problems) if problem is None]
         lines = "\n".join(f"  - {url}: {problem}" for url, problem in zip(self.base_urls, problems) if problem)
         if healthy:
             if lines:
