@@ -53,6 +53,18 @@ def test_judge_api_key_comes_from_the_named_variable_only(name, environ, expecte
         assert "sk-other" not in str(info.value)
 
 
+@pytest.mark.parametrize("name", ["MY_JUDGE_KEY", ""])
+def test_judge_commands_refuse_an_unset_key_variable_before_reading_records(name, tmp_path, monkeypatch, capsys):
+    from sophiavl_trl.cli import main
+
+    monkeypatch.delenv("MY_JUDGE_KEY", raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-other")
+    missing = str(tmp_path / "not-there.jsonl")  # never read: the key is checked first
+    argv = ["judge-eval", "--records", missing, "--base-url", "http://127.0.0.1:9/v1", "--model", "m"]
+    assert main([*argv, "--api-key-env", name]) == 2
+    assert "judge_api_key_env" in capsys.readouterr().err
+
+
 # Issue 20 item 2: the serve script binds a network address only with VLLM_API_KEY, whatever EXTRA_ARGS says.
 SERVE_ROWS = [
     {"EXTRA_ARGS": "--host 0.0.0.0"},

@@ -34,7 +34,13 @@ class ScorerArguments:
     quiet: bool = field(default=False, metadata={"help": "No progress bar."})
 
     def __post_init__(self) -> None:
+        from sophiavl_trl.judge import api_key_from_env, normalize_base_url
+
         check_positive(self, "max_concurrency", *(name for name in ("max_records", "limit") if hasattr(self, name)))
+        try:  # before any work: a key variable named but unset, a URL with a password
+            api_key_from_env(self.api_key_env), normalize_base_url(self.base_url)
+        except ValueError as exc:
+            raise CLIError(str(exc)) from None
 
 
 @dataclass(kw_only=True)
@@ -131,10 +137,7 @@ def _score(args: ScorerArguments, items: list[dict]) -> tuple[list[float], dict[
 
     names = ("model", "timeout", "max_retries", "max_concurrency", "constrained_decoding")
     options = {name: getattr(args, name) for name in names}
-    try:
-        client, scores = ThinkingRewardClient(args.base_url, api_key=api_key_from_env(args.api_key_env), **options), []
-    except ValueError as exc:  # an unset key variable, a URL with a password
-        raise CLIError(str(exc)) from None
+    client, scores = ThinkingRewardClient(args.base_url, api_key=api_key_from_env(args.api_key_env), **options), []
     try:
         client.check_server()
         with tqdm(total=len(items), desc="scoring", disable=args.quiet) as bar:
