@@ -155,20 +155,12 @@ def decode_data_url(url: str) -> Any:
     return image.convert("RGB")
 
 
-def _sent_images(image: Any) -> list[Any]:
-    """The image the client sends for `image` (downscaled and encoded as `build_judge_messages` does), decoded as the
-    server decodes it; none for `None`."""
-    return [] if image is None else [decode_data_url(encode_image_data_url(image))]
-
-
 def _conversation(question: str, reasoning: str, score: float, image: Any, sft_format: str) -> dict[str, Any]:
     messages = build_judge_messages(question, reasoning, image=None if image is None else _PLACEHOLDER_PNG)
     for message in messages:
         if not isinstance(message["content"], str):
             message["content"] = [{"type": "image"} if p["type"] == "image_url" else p for p in message["content"]]
-    completion = [
-        {"role": "assistant", "content": SCORE_CHOICES[round(score * 10)]}
-    ]  # the score as the judge writes it
+    completion = [{"role": "assistant", "content": SCORE_CHOICES[round(score * 10)]}]  # as the judge writes it
     if sft_format == "messages":
         return {"messages": messages + completion}
     if sft_format != "prompt_completion":
@@ -179,8 +171,8 @@ def _conversation(question: str, reasoning: str, score: float, image: Any, sft_f
 def judge_sft_transform(batch: dict[str, list]) -> dict[str, list]:
     r"""Row transform of [`build_judge_sft_dataset`]: turns each image reference into the image the client sends, as
     the server decodes it."""
-    if "images" in batch:
-        batch["images"] = [[image for ref in refs for image in _sent_images(ref)] for refs in batch["images"]]
+    if "images" in batch:  # downscaled and encoded as the client does, decoded as the server does
+        batch["images"] = [[decode_data_url(encode_image_data_url(ref)) for ref in refs] for refs in batch["images"]]
     return batch
 
 
@@ -230,9 +222,7 @@ class JudgeSFTScriptArguments:
     def load_datasets(self) -> tuple[Dataset, Dataset | None]:
         r"""The train and eval data sets (eval `None` when none is named), validated before any model is loaded."""
         registry = self.dataset_registry  # with a registry, image folders come from its entries
-        names = (
-            (self.train_files, self.eval_files) if registry is not None else (self.judge_records, self.eval_records)
-        )
+        names = (self.train_files, self.eval_files) if registry else (self.judge_records, self.eval_records)
         options = {"image_base_path": self.image_base_path, "on_invalid": self.on_invalid}
         records = [load_judge_records(data, registry, **options) if data else None for data in names]
         return tuple(data and build_judge_sft_dataset(data, sft_format=self.sft_format) for data in records)
