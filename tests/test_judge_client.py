@@ -331,13 +331,6 @@ class TestRequestShape:
             assert "guided_choice" not in body
         assert SCORE_CHOICES == ["0", "0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9", "1.0"]
 
-    def test_pil_image_is_png_data_url(self):
-        image = Image.new("RGB", (10, 8), (1, 2, 3))
-        url = encode_image_data_url(image)
-        assert url.startswith("data:image/png;base64,")
-        decoded = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
-        assert decoded.size == (10, 8) and decoded.getpixel((0, 0)) == (1, 2, 3)
-
     def test_large_image_is_downscaled_below_the_pixel_limit(self, tmp_path):
         path = tmp_path / "big.jpg"
         Image.new("RGB", (400, 300), (9, 9, 9)).save(path, format="JPEG")
@@ -505,13 +498,6 @@ class TestFaults:
         stats = client.stats
         assert stats.errors == {"timeout": 4} and stats.request_failures == 4 and stats.scored == 0
 
-    def test_server_that_accepts_and_never_answers(self, silent_url):
-        client = fast_client(silent_url, timeout=0.3, max_retries=1)
-        scores, elapsed = timed(lambda: client.score(*items(6)))
-        assert all_nan(scores)
-        assert_within_bound(client, 6, elapsed)
-        assert client.stats.errors == {"timeout": 6}
-
     def test_never_ending_answer_is_cut_at_the_call_deadline(self, fake_judge):
         # A byte every 0.1 s: no read ever times out, so only the whole-call deadline can end the call.
         server = fake_judge(lambda body, attempt: ("trickle",))
@@ -558,16 +544,6 @@ class TestFaults:
         assert stats.parse_failures == 4 and stats.failures == 4 and stats.request_failures == 0
         assert stats.errors == {"unparseable": 4}
         assert len(server.requests) == 4  # a deterministic answer is not asked again
-
-    @pytest.mark.parametrize("answer", ["7", "-1"])
-    def test_out_of_range_answer_is_nan_counted_and_logged(self, fake_judge, caplog, answer):
-        server = fake_judge(lambda body, attempt: ("ok", answer))
-        client = fast_client(server.base_url)
-        with caplog.at_level(logging.WARNING, logger="sophiavl_trl"):
-            scores = client.score(*items(3))
-        assert all_nan(scores)  # not clamped to 1.0 or 0.0
-        assert client.stats.parse_failures == 3 and client.stats.scored == 0
-        assert f"{answer!r} holds the score" in caplog.text and "3 unparseable" in caplog.text
 
     def test_garbage_body_is_nan_and_counted(self, fake_judge):
         server = fake_judge(lambda body, attempt: ("raw", 200, b"<html>not json</html>"))
@@ -624,13 +600,6 @@ class TestFaults:
         assert elapsed < 2.0  # the first pass fails over at once: no retry backoff on the dead replica
         assert len(live.requests) == 20 and client.stats.errors == {}
 
-    def test_two_replicas_one_silent_scores_everything(self, fake_judge, silent_url):
-        live = fake_judge()
-        client = fast_client([silent_url, live.base_url], timeout=0.3)
-        scores, elapsed = timed(lambda: client.score(*items(20)))
-        assert scores == [0.7] * 20
-        assert_within_bound(client, 20, elapsed)
-
     def test_failed_request_is_tried_on_the_next_replica_before_retries(self, fake_judge):
         broken = fake_judge(lambda body, attempt: ("status", 503))
         live = fake_judge()
@@ -638,21 +607,6 @@ class TestFaults:
         assert client.score(*items(10)) == [0.7] * 10
         # Half the items started on the broken replica: one attempt each there, then the live one answered.
         assert len(broken.requests) == 5 and len(live.requests) == 10
-
-    def test_replica_dying_mid_batch_is_failed_over(self, fake_judge):
-        count = {"n": 0}
-
-        def dying(body: dict, attempt: int) -> tuple:
-            count["n"] += 1
-            return ("sleep", 0.05, "0.1") if count["n"] <= 3 else ("die",)
-
-        first = fake_judge(dying)
-        second = fake_judge(lambda body, attempt: ("sleep", 0.05, "0.1"))
-        client = fast_client([first.base_url, second.base_url], max_concurrency=4)
-        scores, elapsed = timed(lambda: client.score(*items(24)))
-        assert scores == [0.1] * 24
-        assert first.dead
-        assert_within_bound(client, 24, elapsed)
 
     def test_load_is_spread_over_replicas(self, fake_judge):
         servers = [fake_judge(lambda body, attempt: ("sleep", 0.05, "0.2")) for _ in range(2)]
@@ -709,11 +663,6 @@ class TestConcurrency:
             loop.call_soon_threadsafe(loop.stop)
             thread.join(5)
         assert client.score(*items(2)) == [0.7] * 2
-
-    def test_ascore_from_several_loops(self, fake_judge):
-        client = fast_client(fake_judge().base_url)
-        for _ in range(2):  # two successive asyncio.run loops: the client is not bound to either
-            assert asyncio.run(client.ascore(*items(2))) == [0.7, 0.7]
 
     def test_score_from_many_threads_at_once(self, fake_judge):
         server = fake_judge(lambda body, attempt: ("sleep", 0.05, "0.4"))
@@ -979,13 +928,6 @@ def test_serve_script_scales_with_data_parallel_replicas():
     command = _serve_script_dry_run("/models/judge", TP="1", DP="4").stdout.split()
     options = dict(zip(command[3::2], command[4::2]))
     assert options["--tensor-parallel-size"] == "1" and options["--data-parallel-size"] == "4"
-
-
-@pytest.mark.parametrize("host", ["0.0.0.0", "10.1.2.3", "judge-node"])
-def test_serve_script_refuses_a_network_address_without_a_key(host):
-    result = _serve_script_dry_run("/models/judge", "9000", HOST=host)
-    assert result.returncode == 2 and result.stdout == ""
-    assert f"HOST={host}" in result.stderr and "VLLM_API_KEY" in result.stderr and "OPENAI_API_KEY" in result.stderr
 
 
 def test_serve_script_binds_a_network_address_with_a_key_kept_off_the_command_line():

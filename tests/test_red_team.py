@@ -67,6 +67,9 @@ def test_judge_commands_refuse_an_unset_key_variable_before_reading_records(name
 
 # Issue 20 item 2: the serve script binds a network address only with VLLM_API_KEY, whatever EXTRA_ARGS says.
 SERVE_ROWS = [
+    {"HOST": "0.0.0.0"},
+    {"HOST": "10.1.2.3"},
+    {"HOST": "judge-node"},
     {"EXTRA_ARGS": "--host 0.0.0.0"},
     {"EXTRA_ARGS": "--gpu-memory-utilization 0.5 --host=0.0.0.0"},
     {"EXTRA_ARGS": "--hos 0.0.0.0"},  # argparse accepts a prefix
