@@ -4,8 +4,9 @@ r"""Benchmark the thinking-judge client against a one-request-at-a-time loop and
 Ways to score the same N judge requests (default 128, one training step of the paper: 16 prompts x 8 samples):
 
 - `loop`: the reference implementation's way, `httpx.post` one request after another;
-- `client`: [`~sophiavl_trl.judge.ThinkingRewardClient.score`] (the OpenAI async client), warm (the client is reused
-  across steps in training; the first call is printed too);
+- `client`: [`~sophiavl_trl.judge.ThinkingRewardClient.score`] (the OpenAI async client) on its default transport
+  (openai's aiohttp one when installed), warm (the client is reused across steps in training; the first call is
+  printed too); `client_httpx`: the same client on openai's default httpx transport;
 - `floor`: the same request bodies fired at once as raw concurrent HTTP (`asyncio.gather` over one `aiohttp` session,
   capped at the same concurrency, with no retry, parsing or bookkeeping): the fastest the server allows. `cold` is a
   one-shot script (session and connections made in the timed part), `warm` reuses an open session.
@@ -224,7 +225,8 @@ def run_client(
 
 CONTENDERS = {
     "loop": "loop (httpx.post, one at a time)",
-    "client": "client (ThinkingRewardClient)",
+    "client": "client (ThinkingRewardClient, aiohttp)",
+    "client_httpx": "client (ThinkingRewardClient, httpx)",
     "floor_cold": "floor (raw aiohttp gather, cold)",
     "floor_warm": "floor (raw aiohttp gather, warm)",
     "floor_httpx": "floor (raw httpx gather, warm)",
@@ -245,13 +247,13 @@ def bench(
 ) -> dict[str, float]:
     from sophiavl_trl.judge import ThinkingRewardClient
 
-    client = ThinkingRewardClient(
-        base_url=base_url, max_concurrency=concurrency, timeout=timeout, constrained_decoding=constrained
-    )
+    options = {"base_url": base_url, "max_concurrency": concurrency, "timeout": timeout}
+    client = ThinkingRewardClient(**options, constrained_decoding=constrained, http_transport="aiohttp")
+    client_httpx = ThinkingRewardClient(**options, constrained_decoding=constrained, http_transport="httpx")
     questions, reasonings, images = make_items(n, with_images)
     payloads = make_payloads(client, questions, reasonings, images)
     client.check_server(wait_seconds=10)
-    cold = {"client": run_client(client, questions, reasonings, images)[0]}  # first call: loop, imports, connections
+    cold = {key: run_client(c, questions, reasonings, images)[0] for key, c in (("client", client), ("client_httpx", client_httpx))}  # fmt: skip
 
     loop_n = n if loop_n is None else min(n, loop_n)
     times: dict[str, list[float]] = {key: [] for key in CONTENDERS}
@@ -260,14 +262,16 @@ def bench(
         seconds, ok = run_loop(base_url, payloads[:loop_n], timeout)
         times["loop"].append(seconds * n / loop_n)  # extrapolated when --loop-n is smaller than n
         oks["loop"] = ok * n // loop_n
-        seconds, oks["client"] = run_client(client, questions, reasonings, images)
-        times["client"].append(seconds)
+        for key, contender in (("client", client), ("client_httpx", client_httpx)):
+            seconds, oks[key] = run_client(contender, questions, reasonings, images)
+            times[key].append(seconds)
         for key, warm in (("floor_cold", False), ("floor_warm", True)):
             seconds, oks[key] = run_floor(base_url, payloads, concurrency, timeout, warm)
             times[key].append(seconds)
         seconds, oks["floor_httpx"] = run_floor_httpx(base_url, payloads, concurrency, timeout)
         times["floor_httpx"].append(seconds)
     client.close()
+    client_httpx.close()
 
     result = {key: statistics.median(values) for key, values in times.items()}
     print(f"\n== {name}: {n} requests, concurrency {concurrency}, median of {repeats} ({base_url})")
@@ -280,10 +284,14 @@ def bench(
     # repeat is robust to load that changes between repeats (other jobs on a shared CPU).
     for floor in FLOORS:
         result[f"client_vs_{floor}"] = statistics.median(a / b for a, b in zip(times["client"], times[floor]))
+        result[f"client_httpx_vs_{floor}"] = statistics.median(
+            a / b for a, b in zip(times["client_httpx"], times[floor])
+        )
     print(
         f"  client: speedup vs loop {result['loop'] / result['client']:.1f}x; vs floor: aiohttp cold "
         f"{result['client_vs_floor_cold']:.2f}x, aiohttp warm {result['client_vs_floor_warm']:.2f}x, httpx warm "
-        f"{result['client_vs_floor_httpx']:.2f}x"
+        f"{result['client_vs_floor_httpx']:.2f}x; client_httpx vs aiohttp warm floor "
+        f"{result['client_httpx_vs_floor_warm']:.2f}x"
     )
     result.update({f"{key}_first_call": value for key, value in cold.items()})
     return result

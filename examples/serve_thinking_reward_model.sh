@@ -19,7 +19,7 @@
 #   MAX_NUM_SEQS        concurrent sequences         (default: 64; match the client's max_concurrency)
 #   MAX_MODEL_LEN       context length               (default: 32768)
 #   PYTHON              interpreter with vllm        (default: python)
-#   EXTRA_ARGS          more vLLM server arguments, e.g. "--gpu-memory-utilization 0.5"
+#   EXTRA_ARGS          more vLLM server arguments, e.g. "--gpu-memory-utilization 0.5" (not --host: use HOST)
 #   DRY_RUN=1           print the command instead of running it
 #   VLLM_API_KEY        key the server requires      (required when HOST is not a loopback address)
 # Binding another address (HOST=0.0.0.0 for a judge on its own node) exposes the server to the network, so the script
@@ -53,8 +53,6 @@ cmd=(
     "$PYTHON" -m vllm.entrypoints.openai.api_server
     --model "$MODEL_PATH"
     --served-model-name "$SERVED_MODEL_NAME"
-    --host "$HOST"
-    --port "$PORT"
     --tensor-parallel-size "$TP"
     --max-num-seqs "$MAX_NUM_SEQS"
     --max-model-len "$MAX_MODEL_LEN"
@@ -64,13 +62,23 @@ if [[ "${DP:-1}" != "1" ]]; then
 fi
 if [[ -n "${EXTRA_ARGS:-}" ]]; then
     read -r -a extra <<<"$EXTRA_ARGS"
+    for arg in "${extra[@]}"; do
+        # argparse takes the last --host (and accepts --ho, --hos): the address comes from HOST only, checked below.
+        if [[ "$arg" =~ ^--ho(s|st)?(=.*)?$ ]]; then
+            echo "error: EXTRA_ARGS sets the bind address ($arg); set HOST instead (a network address needs VLLM_API_KEY)." >&2
+            exit 2
+        fi
+    done
     cmd+=("${extra[@]}")
 fi
+cmd+=(--host "$HOST" --port "$PORT")  # last: they win over EXTRA_ARGS and a --config file
 
-case "$HOST" in
-    127.*|localhost|::1|"[::1]") loopback=1 ;;
-    *) loopback=0 ;;
-esac
+# Loopback: an IPv4 literal in 127.0.0.0/8, localhost or ::1 (127.0.0.1.evil.com is a name, resolved elsewhere).
+if [[ "$HOST" =~ ^127(\.[0-9]{1,3}){3}$ || "$HOST" == localhost || "$HOST" == "::1" || "$HOST" == "[::1]" ]]; then
+    loopback=1
+else
+    loopback=0
+fi
 if [[ "$loopback" == "0" && -z "${VLLM_API_KEY:-}" ]]; then
     echo "error: HOST=$HOST serves the judge to the network; set a key first:" >&2
     echo "  export VLLM_API_KEY=\$(python -c 'import secrets; print(secrets.token_urlsafe(32))')" >&2

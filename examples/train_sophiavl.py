@@ -72,6 +72,7 @@ from trl import ModelConfig, get_peft_config
 from sophiavl_trl import TrustGRPOConfig, TrustGRPOTrainer
 from sophiavl_trl.configs import RecipeParser, SophiaVLScriptArguments, warn_suspicious
 from sophiavl_trl.data import check_prompt_lengths
+from sophiavl_trl.judge import api_key_from_env
 from sophiavl_trl.model_utils import forbidden_token_generation_kwargs, set_pixel_bounds
 from sophiavl_trl.rewards import ThinkingReward, get_reward_funcs
 from sophiavl_trl.rewards.accuracy_rewards import VERIFIERS
@@ -205,15 +206,13 @@ def load_data(script_args: SophiaVLScriptArguments, names: str | None):
 
 def build_thinking_reward(script_args: SophiaVLScriptArguments) -> ThinkingReward:
     """The judge, from the `judge_*` settings (environment variables fill what is unset; the key never leaves it)."""
-    import os
-
     kwargs = {
         "model": script_args.judge_model,
         "timeout": script_args.judge_timeout,
         "max_retries": script_args.judge_max_retries,
         "max_concurrency": script_args.judge_max_concurrency,
         "constrained_decoding": script_args.judge_constrained_decoding,
-        "api_key": os.environ.get(script_args.judge_api_key_env),
+        "api_key": api_key_from_env(script_args.judge_api_key_env),
     }
     if script_args.judge_base_url:
         kwargs["base_url"] = script_args.judge_base_url

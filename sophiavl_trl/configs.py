@@ -167,8 +167,9 @@ class SophiaVLScriptArguments(ScriptArguments):
             replicas may be given (a list, or comma-separated). Default: `OPENAI_API_URL` from the environment.
         judge_model (`str`, *optional*):
             Served model name. Default: `REWARD_MODEL` from the environment, else `"thinking-reward-model"`.
-        judge_api_key_env (`str`, *optional*, defaults to `"OPENAI_API_KEY"`):
-            Name of the environment variable holding the API key. The key itself is never stored.
+        judge_api_key_env (`str`, *optional*):
+            Name of the environment variable holding the API key; it must be set and non-empty. Unset: `OPENAI_API_KEY`
+            if set, else no key. The key itself is never stored.
         judge_timeout (`float`, *optional*, defaults to `60.0`):
             Seconds per request attempt.
         judge_max_retries (`int`, *optional*, defaults to `3`):
@@ -208,9 +209,9 @@ class SophiaVLScriptArguments(ScriptArguments):
         default=None,
         metadata={"help": "Served judge model name. Default: $REWARD_MODEL, else 'thinking-reward-model'."},
     )
-    judge_api_key_env: str = field(
-        default="OPENAI_API_KEY",
-        metadata={"help": "Environment variable holding the judge API key (the key is never stored)."},
+    judge_api_key_env: str | None = field(
+        default=None,
+        metadata={"help": "Environment variable holding the judge API key (never stored). Default: $OPENAI_API_KEY."},
     )
     judge_timeout: float = field(default=60.0, metadata={"help": "Seconds per judge request attempt."})
     judge_max_retries: int = field(default=3, metadata={"help": "Retries on connection errors, timeouts, 429, 5xx."})
@@ -233,3 +234,7 @@ class SophiaVLScriptArguments(ScriptArguments):
         if self.dataset_registry is not None and not self.train_files:
             raise ValueError(f"--dataset_registry {self.dataset_registry} needs --train_files (registry names).")
         check_pixel_bounds(self.min_pixels, self.max_pixels)
+        if self.use_thinking_reward:  # a named key variable that is unset or empty: stop now, not at the first step
+            from sophiavl_trl.judge.client import api_key_from_env
+
+            api_key_from_env(self.judge_api_key_env)

@@ -214,6 +214,10 @@ class TrustGRPOTrainer(GRPOTrainer):
     # ----------------------------------------------------------------------------------------------------------------
     def _generate_and_score_completions(self, inputs):
         self._batch_inputs = inputs  # the dataset rows, for the reward keywords of the requests sent from `_generate`
+        # With each completion, what `sophiavl-trl judge-records` joins on: the question and the data set row.
+        for column, key in (("question", "problem"), ("source", "source"), ("row_index", "row_index")):
+            if all(key in row for row in inputs):
+                self._log_completion_extra(column, [row[key] for row in inputs])
         try:
             return super()._generate_and_score_completions(inputs)
         finally:

@@ -453,8 +453,8 @@ def test_completions_from_trl_tables_and_jsonl(grpo_runs, synthetic, tmp_path):
     image_prompts = [item for item in items if item["has_image"]]
     attach_training_images(items, str(synthetic), "synthetic_image,synthetic_text")
     folder = synthetic.parent / "images"
-    for item in image_prompts:  # recovered from the training data, unless several rows share the prompt
-        assert item["ambiguous"] or Path(item["image"]["path"]).parent == folder
+    for item in image_prompts:  # joined on the logged (source, row_index)
+        assert Path(item["image"]["path"]).parent == folder
     assert any(item["image"] is not None for item in image_prompts)
 
     # Plain JSON lines: question, completion (or reasoning), image relative to the file.

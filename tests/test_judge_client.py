@@ -3,8 +3,8 @@
 
 A fake server is used here only to inject faults (slow answers, 5xx, 429, 4xx, garbage, refused or dropped
 connections, a server dying mid-batch, a never-ending answer) and to capture the exact requests; `test_judge_vllm.py`
-proves the integration against the real vLLM judge. Time checks are bounds only: a call must return within
-`client.worst_case_seconds(n)` (plus a margin for a loaded CI machine), never a speed figure.
+proves the integration against the real vLLM judge. Time checks are bounds only: a call must return within the
+client's `deadline` (plus a margin for a loaded CI machine), never a speed figure.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from sophiavl_trl.judge import (
     parse_score,
 )
 from sophiavl_trl.judge.prompt import RELEASED_CODE_JUDGE_TEMPLATE
-from sophiavl_trl.rewards.judge_rewards import AsyncThinkingReward, ThinkingReward
+from sophiavl_trl.rewards.judge_rewards import ThinkingReward
 
 
 pytestmark = pytest.mark.timeout(60)
@@ -82,6 +82,7 @@ class FakeJudge:
         self.requests: list[dict] = []
         self.headers: list[dict] = []
         self.seen: Counter = Counter()
+        self.in_flight = self.max_in_flight = 0
         self.dead = False
         self.models_status: int | None = None
         self._transports: set = set()
@@ -114,6 +115,14 @@ class FakeJudge:
         return web.json_response({"object": "list", "data": [{"id": m, "object": "model"} for m in self.models]})
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self._answer(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         self._transports.add(request.transport)
         body = await request.json()
         key = json.dumps(body["messages"], sort_keys=True)
@@ -207,8 +216,10 @@ def silent_url():
 
 
 def fast_client(base_url: Any, **kwargs: Any) -> ThinkingRewardClient:
-    """A client with test-sized limits: 0.5 s per attempt, 2 retries (after the OpenAI client's ~0.5 and ~1 s)."""
-    return ThinkingRewardClient(base_url=base_url, model=MODEL, **{"timeout": 0.5, "max_retries": 2, **kwargs})
+    """A client with test-sized limits: 0.5 s per attempt, 2 retries (after the OpenAI client's ~0.5 and ~1 s), a call
+    deadline of 6 s (every fault below but the endless answer ends well before it)."""
+    options = {"timeout": 0.5, "max_retries": 2, "deadline": 6.0, **kwargs}
+    return ThinkingRewardClient(base_url=base_url, model=MODEL, **options)
 
 
 def items(n: int, tag: str = "") -> tuple[list[str], list[str]]:
@@ -222,8 +233,8 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
 
 
 def assert_within_bound(client: ThinkingRewardClient, n: int, elapsed: float) -> None:
-    bound = client.worst_case_seconds(n)
-    assert elapsed <= bound + TOLERANCE, f"took {elapsed:.2f} s, documented bound {bound:.2f} s"
+    assert elapsed <= client.deadline + TOLERANCE, f"took {elapsed:.2f} s, deadline {client.deadline:.2f} s"
+    assert "deadline" not in client.stats.errors  # ended by openai's timeouts and retries, not cut
 
 
 def all_nan(scores: list[float]) -> bool:
@@ -319,13 +330,6 @@ class TestRequestShape:
             assert body["structured_outputs"] == {"choice": SCORE_CHOICES}
             assert "guided_choice" not in body
         assert SCORE_CHOICES == ["0", "0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9", "1.0"]
-
-    def test_pil_image_is_png_data_url(self):
-        image = Image.new("RGB", (10, 8), (1, 2, 3))
-        url = encode_image_data_url(image)
-        assert url.startswith("data:image/png;base64,")
-        decoded = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
-        assert decoded.size == (10, 8) and decoded.getpixel((0, 0)) == (1, 2, 3)
 
     def test_large_image_is_downscaled_below_the_pixel_limit(self, tmp_path):
         path = tmp_path / "big.jpg"
@@ -476,15 +480,6 @@ def test_normalize_base_url():
 
 
 class TestFaults:
-    def test_time_bound_formula(self):
-        client = ThinkingRewardClient(base_url="http://127.0.0.1:1/v1")
-        # Defaults: 4 attempts x 60 s + the OpenAI client's backoff 0.5 + 1 + 2 s, in ceil(n / 64) waves, + 1 s.
-        assert client.worst_case_seconds(64) == pytest.approx(244.5)
-        assert client.worst_case_seconds(128) == pytest.approx(488.0)
-        # Two replicas: one quick pass (2 attempts), then 2 x 4 attempts, and the backoff on each replica.
-        client = fast_client(["http://127.0.0.1:1/v1", "http://127.0.0.1:2/v1"], max_retries=5, max_concurrency=10)
-        assert client.worst_case_seconds(25) == pytest.approx(3 * (14 * 0.5 + 2 * (0.5 + 1 + 2 + 4 + 8)) + 1)
-
     def test_slow_answers_within_timeout_are_scored_concurrently(self, fake_judge):
         server = fake_judge(lambda body, attempt: ("sleep", 0.3, "0.5"))
         client = fast_client(server.base_url, timeout=2.0)
@@ -503,20 +498,13 @@ class TestFaults:
         stats = client.stats
         assert stats.errors == {"timeout": 4} and stats.request_failures == 4 and stats.scored == 0
 
-    def test_server_that_accepts_and_never_answers(self, silent_url):
-        client = fast_client(silent_url, timeout=0.3, max_retries=1)
-        scores, elapsed = timed(lambda: client.score(*items(6)))
-        assert all_nan(scores)
-        assert_within_bound(client, 6, elapsed)
-        assert client.stats.errors == {"timeout": 6}
-
     def test_never_ending_answer_is_cut_at_the_call_deadline(self, fake_judge):
         # A byte every 0.1 s: no read ever times out, so only the whole-call deadline can end the call.
         server = fake_judge(lambda body, attempt: ("trickle",))
-        client = fast_client(server.base_url, timeout=0.5, max_retries=0)
+        client = fast_client(server.base_url, timeout=0.5, max_retries=0, deadline=2.0)
         scores, elapsed = timed(lambda: client.score(*items(3)))
         assert all_nan(scores)
-        assert client.worst_case_seconds(3) - 0.1 <= elapsed <= client.worst_case_seconds(3) + TOLERANCE
+        assert 2.0 - 0.1 <= elapsed <= 2.0 + TOLERANCE
         assert client.stats.errors == {"deadline": 3} and client.stats.request_failures == 3
 
     @pytest.mark.parametrize("status", [503, 500, 429])
@@ -557,16 +545,6 @@ class TestFaults:
         assert stats.errors == {"unparseable": 4}
         assert len(server.requests) == 4  # a deterministic answer is not asked again
 
-    @pytest.mark.parametrize("answer", ["7", "-1"])
-    def test_out_of_range_answer_is_nan_counted_and_logged(self, fake_judge, caplog, answer):
-        server = fake_judge(lambda body, attempt: ("ok", answer))
-        client = fast_client(server.base_url)
-        with caplog.at_level(logging.WARNING, logger="sophiavl_trl"):
-            scores = client.score(*items(3))
-        assert all_nan(scores)  # not clamped to 1.0 or 0.0
-        assert client.stats.parse_failures == 3 and client.stats.scored == 0
-        assert f"{answer!r} holds the score" in caplog.text and "3 unparseable" in caplog.text
-
     def test_garbage_body_is_nan_and_counted(self, fake_judge):
         server = fake_judge(lambda body, attempt: ("raw", 200, b"<html>not json</html>"))
         client = fast_client(server.base_url)
@@ -584,10 +562,10 @@ class TestFaults:
 
     def test_unreachable_judge_returns_nan_within_the_bound_and_never_raises(self, refused_url, silent_url):
         # Everything unreachable at once: a refused replica and a silent one, more items than concurrency slots.
-        client = fast_client([refused_url, silent_url], timeout=0.3, max_retries=1, max_concurrency=4)
+        client = fast_client([refused_url, silent_url], timeout=0.3, max_retries=1, max_concurrency=4, deadline=3.0)
         scores, elapsed = timed(lambda: client.score(*items(10)))
         assert len(scores) == 10 and all_nan(scores)
-        assert_within_bound(client, 10, elapsed)
+        assert elapsed <= 3.0 + TOLERANCE  # three waves of retries would take longer: the deadline ends the call
         assert client.stats.request_failures == 10
 
     def test_dropped_connections_are_retried(self, fake_judge):
@@ -622,13 +600,6 @@ class TestFaults:
         assert elapsed < 2.0  # the first pass fails over at once: no retry backoff on the dead replica
         assert len(live.requests) == 20 and client.stats.errors == {}
 
-    def test_two_replicas_one_silent_scores_everything(self, fake_judge, silent_url):
-        live = fake_judge()
-        client = fast_client([silent_url, live.base_url], timeout=0.3)
-        scores, elapsed = timed(lambda: client.score(*items(20)))
-        assert scores == [0.7] * 20
-        assert_within_bound(client, 20, elapsed)
-
     def test_failed_request_is_tried_on_the_next_replica_before_retries(self, fake_judge):
         broken = fake_judge(lambda body, attempt: ("status", 503))
         live = fake_judge()
@@ -637,27 +608,22 @@ class TestFaults:
         # Half the items started on the broken replica: one attempt each there, then the live one answered.
         assert len(broken.requests) == 5 and len(live.requests) == 10
 
-    def test_replica_dying_mid_batch_is_failed_over(self, fake_judge):
-        count = {"n": 0}
-
-        def dying(body: dict, attempt: int) -> tuple:
-            count["n"] += 1
-            return ("sleep", 0.05, "0.1") if count["n"] <= 3 else ("die",)
-
-        first = fake_judge(dying)
-        second = fake_judge(lambda body, attempt: ("sleep", 0.05, "0.1"))
-        client = fast_client([first.base_url, second.base_url], max_concurrency=4)
-        scores, elapsed = timed(lambda: client.score(*items(24)))
-        assert scores == [0.1] * 24
-        assert first.dead
-        assert_within_bound(client, 24, elapsed)
-
     def test_load_is_spread_over_replicas(self, fake_judge):
         servers = [fake_judge(lambda body, attempt: ("sleep", 0.05, "0.2")) for _ in range(2)]
         client = fast_client([s.base_url for s in servers])
         assert client.score(*items(40)) == [0.2] * 40
         assert client.score(*items(5, tag="b")) == [0.2] * 5  # round robin continues across calls
         assert sorted(len(s.requests) for s in servers) == [22, 23]
+
+    def test_concurrency_is_bounded_across_calls(self, fake_judge):
+        server = fake_judge(lambda body, attempt: ("sleep", 0.1, "0.5"))
+        client = fast_client(server.base_url, max_concurrency=3)
+        threads = [threading.Thread(target=client.score, args=items(6, tag=f"-{k}")) for k in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(20)
+        assert client.stats.scored == 12 and server.max_in_flight == 3  # one semaphore for the client
 
     def test_programming_errors_raise(self, fake_judge):
         client = fast_client(fake_judge().base_url)
@@ -697,11 +663,6 @@ class TestConcurrency:
             loop.call_soon_threadsafe(loop.stop)
             thread.join(5)
         assert client.score(*items(2)) == [0.7] * 2
-
-    def test_ascore_from_several_loops(self, fake_judge):
-        client = fast_client(fake_judge().base_url)
-        for _ in range(2):  # two successive asyncio.run loops: the client is not bound to either
-            assert asyncio.run(client.ascore(*items(2))) == [0.7, 0.7]
 
     def test_score_from_many_threads_at_once(self, fake_judge):
         server = fake_judge(lambda body, attempt: ("sleep", 0.05, "0.4"))
@@ -782,23 +743,10 @@ class TestConfiguration:
             restored.score(["fresh q"], ["fresh r"])
             assert server.headers[-1]["Authorization"] == "Bearer sk-from-env"
 
-    def test_url_password_is_sent_but_never_stored_or_shown(self, fake_judge, caplog, refused_url):
-        # A server that echoes the password back in its error message.
-        server = fake_judge(lambda body, attempt: ("status", 401, f"who is {PASSWORD}?"))
-        client = fast_client(server.base_url.replace("http://", f"http://judge:{PASSWORD}@"))
-        dead = fast_client(refused_url.replace("http://", f"http://judge:{PASSWORD}@"))
-        with caplog.at_level(logging.DEBUG):
-            scores = client.score(*items(2))
-            with pytest.raises(JudgeUnavailableError) as excinfo:
-                dead.check_server()
-        assert all_nan(scores) and "who is ***?" in caplog.text
-        expected = "Basic " + base64.b64encode(f"judge:{PASSWORD}".encode()).decode()
-        assert server.headers[0]["Authorization"] == expected  # sent as basic auth, as a URL's userinfo means
-        assert client.base_urls == [server.base_url] and dead.base_urls == [refused_url]
-        assert refused_url in str(excinfo.value)
-        shown = [caplog.text, str(excinfo.value), repr(client), json.dumps(client.to_dict()), repr(client.stats)]
-        assert all(PASSWORD not in text for text in shown)
-        assert PASSWORD.encode() not in pickle.dumps(client)
+    def test_url_credentials_are_rejected_without_showing_them(self):
+        with pytest.raises(ValueError, match="API key") as excinfo:
+            ThinkingRewardClient(base_url=f"http://judge:{PASSWORD}@127.0.0.1:8000/v1")
+        assert PASSWORD not in str(excinfo.value) and "http://127.0.0.1:8000/v1" in str(excinfo.value)
 
     def test_check_server_names_urls_model_and_command(self, fake_judge, refused_url):
         with pytest.raises(JudgeUnavailableError) as excinfo:
@@ -914,7 +862,7 @@ class TestThinkingReward:
         reward(prompts=["p"], completions=["<think>t</think><answer>a</answer>"])
         assert "Reasoning process: <think>t</think><answer>a</answer>" in json.dumps(server.requests[0])
 
-    def test_name_pickle_check_server_and_async_variant(self, fake_judge):
+    def test_name_pickle_and_check_server(self, fake_judge):
         from trl.trainer.utils import get_callable_name, is_async_callable
 
         server = fake_judge()
@@ -922,10 +870,6 @@ class TestThinkingReward:
         assert reward.__name__ == "thinking_reward" and get_callable_name(reward) == "thinking_reward"
         assert not is_async_callable(reward)
         assert reward.check_server() == [server.base_url]  # what the Trust-GRPO trainer calls at start
-        async_reward = reward.as_async()
-        assert isinstance(async_reward, AsyncThinkingReward) and is_async_callable(async_reward)
-        assert get_callable_name(async_reward) == "thinking_reward"
-        assert asyncio.run(async_reward(prompts=["p"], completions=["<think>t</think>"])) == [0.7]
         restored = pickle.loads(pickle.dumps(reward))
         assert restored(prompts=["p2"], completions=["<think>t2</think>"]) == [0.7]
 
@@ -984,13 +928,6 @@ def test_serve_script_scales_with_data_parallel_replicas():
     command = _serve_script_dry_run("/models/judge", TP="1", DP="4").stdout.split()
     options = dict(zip(command[3::2], command[4::2]))
     assert options["--tensor-parallel-size"] == "1" and options["--data-parallel-size"] == "4"
-
-
-@pytest.mark.parametrize("host", ["0.0.0.0", "10.1.2.3", "judge-node"])
-def test_serve_script_refuses_a_network_address_without_a_key(host):
-    result = _serve_script_dry_run("/models/judge", "9000", HOST=host)
-    assert result.returncode == 2 and result.stdout == ""
-    assert f"HOST={host}" in result.stderr and "VLLM_API_KEY" in result.stderr and "OPENAI_API_KEY" in result.stderr
 
 
 def test_serve_script_binds_a_network_address_with_a_key_kept_off_the_command_line():

@@ -117,10 +117,10 @@ def test_two_servers_one_dead_scores_everything(vllm_judge):
     elapsed = time.monotonic() - start
     assert not any(math.isnan(s) for s in scores), scores
     assert client.stats.errors == {}  # the dead replica's items failed over to the live one
-    assert elapsed < client.worst_case_seconds(20)
+    assert elapsed < client.deadline
 
 
-def test_thinking_reward_and_async_variant(vllm_judge):
+def test_thinking_reward_with_an_image(vllm_judge):
     reward = ThinkingReward(base_url=vllm_judge.base_url, model=vllm_judge.model, constrained_decoding=True)
     prompts = [[{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What color is it?"}]}]] * 2
     completions = [
@@ -130,11 +130,6 @@ def test_thinking_reward_and_async_variant(vllm_judge):
     image = Image.new("RGB", (56, 56), "red")
     rewards = reward(prompts=prompts, completions=completions, images=[[image], [image]])
     assert len(rewards) == 2 and all(r is not None and r in CHOICE_VALUES for r in rewards)
-
-    import asyncio
-
-    async_rewards = asyncio.run(reward.as_async()(prompts=prompts, completions=completions, images=[[image], [image]]))
-    assert async_rewards == rewards  # temperature 0: the same answers
 
 
 def test_thinking_reward_in_plain_grpo_trainer(vllm_judge, tiny_model_dir):

@@ -171,20 +171,23 @@ def read_table(path: str | os.PathLike) -> "Dataset":
         raise ValueError(f"{path}: the files' columns do not match ({exc})") from exc
 
 
-def _resolve_columns(columns: Mapping[str, str] | None, names: Sequence[str]) -> tuple[dict[str, str], list[str]]:
-    """Canonical name -> file column, and the problems of the mapping."""
+def resolve_columns(
+    columns: Mapping[str, str] | None, names: Sequence[str], aliases: Mapping[str, str] = _ALIASES
+) -> tuple[dict[str, str], list[str]]:
+    """Canonical name -> file column, and the problems of the mapping (`aliases`: column or role -> canonical name;
+    judge records pass theirs)."""
     present, mapping, problems = set(names), {}, []
     for key, value in (columns or {}).items():
-        if (role := _ROLE_KEY.match(key)) and role.group(1) in _ALIASES:
-            canonical, column = _ALIASES[role.group(1)], value
-        elif key in present and value in _ALIASES:
-            canonical, column = _ALIASES[value], key  # the original's direction: file column -> role
-        elif value in present and key in _ALIASES:
-            canonical, column = _ALIASES[key], value
+        if (role := _ROLE_KEY.match(key)) and role.group(1) in aliases:
+            canonical, column = aliases[role.group(1)], value
+        elif key in present and value in aliases:
+            canonical, column = aliases[value], key  # the original's direction: file column -> role
+        elif value in present and key in aliases:
+            canonical, column = aliases[key], value
         else:
             problems.append(
                 f"mapping entry {key!r}: {value!r} names no column of the file (columns: {sorted(present)}) and no "
-                f"known role (roles: {sorted(_ALIASES)})"
+                f"known role (roles: {sorted(aliases)})"
             )
             continue
         if column not in present:
@@ -192,7 +195,7 @@ def _resolve_columns(columns: Mapping[str, str] | None, names: Sequence[str]) ->
         elif mapping.setdefault(canonical, column) != column:
             problems.append(f"canonical column {canonical!r} is mapped twice ({mapping[canonical]!r} and {column!r})")
     for column in names:  # unmapped columns are used under their own (or their conventional) names
-        if (canonical := _ALIASES.get(column)) and canonical not in mapping and column not in mapping.values():
+        if (canonical := aliases.get(column)) and canonical not in mapping and column not in mapping.values():
             mapping[canonical] = column
     return mapping, problems
 
@@ -285,7 +288,7 @@ def _canonical(table: "Dataset", rules: _Rules, report: ValidationReport) -> "Da
     from datasets import Features, Json, List, Value
     from datasets import Image as ImageFeature
 
-    mapping, problems = _resolve_columns(rules.columns, table.column_names)
+    mapping, problems = resolve_columns(rules.columns, table.column_names)
     report.issues += [f"{rules.source}, field 'columns': {problem}" for problem in problems]
     if problems:
         return None

@@ -2,9 +2,9 @@
 """A concurrent, bounded-time client for the thinking reward model behind an OpenAI-compatible server such as vLLM."""
 
 import asyncio
-import concurrent.futures
 import copy
 import hashlib
+import importlib.util
 import logging
 import math
 import os
@@ -27,18 +27,48 @@ from sophiavl_trl.judge.prompt import (
 )
 
 
-__all__ = ["JudgeStats", "JudgeUnavailableError", "ThinkingRewardClient", "image_key", "normalize_base_url"]
+__all__ = [
+    "MAX_RESPONSE_BYTES", "JudgeStats", "JudgeUnavailableError", "ThinkingRewardClient", "api_key_from_env",
+    "image_key", "normalize_base_url",
+]  # fmt: skip
 
 logger = logging.getLogger(__name__)
+
+# A score is a few bytes of JSON: a larger body (after gzip/brotli decoding) comes from a broken or hostile server.
+MAX_RESPONSE_BYTES = 64 * 1024
 
 
 class JudgeUnavailableError(RuntimeError):
     """The thinking reward model cannot be reached, or the server does not serve it."""
 
 
+class ResponseTooLargeError(RuntimeError):
+    """A judge response body exceeded `MAX_RESPONSE_BYTES` once decoded."""
+
+
+def api_key_from_env(name: str | None = None) -> str | None:
+    """The judge's API key from the environment variable `name`; `None` (no variable named) reads `OPENAI_API_KEY`, or
+    gives no key when that is unset. A named variable that is unset or empty, or an empty name, raises `ValueError`:
+    the key sent to the judge's host is never one from another variable than the one named."""
+    if name is None:
+        return os.environ.get("OPENAI_API_KEY") or None
+    if not name.strip():
+        raise ValueError("judge_api_key_env is empty: name the environment variable holding the judge's API key, or "
+                         "leave it unset to use OPENAI_API_KEY when it is set.")  # fmt: skip
+    if not os.environ.get(name):
+        raise ValueError(f"judge_api_key_env names {name}, which is {'empty' if name in os.environ else 'not set'}: "
+                         f"export {name}=<the key the judge server requires>, or leave judge_api_key_env unset for a "
+                         "server without a key.")  # fmt: skip
+    return os.environ[name]
+
+
 def normalize_base_url(url: str) -> str:
     """The OpenAI API base of a judge URL: `"host:8000"` or `"http://host:8000/v1/chat/completions"` -> `".../v1"`."""
     parts = urlsplit(url.strip() if "://" in url else f"http://{url.strip()}")
+    if "@" in parts.netloc:  # httpx would send it as basic auth; vLLM checks a bearer key
+        shown = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+        raise ValueError(f"Judge URL {shown}: credentials in the URL (user:password@) are not supported; pass the "
+                         "password as the API key (api_key=, or the variable named by judge_api_key_env).")  # fmt: skip
     path = parts.path.rstrip("/")
     for suffix in ("/chat/completions", "/completions", "/models"):
         path = path[: -len(suffix)].rstrip("/") if path.endswith(suffix) else path
@@ -57,16 +87,53 @@ def image_key(image: Any) -> Any:
     return image if isinstance(image, (str, os.PathLike)) else id(image)
 
 
-def _failure(exc: BaseException) -> tuple[str, str]:
-    """The kind of a failed request (`timeout`, `connection`, `http_503`, `bad_response`) and a description."""
+async def _read_capped(response: Any) -> None:
+    """httpx response hook, run before openai reads the body: reads it decoded (httpx inflates in chunks of at most
+    1 MiB) and stops past `MAX_RESPONSE_BYTES`, so a gzip bomb costs about 1 MiB of memory, not its expanded size."""
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > MAX_RESPONSE_BYTES:
+            raise ResponseTooLargeError(f"response body over {MAX_RESPONSE_BYTES} bytes once decoded")
+    response._content = bytes(body)  # what httpx's `aread()` then returns to openai, without reading again
+
+
+def _http_client(transport: str | None, timeout: float) -> Any:
+    """openai's aiohttp transport (the faster: benchmarks/bench_judge.py) when installed, else httpx; capped."""
     import openai
 
-    if isinstance(exc, (openai.APITimeoutError, asyncio.TimeoutError)):
+    options = {"timeout": timeout, "event_hooks": {"response": [_read_capped]}}
+    if transport == "httpx" or (transport is None and importlib.util.find_spec("aiohttp") is None):
+        return openai.DefaultAsyncHttpxClient(**options)
+    return openai.DefaultAioHttpClient(**options)  # without openai's `aiohttp` extra: a RuntimeError saying so
+
+
+def _shutdown(loop: asyncio.AbstractEventLoop, clients: dict[int, list[Any]]) -> None:
+    """Close the openai clients on their loop, then stop it (without waiting: this may run in a finalizer)."""
+
+    async def close() -> None:
+        await asyncio.gather(*(c.close() for c in next(iter(clients.values()), [])), return_exceptions=True)
+        loop.stop()
+
+    if not loop.is_closed():
+        asyncio.run_coroutine_threadsafe(close(), loop)
+
+
+def _failure(exc: BaseException) -> tuple[str, str]:
+    """The kind of a failed request (`timeout`, `connection`, `too_large`, `http_503`, `bad_response`) and a
+    description."""
+    import openai
+
+    chain = [exc]
+    while chain[-1].__cause__ is not None and len(chain) < 8:
+        chain.append(chain[-1].__cause__)
+    kind = f"http_{exc.status_code}" if isinstance(exc, openai.APIStatusError) else "bad_response"
+    if any(isinstance(e, ResponseTooLargeError) for e in chain):
+        kind = "too_large"
+    elif any(isinstance(e, OSError) and not isinstance(e, TimeoutError) for e in chain) or isinstance(exc, openai.APIConnectionError) and not isinstance(exc, openai.APITimeoutError):  # fmt: skip
+        kind = "connection"  # refused, reset, DNS (aiohttp's transport reports a refused connection as a timeout)
+    elif isinstance(exc, (openai.APITimeoutError, TimeoutError)):
         kind = "timeout"
-    elif isinstance(exc, openai.APIConnectionError):
-        kind = "connection"
-    else:
-        kind = f"http_{exc.status_code}" if isinstance(exc, openai.APIStatusError) else "bad_response"
     # openai's "Connection error." says little: its cause (refused, reset, DNS...) says what happened.
     return kind, repr(exc) + (f" from {exc.__cause__!r}" if exc.__cause__ is not None else "")
 
@@ -83,10 +150,7 @@ class JudgeStats:
     errors: dict[str, int] = field(default_factory=dict)
     calls: int = 0
     seconds: float = 0.0
-
-    @property
-    def failures(self) -> int:
-        return self.parse_failures + self.request_failures
+    failures = property(lambda self: self.parse_failures + self.request_failures)
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "failures": self.failures}
@@ -96,23 +160,29 @@ class ThinkingRewardClient:
     r"""
     Client for the thinking reward model (SophiaVL-R1's judge) behind an OpenAI-compatible server such as vLLM.
 
-    Each item is one chat request ([`~sophiavl_trl.judge.build_judge_messages`], temperature 0), at most
-    `max_concurrency` in flight, round-robin over the replicas; a failed request fails over to the other replicas.
-    An item that fails everywhere, or whose answer holds no score in [0, 1], gets NaN (counted in `stats`), never 0,
-    and never raises. A call returns within `worst_case_seconds(n)`. `score()` works from plain code and from a thread
-    running an event loop; `await ascore()` on any loop. The API key and URL passwords never show in `repr`,
-    `to_dict()`, `stats`, logs, errors or pickles.
+    Each item is one `chat.completions.create` request ([`~sophiavl_trl.judge.build_judge_messages`], temperature 0),
+    at most `max_concurrency` in flight, round-robin over the replicas; a failed request fails over to the other
+    replicas. An item that fails everywhere, or whose answer holds no verdict in [0, 1], gets NaN (counted in
+    `stats`), never 0, and never raises. The requests run on the client's own event loop, in a daemon thread:
+    `score()` works from any thread, inside a running loop too, and `await ascore()` from any loop. The API key never
+    shows in `repr`, `to_dict()`, `stats`, logs, errors or pickles.
 
     Args:
         base_url (`str` or `list[str]`, *optional*): server URL(s), a list or comma-separated string for replicas.
-            Defaults to `OPENAI_API_URL`, else `"http://127.0.0.1:8000/v1"`.
+            Defaults to `OPENAI_API_URL`, else `"http://127.0.0.1:8000/v1"`. No `user:password@`: use `api_key`.
         model (`str`, *optional*): served model name. Defaults to `REWARD_MODEL`, else `"thinking-reward-model"`.
-        max_concurrency (`int`, defaults to `64`): requests in flight per event loop.
-        timeout (`float`, defaults to `60.0`) and max_retries (`int`, defaults to `3`): per request and replica.
-        api_key (`str`, *optional*): vLLM's `--api-key`. Defaults to `OPENAI_API_KEY`.
-        constrained_decoding (`bool`, defaults to `False`): send vLLM's `structured_outputs={"choice": SCORE_CHOICES}`.
+        max_concurrency (`int`, defaults to `64`): requests in flight.
+        timeout (`float`, defaults to `60.0`) and max_retries (`int`, defaults to `3`): openai's, per request and
+            replica.
+        api_key (`str`, *optional*): vLLM's `--api-key`. Defaults to `OPENAI_API_KEY` (see [`api_key_from_env`]).
+        constrained_decoding (`bool`, defaults to `False`): send vLLM's `structured_outputs={"choice": SCORE_CHOICES}`:
+            the answer is then the score alone, so nothing the judge quotes can become the score.
         template (`str`, *optional*): evaluator prompt with `{question}` and `{reasoning}`; defaults to the card's.
         max_image_pixels (`int` or `None`, defaults to `4194304`): larger images are downscaled before sending.
+        deadline (`float`, defaults to `600.0`): seconds a `score()` call may take; items still unscored get NaN
+            (counted as `"deadline"`). It also cuts a server that answers one byte at a time.
+        http_transport (`str`, *optional*): `"aiohttp"` (the default when openai's `aiohttp` extra is installed) or
+            `"httpx"`. Either way, a response body is read up to `MAX_RESPONSE_BYTES` once decoded, no further.
     """
 
     def __init__(
@@ -126,36 +196,29 @@ class ThinkingRewardClient:
         constrained_decoding: bool = False,
         template: str | None = None,
         max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
+        deadline: float = 600.0,
+        http_transport: str | None = None,
     ) -> None:
         base_url = base_url or os.environ.get("OPENAI_API_URL") or "http://127.0.0.1:8000/v1"
-        urls = base_url.split(",") if isinstance(base_url, str) else base_url
-        urls = [urlsplit(normalize_base_url(url)) for url in urls]
-        # A URL password is kept apart, like the key: the URL is stored and shown without its user information.
-        self.base_urls = [urlunsplit(u._replace(netloc=u.netloc.rpartition("@")[2])) for u in urls]
-        self._auth = [(u.username or "", u.password) if u.password is not None else None for u in urls]
-        if max_concurrency < 1 or not timeout > 0 or max_retries < 0:
-            raise ValueError(
-                f"Need max_concurrency >= 1, timeout > 0, max_retries >= 0; got {max_concurrency, timeout, max_retries}."
-            )
+        self.base_urls = [normalize_base_url(url) for url in (base_url.split(",") if isinstance(base_url, str) else base_url)]  # fmt: skip
+        if max_concurrency < 1 or not timeout > 0 or max_retries < 0 or not deadline > 0:
+            raise ValueError("Need max_concurrency >= 1, timeout > 0, max_retries >= 0, deadline > 0; got "
+                             f"{max_concurrency, timeout, max_retries, deadline}.")  # fmt: skip
         if template is not None:
             validate_template(template)
         self.model: str = model or os.environ.get("REWARD_MODEL") or "thinking-reward-model"
         self.max_concurrency, self.timeout, self.max_retries = max_concurrency, float(timeout), max_retries
-        self.constrained_decoding, self.template = constrained_decoding, template
-        self.max_image_pixels = max_image_pixels
-        self._api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
-        self._stats, self._stats_lock, self._rr = JudgeStats(), threading.Lock(), 0
-        self._reset()
-
-    def _reset(self) -> None:
-        # Also after a fork: a child must not drive its parent's event loop or sockets.
-        self._pid, self._loop, self._sync_lock = os.getpid(), None, threading.Lock()
-        self._per_loop: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # loop -> (clients, semaphore)
+        self.constrained_decoding, self.template, self.max_image_pixels = constrained_decoding, template, max_image_pixels  # fmt: skip
+        self.deadline, self.http_transport = float(deadline), http_transport
+        self._api_key = api_key if api_key is not None else api_key_from_env()
+        self._stats, self._lock, self._rr = JudgeStats(), threading.Lock(), 0
+        self._thread: threading.Thread | None = None
+        self._clients: dict[int, list[Any]] = {}  # max_retries -> one openai client per replica, on the loop
 
     def to_dict(self) -> dict[str, Any]:
-        """The configuration, without the API key or URL passwords (what pickling keeps)."""
-        names = "model max_concurrency timeout max_retries constrained_decoding template max_image_pixels".split()
-        return {"base_url": list(self.base_urls), **{k: getattr(self, k) for k in names}}
+        """The configuration, without the API key (what pickling keeps)."""
+        names = "model max_concurrency timeout max_retries constrained_decoding template max_image_pixels deadline"
+        return {"base_url": list(self.base_urls), **{k: getattr(self, k) for k in names.split() + ["http_transport"]}}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_urls!r}, model={self.model!r}, timeout={self.timeout})"
@@ -163,151 +226,109 @@ class ThinkingRewardClient:
     __getstate__ = to_dict
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(**state)  # an unpickled client reads OPENAI_API_KEY again and has no URL password
+        self.__init__(**state)  # an unpickled client reads OPENAI_API_KEY again
 
     def _redact(self, text: str) -> str:
-        for secret in [self._api_key, *(auth[1] for auth in self._auth if auth)]:
-            text = text.replace(secret, "***") if secret else text
-        return text
+        return text.replace(self._api_key, "***") if self._api_key else text
 
     @property
     def stats(self) -> JudgeStats:
         """A snapshot of the counters (see [`JudgeStats`])."""
-        with self._stats_lock:
+        with self._lock:
             return copy.deepcopy(self._stats)
 
-    def worst_case_seconds(self, n: int) -> float:
-        """The deadline of a call with `n` items: `ceil(n / max_concurrency)` waves of one item's worst case (every
-        attempt on every replica timing out, after the OpenAI client's backoffs), plus 1 s."""
-        replicas = len(self.base_urls)
-        attempts = replicas * (self.max_retries + 1) + (replicas if replicas > 1 and self.max_retries else 0)
-        per_item = attempts * self.timeout + replicas * sum(min(0.5 * 2**k, 8.0) for k in range(self.max_retries))
-        return math.ceil(n / self.max_concurrency) * per_item + 1.0
+    def _submit(self, coro: Any) -> Any:
+        """Run `coro` on the client's event loop; a `concurrent.futures.Future` of its result."""
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():  # first use, or a forked child (no thread)
+                self._loop, self._clients = asyncio.new_event_loop(), {}
+                self._semaphore = asyncio.Semaphore(self.max_concurrency)  # shared by concurrent calls
+                self._thread = threading.Thread(target=self._loop.run_forever, name="judge-client", daemon=True)
+                self._thread.start()
+                # A client dropped without close() still closes its connections and ends its thread.
+                self._finalizer = weakref.finalize(self, _shutdown, self._loop, self._clients)
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
 
-    def _replicas(self) -> tuple[list[Any], asyncio.Semaphore]:
-        """The running event loop's OpenAI clients (one per replica) and concurrency limit: both belong to one loop."""
-        if self._pid != os.getpid():
-            self._reset()
-        loop = asyncio.get_running_loop()
-        if loop not in self._per_loop:
+    def _replicas(self, retries: int) -> list[Any]:
+        if not self._clients:  # built on the client's loop, which alone uses them
             import openai
 
-            common = {"api_key": self._api_key or "EMPTY", "timeout": self.timeout, "max_retries": self.max_retries}
-            http = [openai.DefaultAsyncHttpxClient(auth=a, timeout=self.timeout) if a else None for a in self._auth]
-            clients = [openai.AsyncOpenAI(base_url=u, http_client=h, **common) for u, h in zip(self.base_urls, http)]
-            self._per_loop[loop] = clients, asyncio.Semaphore(self.max_concurrency)
-        return self._per_loop[loop]
-
-    def _sync(self, coro_fn: Any) -> Any:
-        """Run `coro_fn()` on the client's own, persistent event loop; from a worker thread when this thread runs a
-        loop (blocking a loop on itself would deadlock)."""
-
-        def drive() -> Any:
-            if self._pid != os.getpid():
-                self._reset()
-            with self._sync_lock:
-                self._loop = self._loop or asyncio.new_event_loop()
-                return self._loop.run_until_complete(coro_fn())
-
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return drive()
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            return pool.submit(drive).result()
+            options = {"api_key": self._api_key or "EMPTY", "timeout": self.timeout, "max_retries": self.max_retries}
+            http = [_http_client(self.http_transport, self.timeout) for _ in self.base_urls]
+            clients = [openai.AsyncOpenAI(base_url=u, http_client=h, **options) for u, h in zip(self.base_urls, http)]
+            self._clients.update({self.max_retries: clients, 0: [c.with_options(max_retries=0) for c in clients]})
+        return self._clients[retries]
 
     def close(self) -> None:
-        """Close the connections of synchronous calls and their event loop (a later call makes new ones)."""
-
-        async def close_clients() -> None:
-            clients, _ = self._per_loop.pop(asyncio.get_running_loop(), ([], None))
-            await asyncio.gather(*(client.close() for client in clients), return_exceptions=True)
-
-        if self._loop is not None and self._pid == os.getpid():
-            self._sync(close_clients)
-            self._loop, loop = None, self._loop
-            loop.close()
+        """Close the connections and stop the client's event loop (a later call starts new ones)."""
+        if self._thread is not None and self._thread.is_alive():
+            self._finalizer()
+            self._thread.join()
+            self._loop.close()
 
     def build_messages(self, question: str, reasoning: str, image: Any = None) -> list[dict[str, Any]]:
         """The chat messages sent for one item (see [`~sophiavl_trl.judge.build_judge_messages`])."""
         return build_judge_messages(question, reasoning, image, self.template, max_pixels=self.max_image_pixels)
 
     def score(
-        self, questions: Sequence[str], reasonings: Sequence[str], images: Sequence[Any] | None = None
+        self, questions: Sequence[str], reasonings: Sequence[str], images: Sequence | None = None
     ) -> list[float]:
-        """Score reasonings: one score in [0, 1] per item, NaN where none was obtained. `images` holds one image (PIL
-        image, path, bytes) or `None` per item. Raises `ValueError`, `OSError` or `TypeError` on bad inputs only."""
-        return self._sync(lambda: self.ascore(questions, reasonings, images))
+        """Score reasonings: one score in [0, 1] per item, NaN where none was obtained, within `deadline` seconds.
+        `images` holds one image (PIL image, path, bytes) or `None` per item. Raises `ValueError`, `OSError` or
+        `TypeError` on bad inputs only."""
+        return self._submit(self._ascore(questions, reasonings, images)).result()
 
-    async def ascore(
-        self, questions: Sequence[str], reasonings: Sequence[str], images: Sequence[Any] | None = None
-    ) -> list[float]:
-        """[`~ThinkingRewardClient.score`] on the running event loop."""
+    async def ascore(self, questions: Sequence[str], reasonings: Sequence[str], images: Sequence | None = None) -> list[float]:  # fmt: skip
+        """[`~ThinkingRewardClient.score`], awaitable from any event loop."""
+        return await asyncio.wrap_future(self._submit(self._ascore(questions, reasonings, images)))
+
+    async def _ascore(self, questions: Sequence[str], reasonings: Sequence[str], images: Any) -> list[float]:
         n = len(questions)
         if isinstance(questions, str) or isinstance(reasonings, str):
             raise ValueError("questions and reasonings must be sequences of strings, not a single string.")
         if len(reasonings) != n or (images is not None and len(images) != n):
-            raise ValueError(
-                f"Got {n} questions, {len(reasonings)} reasonings and {'no' if images is None else len(images)} "
-                "images: pass one of each per item."
-            )
+            raise ValueError(f"Got {n} questions, {len(reasonings)} reasonings and "
+                             f"{'no' if images is None else len(images)} images: pass one of each per item.")  # fmt: skip
         keys = [None if image is None else image_key(image) for image in images or [None] * n]
         urls: dict[Any, str] = {}
         for key, image in zip(keys, images or ()):
             if key is not None and key not in urls:
                 urls[key] = encode_image_data_url(image, max_pixels=self.max_image_pixels)
-        common = {"model": self.model, "temperature": 0.0, "max_tokens": 16}
-        common |= {"structured_outputs": {"choice": SCORE_CHOICES}} if self.constrained_decoding else {}
         messages = [self.build_messages(q, r, urls.get(key)) for q, r, key in zip(questions, reasonings, keys)]
-        bodies = [{**common, "messages": message} for message in messages]
-        if not bodies:
+        if not messages:
             return []
         start, first, last_error = time.monotonic(), self._rr, {}
         self._rr += n
-        clients, semaphore = self._replicas()
-        tasks = [
-            asyncio.ensure_future(self._score_one(clients, semaphore, body, first + i, last_error))
-            for i, body in enumerate(bodies)
-        ]
-        _, pending = await asyncio.wait(tasks, timeout=self.worst_case_seconds(n))
+        tasks = [asyncio.ensure_future(self._score_one(m, first + i, last_error)) for i, m in enumerate(messages)]
+        _, pending = await asyncio.wait(tasks, timeout=self.deadline)
         for task in pending:
             task.cancel()
-        if pending:
-            await asyncio.wait(pending, timeout=1.0)
         results = [task.result() if task.done() and not task.cancelled() else (math.nan, "deadline") for task in tasks]
         errors = Counter(kind for _, kind in results if kind != "ok")
-        with self._stats_lock:
+        with self._lock:
             stats, failed = self._stats, sum(errors.values())
-            stats.calls += 1
-            stats.seconds += time.monotonic() - start
-            stats.items += n
+            stats.calls, stats.seconds, stats.items = stats.calls + 1, stats.seconds + time.monotonic() - start, stats.items + n  # fmt: skip
             stats.scored += n - failed
             stats.parse_failures += errors["unparseable"]
             stats.request_failures += failed - errors["unparseable"]
             stats.errors = dict(Counter(stats.errors) + errors)
         if errors:
-            why = ", ".join(
-                f"{c} {k}" + (f" (last: {last_error[k]})" if k in last_error else "") for k, c in errors.items()
-            )
+            why = ", ".join(f"{c} {k}" + (f" (last: {last_error[k]})" if k in last_error else "") for k, c in errors.items())  # fmt: skip
             logger.warning("Thinking judge: %d of %d items got no score (NaN): %s.", failed, n, why)
         return [score for score, _ in results]
 
-    async def _score_one(
-        self, clients: list[Any], semaphore: asyncio.Semaphore, body: dict, first: int, last_error: dict[str, str]
-    ) -> tuple[float, str]:
-        n, kind = len(clients), "bad_response"
+    async def _score_one(self, messages: list, first: int, last_error: dict[str, str]) -> tuple[float, str]:
+        n, kind = len(self.base_urls), "bad_response"
+        extra = {"structured_outputs": {"choice": SCORE_CHOICES}} if self.constrained_decoding else None
         # With several replicas, one quick pass (a dead or failing replica hands over at once), then one with retries.
-        passes = [0, self.max_retries] if n > 1 and self.max_retries else [self.max_retries]
-        async with semaphore:
-            for retries in passes:
+        async with self._semaphore:
+            for retries in [0, self.max_retries] if n > 1 and self.max_retries else [self.max_retries]:
                 for index in [(first + k) % n for k in range(n)]:
                     try:
-                        # `post` is `chat.completions.create` without building response models (~2 ms CPU less).
-                        options = {"max_retries": retries}
-                        response = await clients[index].post(
-                            "/chat/completions", body=body, cast_to=object, options=options
+                        response = await self._replicas(retries)[index].chat.completions.create(
+                            model=self.model, messages=messages, temperature=0.0, max_tokens=16, extra_body=extra
                         )
-                        text = response["choices"][0]["message"]["content"]
+                        text = response.choices[0].message.content
                     except Exception as exc:  # whatever the server or the network does is a failed request
                         kind, description = _failure(exc)
                         last_error[kind] = self._redact(f"{self.base_urls[index]}: {description}")[:300]
@@ -319,13 +340,11 @@ class ThinkingRewardClient:
     def check_server(self, wait_seconds: float = 0.0) -> list[str]:
         """The replicas that answer and list the model (`GET /v1/models`), polling every second for up to
         `wait_seconds` until one does; raises `JudgeUnavailableError`, saying what is wrong with each, if none does."""
-        deadline = time.monotonic() + wait_seconds
-        while True:
-            problems = self._sync(self._check)
-            healthy = [url for url, problem in zip(self.base_urls, problems) if problem is None]
-            if healthy or time.monotonic() + 1.0 > deadline:
-                break
+        end, problems = time.monotonic() + wait_seconds, self._submit(self._check()).result()
+        while all(problems) and time.monotonic() + 1.0 < end:
             time.sleep(1.0)
+            problems = self._submit(self._check()).result()
+        healthy = [url for url, problem in zip(self.base_urls, problems) if problem is None]
         lines = "\n".join(f"  - {url}: {problem}" for url, problem in zip(self.base_urls, problems) if problem)
         if healthy:
             if lines:
@@ -333,24 +352,22 @@ class ThinkingRewardClient:
             return healthy
         raise JudgeUnavailableError(
             f"The thinking reward model {self.model!r} is not available from any judge server:\n{lines}\nStart it with "
-            "`bash examples/serve_thinking_reward_model.sh /path/to/judge 8000` (or `python -m "
-            f"vllm.entrypoints.openai.api_server --model /path/to/judge --served-model-name {self.model} --port 8000`),"
-            " then pass base_url='http://HOST:8000/v1' (or set OPENAI_API_URL) and model= (or REWARD_MODEL) to match."
+            f"`bash examples/serve_thinking_reward_model.sh /path/to/judge 8000` (it serves --served-model-name "
+            f"{self.model}), then pass base_url='http://HOST:8000/v1' (or OPENAI_API_URL) and model= (or REWARD_MODEL)."
         )
 
     async def _check(self) -> list[str | None]:
-        clients, _ = self._replicas()
         seconds = min(self.timeout, 10.0)
 
         async def one(client: Any) -> str | None:
             try:
-                request = client.get("/models", cast_to=object, options={"max_retries": 0, "timeout": seconds})
-                models = [entry["id"] for entry in (await asyncio.wait_for(request, seconds + 1.0))["data"]]
+                page = await asyncio.wait_for(client.models.list(timeout=seconds), seconds + 1)
             except Exception as exc:
                 kind, description = _failure(exc)
                 hint = " (check OPENAI_API_KEY / api_key)" if kind in ("http_401", "http_403") else ""
                 what = "unreachable" if kind in ("timeout", "connection") else f"GET /models failed ({kind}{hint})"
                 return self._redact(f"{what}: {description}")[:500]
+            models = [m.id for m in page.data]
             return None if self.model in models else f"model {self.model!r} not listed; available models: {models}"
 
-        return list(await asyncio.gather(*(one(client) for client in clients)))
+        return list(await asyncio.gather(*(one(client) for client in self._replicas(0))))

@@ -111,18 +111,23 @@ def build_judge_messages(
     return [{"role": "system", "content": JUDGE_SYSTEM_PROMPT}, {"role": "user", "content": content}]
 
 
-# Linear-time parsing: each pattern runs anchored on a bounded window or is an alternation of literals, so no two
-# adjacent unbounded quantifiers can trade characters (`"score" + " " * 2000` once took 78 s).
+# The verdict is the answer's last line (see `parse_score`). Linear time: each pattern is matched anchored, on one line.
 _NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)"
 _VALUE_RE = re.compile(rf"(?P<num>{_NUM})(?:\s*(?:/|out\s+of)\s*(?P<den>{_NUM})|\s*(?P<pct>%))?", re.IGNORECASE)
-_KEYWORD_RE = re.compile(r"\b(?:score|reward|rating)\b", re.IGNORECASE)
-_AFTER_KEYWORD_RE = re.compile(rf"[\s:=*]*(?:(?:is|of)\b[\s:=*]*)?{_VALUE_RE.pattern}", re.IGNORECASE)
-_WINDOW = 64  # characters after a keyword in which its value must start
-_MAX_CHARS = 10_000  # the answer's tail that is parsed (the score comes last)
+_WRAPPED_RE = re.compile(r"<answer>(.*)</answer>|\\boxed\{([^{}]*)\}", re.IGNORECASE)
+_KEYWORD_RE = re.compile(r"\b(?:score|reward|rating|verdict)\b", re.IGNORECASE)
+_AFTER_KEYWORD_RE = re.compile(r"[\s:=*]*(?:(?:is|of)\b[\s:=*]*)?(?P<value>.*)", re.IGNORECASE)
+_MAX_CHARS = 10_000  # the answer's tail that is parsed (the verdict comes last)
 _DECORATION = " \t\r\n*_`'\"()[]{}"  # markdown, code ticks, quotes, brackets around a bare answer
 
 
-def _value(match: re.Match | None) -> float:
+def _value(text: str) -> float:
+    """The number that is all of `text` (decoration and end punctuation aside; `7/10` and `70%` too), else NaN."""
+    wrapped = _WRAPPED_RE.fullmatch(text.strip(" \t\r\n*_`'\"").rstrip(".,;:!").strip(" \t*_`'\""))
+    text = text.strip(_DECORATION).rstrip(".,;:!").strip(_DECORATION)
+    if wrapped:  # the whole line is `<answer>x</answer>` or `\boxed{x}`
+        text = (wrapped.group(1) if wrapped.group(1) is not None else wrapped.group(2)).strip(_DECORATION)
+    match = _VALUE_RE.fullmatch(text)
     if match is None:
         return math.nan
     num = float(match.group("num"))
@@ -132,42 +137,34 @@ def _value(match: re.Match | None) -> float:
     return num / 100.0 if match.group("pct") else num
 
 
-def _bare_value(text: str) -> float:
-    return _value(_VALUE_RE.fullmatch(text.strip(_DECORATION).rstrip(".,;:!").strip(_DECORATION)))
-
-
-def _raw_score(text: str) -> float:
-    # The last <answer> block, else the last \\boxed{...}: their content holds neither, so this recurses twice at most.
-    lower = text.lower()
-    close = lower.rfind("</answer>")
-    start = lower.rfind("<answer>", 0, close) if close >= 0 else -1
-    if start >= 0:
-        return _raw_score(text[start + len("<answer>") : close])
-    start = lower.rfind("\\boxed{")
-    close = lower.find("}", start) if start >= 0 else -1
-    if close >= 0:
-        return _raw_score(text[start + len("\\boxed{") : close])
-    for match in reversed(list(_KEYWORD_RE.finditer(text))):
-        value = _value(_AFTER_KEYWORD_RE.match(text, match.end(), match.end() + _WINDOW))
-        if not math.isnan(value):
-            return value
-    score = _bare_value(text)
+def _verdict(text: str) -> float:
     lines = [line for line in text.splitlines() if line.strip(_DECORATION)]
-    for line in lines[-1:] + lines[:1] if math.isnan(score) else []:
-        score = _bare_value(line)
-        if not math.isnan(score):
-            break
+    if not lines:
+        return math.nan
+    line, score = lines[-1], _value(lines[-1])
+    keywords = list(_KEYWORD_RE.finditer(line))
+    if math.isnan(score) and keywords:  # `... Score: x` ends the line: the value after the line's last keyword
+        score = _value(_AFTER_KEYWORD_RE.fullmatch(line, keywords[-1].end()).group("value"))
     return score
 
 
 def parse_score(text: str | None) -> float:
-    r"""The score in the judge's answer, from (in this order) `<answer>x</answer>`, `\boxed{x}`, `Score: x`, or the whole
-    answer, its last line or its first line being a number; `x` may be a fraction (`7/10`) or a percentage (`70%`).
-    Only the last 10,000 characters are read, in linear time. No score, or one outside [0, 1], gives NaN: never 0 and
-    never clamped (an unparseable answer is missing information, not a bad reasoning)."""
+    r"""
+    The judge's verdict: the last non-empty line of its answer, when that line is one score and nothing else: a number
+    (the model card's judge answers only that, e.g. `0.7`), `<answer>x</answer>` (the released code's format),
+    `\boxed{x}`, or text ending with `Score: x` (also `reward`, `rating`, `verdict`; `is`/`of`, `:` or `=` between).
+    `x` may be a fraction (`7/10`) or a percentage (`70%`); markdown, quotes and end punctuation are ignored.
+
+    Nothing before the last line counts, and a line with other numbers after its last keyword is no verdict: a tag, box
+    or number the judge quotes from the policy's reasoning cannot set the score. No verdict, or one outside [0, 1],
+    gives NaN: never 0 and never clamped (an unparseable answer is missing information, not a bad reasoning). Only
+    the last 10,000 characters are read, in linear time. Constrained decoding (`constrained_decoding=True`) makes the
+    answer the score alone, which closes the question entirely.
+    """
     if not text:
         return math.nan
-    score = _raw_score(text[-_MAX_CHARS:])
+    # A reasoning judge's thoughts are not its verdict: only what follows its last `</think>` is read.
+    score = _verdict(text[-_MAX_CHARS:].rpartition("</think>")[2])
     if not 0.0 <= score <= 1.0:  # NaN included
         if not math.isnan(score):
             logger.warning(

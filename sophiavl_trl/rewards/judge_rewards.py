@@ -11,7 +11,7 @@ from sophiavl_trl.judge.client import ThinkingRewardClient
 from sophiavl_trl.rewards.format_rewards import completion_to_text, extract_thinking
 
 
-__all__ = ["AsyncThinkingReward", "ThinkingReward"]
+__all__ = ["ThinkingReward"]
 
 
 def _question(prompt: Any) -> str:
@@ -71,28 +71,11 @@ class ThinkingReward:
         firsts = [(row[0] if row else None) if isinstance(row, (list, tuple)) else row for row in rows or []]
         return questions, reasonings, firsts if any(img is not None for img in firsts) else None
 
-    def _finish(self, start: float, scores: list[float], log_metric: Any) -> list[float]:
+    def __call__(self, prompts: Sequence, completions: Sequence, log_metric: Any = None, **kwargs: Any) -> list[float]:
+        """Score a batch, with TRL's reward-function keywords (`problem`, `images` or `image`, `log_metric`; other
+        dataset columns are ignored): one score per completion, NaN where there is none."""
+        start, scores = time.monotonic(), self.client.score(*self._inputs(prompts, completions, **kwargs))
         if log_metric is not None and scores:
             log_metric(f"{self.__name__}/nan_fraction", sum(map(math.isnan, scores)) / len(scores))
             log_metric(f"{self.__name__}/seconds", time.monotonic() - start)
         return scores
-
-    def __call__(self, prompts: Sequence, completions: Sequence, log_metric: Any = None, **kwargs: Any) -> list[float]:
-        """Score a batch, with TRL's reward-function keywords (`problem`, `images` or `image`, `log_metric`; other
-        dataset columns are ignored): one score per completion, NaN where there is none."""
-        start, inputs = time.monotonic(), self._inputs(prompts, completions, **kwargs)
-        return self._finish(start, self.client.score(*inputs), log_metric)
-
-    def as_async(self) -> "AsyncThinkingReward":
-        """The same reward with an `async __call__`, which TRL awaits together with its other async rewards."""
-        return AsyncThinkingReward(client=self.client, reasoning_source=self.reasoning_source)
-
-
-class AsyncThinkingReward(ThinkingReward):
-    """[`ThinkingReward`] with an `async __call__` (the requests run on TRL's event loop). Build it with `as_async()`."""
-
-    async def __call__(
-        self, prompts: Sequence, completions: Sequence, log_metric: Any = None, **kwargs
-    ) -> list[float]:
-        start, inputs = time.monotonic(), self._inputs(prompts, completions, **kwargs)
-        return self._finish(start, await self.client.ascore(*inputs), log_metric)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sophiavl_trl.judge.client import image_key
-from sophiavl_trl.scripts import CLIError, check_positive, parse_args, redact
+from sophiavl_trl.scripts import CLIError, check_positive, parse_args
 
 
 @dataclass(kw_only=True)
@@ -26,7 +26,7 @@ class ScorerArguments:
 
     base_url: str = field(metadata={"help": "Server URL, e.g. http://127.0.0.1:8000/v1."})
     model: str = field(metadata={"help": "Served model name, e.g. thinking-reward-model."})
-    api_key_env: str = field(default="OPENAI_API_KEY", metadata={"help": "Environment variable with the API key."})
+    api_key_env: str | None = field(default=None, metadata={"help": "Environment variable with the API key (must be set). Default: OPENAI_API_KEY if set."})  # fmt: skip
     constrained_decoding: bool = field(default=False, metadata={"help": "vLLM: answers limited to 0, 0.1, ..., 1.0."})
     max_concurrency: int = field(default=64, metadata={"help": "Requests in flight."})
     timeout: float = field(default=60.0, metadata={"help": "Seconds per request attempt."})
@@ -34,7 +34,13 @@ class ScorerArguments:
     quiet: bool = field(default=False, metadata={"help": "No progress bar."})
 
     def __post_init__(self) -> None:
+        from sophiavl_trl.judge import api_key_from_env, normalize_base_url
+
         check_positive(self, "max_concurrency", *(name for name in ("max_records", "limit") if hasattr(self, name)))
+        try:  # before any work: a key variable named but unset, a URL with a password
+            api_key_from_env(self.api_key_env), normalize_base_url(self.base_url)
+        except ValueError as exc:
+            raise CLIError(str(exc)) from None
 
 
 @dataclass(kw_only=True)
@@ -66,37 +72,18 @@ class JudgeEvalArguments(ScorerArguments):
     json: bool = field(default=False, metadata={"help": "Print the metrics as JSON."})
 
 
-def question_from_prompt_text(text: str) -> str:
-    r"""The question inside a training prompt's text (the question template and type instruction removed; options of
-    a multiple-choice question stay), or `text` unchanged when it does not carry the templates."""
-    from sophiavl_trl.data import QUESTION_TEMPLATE, TYPE_TEMPLATE
-
-    head, _, tail = QUESTION_TEMPLATE.partition("{Question}")
-    for suffix in sorted((tail + instruction for instruction in TYPE_TEMPLATE.values()), key=len, reverse=True):
-        if text.startswith(head) and text.endswith(suffix) and len(text) >= len(head) + len(suffix):
-            return text[len(head) : len(text) - len(suffix)]
-    return text
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    return "".join(part.get("text") or "" for part in content or [] if part.get("type") == "text")
-
-
 def read_completions(paths: list[str], reasoning_source: str = "think", image_dir: str | None = None) -> tuple[list[dict], int]:  # fmt: skip
-    r"""Items to score (`question`, `reasoning`, `prompt_text`, `has_image`, `image`, `row_key`) from TRL completion
-    tables and JSON lines, and the number of rows read (rows without a question or reasoning are not items)."""
+    r"""Items to score (`question`, `reasoning`, `image`, `row_key`, `has_image`) from the completions tables a run
+    logged (the trainer logs each completion's `question`, `source` and `row_index`) or JSON lines (`question`,
+    `completion` or `reasoning`, `image`), and the number of rows read (rows without a question or reasoning are not
+    items)."""
     from sophiavl_trl.data import read_table
     from sophiavl_trl.data.registry import data_files
     from sophiavl_trl.rewards.format_rewards import completion_to_text, extract_thinking
 
     files = []
     for raw in paths:
-        path = Path(raw).expanduser()
-        if not path.exists():
-            raise FileNotFoundError(f"completions not found: {path}")
-        folder = path / "completions" if (path / "completions").is_dir() else path
+        folder = Path(raw).expanduser() / "completions" if (Path(raw).expanduser() / "completions").is_dir() else Path(raw).expanduser()  # fmt: skip
         try:
             files += data_files(folder)
         except FileNotFoundError:
@@ -107,56 +94,38 @@ def read_completions(paths: list[str], reasoning_source: str = "think", image_di
         rows = read_table(file).data.to_pylist()
         rows_read += len(rows)
         for row in rows:
-            user = [m for m in row.get("prompt") or [] if isinstance(m, dict) and m.get("role") == "user"]
-            prompt_text = (
-                row["prompt"] if isinstance(row.get("prompt"), str) else _text(user[-1]["content"]) if user else ""
-            )
-            parts = [p for m in user if not isinstance(m["content"], str) for p in m["content"] or []]
-            question = next((row[k] for k in ("question", "problem") if isinstance(row.get(k), str)), None)
-            question = question or question_from_prompt_text(prompt_text)
-            reasoning = row.get("reasoning")
-            if not isinstance(reasoning, str) and row.get("completion") is not None:
-                completion = row["completion"]
+            reasoning, completion = row.get("reasoning"), row.get("completion")
+            if not isinstance(reasoning, str) and completion is not None:
                 if not isinstance(completion, str):
                     completion = completion_to_text([{**m, "content": _text(m["content"])} for m in completion])
                 reasoning = extract_thinking(completion) if reasoning_source == "think" else completion
-            if not question or not question.strip() or not isinstance(reasoning, str) or not reasoning.strip():
+            question, image = row.get("question"), row.get("image")
+            if not isinstance(question, str) or not question.strip() or not isinstance(reasoning, str) or not reasoning.strip():  # fmt: skip
                 continue
-            image = next((row[k] for k in ("image", "images", "path") if row.get(k) not in (None, "", [])), None)
-            image = image[0] if isinstance(image, list) else image
             if isinstance(image, str) and not os.path.isabs(image):
                 image = str(Path(image_dir or file.parent) / image)
+            parts = [p for m in row.get("prompt") or [] if isinstance(m, dict) and not isinstance(m.get("content"), str) for p in m["content"] or []]  # fmt: skip
             items.append({
-                "question": question, "reasoning": reasoning, "prompt_text": prompt_text or question, "image": image,
-                "has_image": image is not None or any(p.get("type") in ("image", "image_url") for p in parts),
-                "row_key": (str(row["source"]), int(row["row_index"])) if row.get("row_index") is not None else None,
+                "question": question, "reasoning": reasoning, "image": image or None,
+                "has_image": bool(image) or any(p.get("type") in ("image", "image_url") for p in parts),
+                "row_key": (row["source"], int(row["row_index"])) if row.get("row_index") is not None else None,
             })  # fmt: skip
     return items, rows_read
 
 
+def _text(content: Any) -> str:
+    return content if isinstance(content, str) else "".join(p.get("text") or "" for p in content or [] if p.get("type") == "text")  # fmt: skip
+
+
 def attach_training_images(items: list[dict], registry: str, names: str) -> None:
-    r"""Give items the training row's `problem` and first image: the row their `row_key` names, else the rows whose
-    prompt text equals theirs (several rows with different problems or images: the item is `ambiguous`)."""
+    r"""Give items their training row's first image reference: a join on the logged `(source, row_index)`."""
     from sophiavl_trl.data import TYPE_TEMPLATE, load_sophiavl_dataset
 
     dataset = load_sophiavl_dataset(names, registry, problem_types=list(TYPE_TEMPLATE), verify_images=False, on_invalid="skip")  # fmt: skip
-    by_text, by_key = {}, {}
-    for row in dataset.with_format(None):  # images as stored references, not decoded
-        entry = (row["problem"], row["images"][0] if row["images"] else None)
-        user = [m for m in row["prompt"] if m["role"] == "user"]
-        by_text.setdefault(_text(user[-1]["content"]), []).append(entry)
-        by_key[(row["source"], int(row["row_index"]))] = entry
+    columns = dataset.with_format(None).select_columns(["source", "row_index", "images"])  # references, not pixels
+    refs = {(row["source"], row["row_index"]): row["images"][0] for row in columns if row["images"]}
     for item in items:
-        entry = by_key.get(item["row_key"])
-        if entry is None:
-            candidates = by_text.get(item["prompt_text"], [])
-            distinct = {(problem, image_key(image)) for problem, image in candidates}
-            entry = candidates[0] if len(distinct) == 1 else None
-            item["ambiguous"] = len(distinct) > 1 and item["has_image"] and item["image"] is None
-        if entry is not None:
-            item["question"] = entry[0]
-            if item["image"] is None and entry[1] is not None:
-                item["image"], item["has_image"] = entry[1], True
+        item["image"] = item["image"] or refs.get(item["row_key"])
 
 
 def _score(args: ScorerArguments, items: list[dict]) -> tuple[list[float], dict[str, Any]]:
@@ -164,11 +133,11 @@ def _score(args: ScorerArguments, items: list[dict]) -> tuple[list[float], dict[
     unreachable server (or one without the model) is an error with exit status 1."""
     from tqdm.auto import tqdm
 
-    from sophiavl_trl.judge import JudgeUnavailableError, ThinkingRewardClient
+    from sophiavl_trl.judge import JudgeUnavailableError, ThinkingRewardClient, api_key_from_env
 
     names = ("model", "timeout", "max_retries", "max_concurrency", "constrained_decoding")
     options = {name: getattr(args, name) for name in names}
-    client, scores = ThinkingRewardClient(args.base_url, api_key=os.environ.get(args.api_key_env), **options), []
+    client, scores = ThinkingRewardClient(args.base_url, api_key=api_key_from_env(args.api_key_env), **options), []
     try:
         client.check_server()
         with tqdm(total=len(items), desc="scoring", disable=args.quiet) as bar:
@@ -177,7 +146,7 @@ def _score(args: ScorerArguments, items: list[dict]) -> tuple[list[float], dict[
                 scores += client.score([i["question"] for i in chunk], [i["reasoning"] for i in chunk], images)
                 bar.update(len(chunk))
     except JudgeUnavailableError as exc:  # raised by check_server only: scoring gives NaN, never raises
-        raise CLIError(redact(str(exc), args.base_url), status=1) from None
+        raise CLIError(str(exc), status=1) from None
     finally:
         client.close()
     return scores, client.stats.as_dict()  # the scores alone only say scored or not
@@ -189,9 +158,9 @@ def _nothing_scored(counters: dict[str, Any], n: int, what: str, args: ScorerArg
     message = (
         f"the scorer at {args.base_url} (model {args.model!r}) gave no score for any of the {n} {what} "
         f"({why or 'see the warnings above'}); check the URL, the model name and the API key (--api-key-env "
-        f"{args.api_key_env}); nothing written"
+        f"{args.api_key_env or 'OPENAI_API_KEY'}); nothing written"
     )
-    return CLIError(redact(message, args.base_url), status=1)
+    return CLIError(message, status=1)
 
 
 def _record_image(image: Any, images_dir: Path, out_dir: Path) -> str | None:
@@ -213,7 +182,7 @@ def records_main(argv: list[str]) -> int:
     r"""`sophiavl-trl judge-records ARGS`."""
     args = parse_args(JudgeRecordsArguments, argv, "judge-records")
     if (args.registry is None) != (args.datasets is None):
-        raise CLIError("--registry and --datasets go together (the training data, to recover images)")
+        raise CLIError("--registry and --datasets go together (the training data, to join images on)")
     items, rows_read = read_completions(args.completions, args.reasoning_source, args.image_dir)
     stats = Counter(rows_read=rows_read, unusable=rows_read - len(items))
     if args.registry is not None:
@@ -223,10 +192,8 @@ def records_main(argv: list[str]) -> int:
         unique.setdefault((item["question"], item["reasoning"], image_key(item["image"])), item)
     stats["duplicates"], items = len(items) - len(unique), list(unique.values())
     usable = [i for i in items if i["image"] is not None or not i["has_image"]]
-    stats["ambiguous_image"] = sum(i.get("ambiguous", False) for i in items if i["image"] is None and i["has_image"])
-    stats["missing_image"] = len(items) - len(usable) - stats["ambiguous_image"]
-    if left_out := len(items) - len(usable):
-        why = f"{stats['ambiguous_image']} match training rows with different images, {stats['missing_image']} match none" if args.registry else "TRL's completions table does not store images; pass --registry and --datasets to recover them"  # fmt: skip
+    if left_out := stats.setdefault("missing_image", len(items) - len(usable)):
+        why = "no training row with that (source, row_index) has an image" if args.registry else "TRL's completions table does not store images; pass --registry and --datasets to join them"  # fmt: skip
         print(f"sophiavl-trl judge-records: {left_out} image prompt(s) left out ({why})", file=sys.stderr)
     usable = usable[: args.max_records]
     if not usable:
@@ -270,7 +237,7 @@ def eval_main(argv: list[str]) -> int:
         "num_failed": counters.get("request_failures"), "mae": sum(errors) / n,
         "agreement_0.1": sum(e <= 0.1 + 1e-9 for e in errors) / n, "exact_agreement": sum(e <= 1e-9 for e in errors) / n,
         "mean_prediction": sum(p for p, _ in pairs) / n, "mean_target": sum(t for _, t in pairs) / n,
-        "model": args.model, "base_url": redact(args.base_url, args.base_url), "records": args.records,
+        "model": args.model, "base_url": args.base_url, "records": args.records,
     }  # fmt: skip
     if args.predictions:
         with open(args.predictions, "w", encoding="utf-8") as sink:
