@@ -18,6 +18,8 @@ HOOKS = {
     "_get_train_sampler": ["self", "dataset"],  # overridden: modality-grouped batches
     "_get_eval_sampler": ["self", "eval_dataset"],  # overridden: modality-grouped batches
     "_log_completion_extra": ["self", "column", "values"],  # called: extra completions-table columns
+    "_prepare_inputs": ["self", "generation_batch"],  # overridden: timed, to leave the loss forward and backward
+    "training_step": ["self", "model", "inputs", "num_items_in_batch"],  # overridden: `timing/forward_backward`
 }
 
 
@@ -45,6 +47,15 @@ def test_the_judge_overlap_seam_is_where_we_expect_it():
     logps = score.index("self._get_per_token_logps_and_entropies(", generated)
     rewards = score.index("self._calculate_rewards(inputs, prompts, completions, completion_ids_list)", logps)
     assert generated < logps < rewards, "GRPOTrainer no longer generates, then computes log-probs, then rewards"
+
+
+def test_the_step_time_seam_is_where_we_expect_it():
+    """`timing/forward_backward` is logged where TRL logs `step_time`: once per optimizer step, counted by `_step`."""
+    from trl import GRPOTrainer
+
+    step = inspect.getsource(GRPOTrainer.training_step)
+    assert "self._step % self.current_gradient_accumulation_steps == 0" in step
+    assert 'self._metrics["train"]["step_time"].append' in step
 
 
 def test_trainer_state_we_extend_has_the_expected_shape(tiny_model_dir, tmp_path):
