@@ -86,6 +86,30 @@ def test_colocated_vllm_generation_keeps_the_seam_we_wrap():
     assert "model_runner.model.load_weights" in source, "colocated sync no longer calls vLLM's load_weights"
 
 
+def test_a_plain_grpo_trainer_trains_with_colocated_vllm_on_cpu_with_the_patch(tiny_model_dir, tmp_path):
+    """`patch_cpu_weight_sync` is for any TRL trainer: TRL's own GRPOTrainer, vLLM's packed CPU kernels."""
+    from test_train_script import SYNCED_LOGP_DIFFERENCE, colocated_probe
+
+    result = colocated_probe(tiny_model_dir, tmp_path, "--gemm", "packed", "--trainer", "grpo")
+    assert result["packed_layers"] > 0 and len(result["diffs"]) == 3
+    assert max(result["diffs"]) < SYNCED_LOGP_DIFFERENCE, result  # vLLM generated with the updated weights
+
+
+def test_trl_still_needs_the_cpu_weight_sync_patch(tiny_model_dir, tmp_path):
+    """Why `sophiavl_trl/vllm_colocate.py` exists (docs/upstream-cpu-weight-sync.md): TRL's colocated sync fails on
+    vLLM's packed CPU kernels. When this test fails, TRL or vLLM fixed it: delete the module."""
+    import subprocess
+    import sys
+
+    from test_train_script import ROOT, probe_env
+
+    script = ROOT / "tests" / "scripts" / "colocated_sync_probe.py"
+    args = [str(tiny_model_dir), str(tmp_path), "--gemm", "packed", "--trainer", "grpo-unpatched"]
+    result = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=900,
+                            cwd=ROOT, env=probe_env())  # fmt: skip
+    assert result.returncode != 0 and "weight_loader" in result.stderr, result.stderr[-3000:]
+
+
 def test_trl_still_needs_one_modality_per_generation_batch(tiny_model_dir, tmp_path):
     """Why `ModalityGroupedRepeatSampler` exists: TRL 1.16 fails on a batch mixing image and text-only prompts (TRL
     issue 5139). When this test fails, TRL handles mixed batches: remove the sampler and the stream grouping."""
