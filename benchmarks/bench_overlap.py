@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_judge import start_fake_server  # noqa: E402
 
 
-PHASES = ("generation", "weight_sync", "logprobs", "outcome_rewards", "judge", "judge_wait", "optimizer")
+PHASES = ("generation", "weight_sync", "logprobs", "outcome_rewards", "judge", "judge_wait", "forward_backward",
+          "optimizer")  # fmt: skip
 
 
 class StepTimer(TrainerCallback):

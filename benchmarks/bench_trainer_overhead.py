@@ -1,11 +1,15 @@
 # Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
-"""Per-step overhead of TrustGRPOTrainer over GRPOTrainer, with an instant judge (target: under 3%).
+"""Whole-step overhead of TrustGRPOTrainer over GRPOTrainer, with a judge that answers after L seconds.
 
-Both trainers train the same tiny Qwen2.5-VL on the same prompts with the same seed (so they generate the same
-completions); the Trust-GRPO one adds a thinking callable that answers at once. Prints the median step time of each,
-their ratio, and the time spent in `_calculate_rewards` (where all of Trust-GRPO's work happens).
+Both trainers train the same tiny Qwen2.5-VL on the same prompts, with the same seed, outcome reward and `beta` (a
+reference log-prob pass every step, as in the recipes), so they generate the same completions; TrustGRPOTrainer adds a
+thinking judge: a callable that sleeps L seconds, then scores (the judge client's own cost is
+`benchmarks/bench_judge.py`'s). Whole steps are timed (callback from step begin to step end: generation, rewards, the
+judge, log-probs, loss, optimizer). Prints, per L, the median step time of each trainer and their ratio, and the
+judge's wall time and wait (`timing/judge`, `timing/judge_wait`). With L = 0 the ratio is Trust-GRPO's own work
+(target: under 3%); with L > 0 the overlap hides the judge up to the log-prob pass (`timing/logprobs`).
 
-    python benchmarks/bench_trainer_overhead.py [--steps 30] [--rounds 2]
+    python benchmarks/bench_trainer_overhead.py [--steps 12] [--rounds 2] [--latencies 0 0.1]
 """
 
 from __future__ import annotations
@@ -21,16 +25,17 @@ from transformers import TrainerCallback
 class StepTimer(TrainerCallback):
     def __init__(self):
         self.times: list[float] = []
-        self._start = 0.0
 
     def on_step_begin(self, args, state, control, **kwargs):
-        self._start = time.perf_counter()
+        self.start = time.perf_counter()
 
     def on_step_end(self, args, state, control, **kwargs):
-        self.times.append(time.perf_counter() - self._start)
+        self.times.append(time.perf_counter() - self.start)
 
 
-def run(kind: str, model_dir: str, steps: int, batch: int, generations: int) -> tuple[list[float], list[float]]:
+def run(model_dir: str, latency: float | None, args: argparse.Namespace) -> tuple[list[float], dict[str, float]]:
+    """Train; return the step times (first 2 steps out: warm-up) and the median `timing/*` of TrustGRPOTrainer.
+    `latency=None` trains GRPOTrainer."""
     from datasets import Dataset
     from transformers import AutoProcessor
     from trl import GRPOConfig, GRPOTrainer
@@ -40,79 +45,68 @@ def run(kind: str, model_dir: str, steps: int, batch: int, generations: int) -> 
 
     processor = AutoProcessor.from_pretrained(model_dir)
     dataset = Dataset.from_dict(
-        {"prompt": [[{"role": "user", "content": f"What is {i} plus {i}?"}] for i in range(batch * steps)]}
+        {"prompt": [[{"role": "user", "content": f"What is {i} plus {i}?"}] for i in range(args.batch * args.steps)]}
     )
 
-    def outcome(completion_ids, **kwargs):
-        return [float(sum(c) % 2) for c in completion_ids]
+    def accuracy_reward(completion_ids, **kwargs):
+        return [float(sum(c) % 2) for c in completion_ids]  # mixed groups: every completion is judged
 
-    outcome.__name__ = "accuracy_reward"
-
-    def instant_judge(completion_ids, **kwargs):
+    def judge(completion_ids, **kwargs):
+        time.sleep(latency)
         return [(sum(c) % 11) / 10 for c in completion_ids]
 
     common = {
-        "output_dir": tempfile.mkdtemp(), "max_steps": steps, "per_device_train_batch_size": batch,
-        "num_generations": generations, "max_completion_length": 32, "report_to": "none", "use_cpu": True,
-        "bf16": False, "seed": 0, "shuffle_dataset": False, "logging_steps": 1, "save_strategy": "no",
-        "disable_tqdm": True,
+        "output_dir": tempfile.mkdtemp(), "max_steps": args.steps, "per_device_train_batch_size": args.batch,
+        "num_generations": args.generations, "max_completion_length": args.completion_length, "beta": 0.04,
+        "report_to": "none", "use_cpu": True, "bf16": False, "seed": 0, "shuffle_dataset": False, "logging_steps": 1,
+        "save_strategy": "no", "disable_tqdm": True,
         "generation_kwargs": forbidden_token_generation_kwargs(processor.tokenizer, use_vllm=False),
     }  # fmt: skip
     timer = StepTimer()
-    if kind == "grpo":
-        trainer = GRPOTrainer(model=model_dir, reward_funcs=[outcome], args=GRPOConfig(**common),
-                              train_dataset=dataset, processing_class=processor, callbacks=[timer])  # fmt: skip
+    kwargs = {"model": model_dir, "reward_funcs": [accuracy_reward], "train_dataset": dataset,
+              "processing_class": processor, "callbacks": [timer]}  # fmt: skip
+    if latency is None:
+        trainer = GRPOTrainer(args=GRPOConfig(**common), **kwargs)
     else:
-        trainer = TrustGRPOTrainer(model=model_dir, reward_funcs=[outcome], args=TrustGRPOConfig(**common),
-                                   train_dataset=dataset, processing_class=processor, callbacks=[timer],
-                                   thinking_reward=instant_judge)  # fmt: skip
-    reward_times: list[float] = []
-    calculate = trainer._calculate_rewards
-
-    def timed_calculate(*args, **kwargs):
-        start = time.perf_counter()
-        out = calculate(*args, **kwargs)
-        reward_times.append(time.perf_counter() - start)
-        return out
-
-    trainer._calculate_rewards = timed_calculate
+        trainer = TrustGRPOTrainer(args=TrustGRPOConfig(**common), thinking_reward=judge, **kwargs)
     trainer.train()
-    return timer.times[2:], reward_times[2:]  # the first steps warm caches up
+    logs = [h for h in trainer.state.log_history if "timing/judge" in h][2:]
+    phases = ("judge", "judge_wait", "logprobs") if logs else ()  # GRPOTrainer logs no timing/*
+    return timer.times[2:], {p: statistics.median(h[f"timing/{p}"] for h in logs) for p in phases}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--rounds", type=int, default=2, help="alternate the two trainers this many times each")
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--rounds", type=int, default=2, help="alternate the trainers this many times each")
     parser.add_argument("--batch", type=int, default=16, help="completions per step")
-    parser.add_argument("--generations", type=int, default=8, help="G, completions per prompt")
+    parser.add_argument("--generations", type=int, default=4, help="G, completions per prompt")
+    parser.add_argument("--completion-length", type=int, default=32)
+    parser.add_argument("--latencies", type=float, nargs="+", default=[0.0, 0.1], help="judge latencies L (s)")
     parser.add_argument("--model", default=None, help="model folder (default: a tiny Qwen2.5-VL built here)")
     args = parser.parse_args()
 
     from sophiavl_trl.testing import build_tiny_qwen2_5_vl
 
     model_dir = args.model or str(build_tiny_qwen2_5_vl(tempfile.mkdtemp()))
-    steps = {"grpo": [], "trust": []}
-    rewards = {"grpo": [], "trust": []}
+    steps: dict[float | None, list[float]] = {None: [], **{latency: [] for latency in args.latencies}}
+    timing: dict[float, list[dict[str, float]]] = {latency: [] for latency in args.latencies}
     for _ in range(args.rounds):
-        for kind in ("grpo", "trust"):
-            s, r = run(kind, model_dir, args.steps, args.batch, args.generations)
-            steps[kind] += s
-            rewards[kind] += r
-    med = {k: statistics.median(v) for k, v in steps.items()}
-    rmed = {k: statistics.median(v) for k, v in rewards.items()}
-    print(f"steps measured per trainer: {len(steps['grpo'])} ({args.batch} completions, G={args.generations})")
-    print(
-        f"median step time   GRPOTrainer {med['grpo'] * 1e3:8.1f} ms   TrustGRPOTrainer {med['trust'] * 1e3:8.1f} ms"
-    )
-    print(
-        f"step-time ratio    {med['trust'] / med['grpo']:.4f}  (overhead {100 * (med['trust'] / med['grpo'] - 1):+.2f}%)"
-    )
-    print(
-        f"_calculate_rewards GRPOTrainer {rmed['grpo'] * 1e3:8.2f} ms   TrustGRPOTrainer {rmed['trust'] * 1e3:8.2f} ms"
-    )
-    extra = rmed["trust"] - rmed["grpo"]
-    print(f"Trust-GRPO's own work per step: {extra * 1e3:.2f} ms = {100 * extra / med['grpo']:.2f}% of a GRPO step")
+        for latency in steps:
+            times, phases = run(model_dir, latency, args)
+            steps[latency] += times
+            if latency is not None:
+                timing[latency].append(phases)
+    grpo = statistics.median(steps[None])
+    print(f"{len(steps[None])} steps per trainer, {args.batch} completions of up to {args.completion_length} tokens, "
+          f"G={args.generations}, beta=0.04, {args.rounds} alternating rounds")  # fmt: skip
+    print(f"{'judge L (s)':<12}{'GRPO step s':>12}{'Trust step s':>13}{'ratio':>8}{'judge s':>9}{'wait s':>8}"
+          f"{'logprobs s':>11}")  # fmt: skip
+    for latency in args.latencies:
+        trust = statistics.median(steps[latency])
+        phase = {p: statistics.median(t[p] for t in timing[latency]) for p in timing[latency][0]}
+        print(f"{latency:<12.3f}{grpo:>12.4f}{trust:>13.4f}{trust / grpo:>8.3f}{phase['judge']:>9.3f}"
+              f"{phase['judge_wait']:>8.3f}{phase['logprobs']:>11.3f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -25,18 +25,16 @@ __all__ = ["TrustWeights", "anneal_scale", "judge_query_mask", "trust_weights", 
 
 @dataclass(frozen=True)
 class TrustWeights:
-    """Per-group result of `trust_weights`; every field has shape (num_groups,)."""
+    """Per-group result of `trust_weights`, every field of shape (num_groups,): `weight` (alpha * exp(-step / T) *
+    gamma, 0 for a skipped group), `gamma` (the trust factor: exp(mu_c - mu_w) when the judge prefers wrong answers,
+    else 1), `mu_correct` / `mu_incorrect` (the mean thinking score of the correct / incorrect completions with a
+    score, NaN if none) and `skipped` (boolean: the group is uniform and `skip_uniform` is on, so its weight is 0)."""
 
     weight: torch.Tensor
-    """alpha * exp(-step / T) * gamma, and 0 for a skipped (uniform) group."""
     gamma: torch.Tensor
-    """The trust factor: exp(mu_c - mu_w) when the judge prefers wrong answers, else 1."""
     mu_correct: torch.Tensor
-    """Mean thinking score of the correct completions with a score (NaN if none)."""
     mu_incorrect: torch.Tensor
-    """Mean thinking score of the incorrect completions with a score (NaN if none)."""
     skipped: torch.Tensor
-    """Boolean: the group is uniform and `skip_uniform` is on, so its weight is 0."""
 
 
 def anneal_scale(step: int, *, alpha: float, anneal_steps: float) -> float:

@@ -64,7 +64,9 @@ class TrustGRPOConfig(GRPOConfig):
         judge_overlap (`bool`, *optional*, defaults to `True`):
             Send the judge requests as soon as the completions and their outcome rewards are known, so that the judge
             works while the old and reference log-probs are computed; `False` judges after the log-prob pass (TRL's
-            order). The requests, scores and rewards are the same either way.
+            order). The requests, scores and rewards are the same either way. `thinking_reward` is called from a
+            worker thread, which with `judge_overlap` runs while the training thread computes: it must not use the
+            policy model.
     """
 
     trust_mode: Literal["paper", "reference"] = field(

@@ -25,30 +25,22 @@ logger = logging.getLogger(__name__)
 THINKING_COLUMN = "thinking"
 
 
-class _ThinkingColumn:
-    """Placeholder reward function that reserves TRL's reward column for the weighted thinking score.
-
-    It returns None (NaN) for every completion; `TrustGRPOTrainer._calculate_rewards` fills the column once the
-    outcome rewards of every process are known. Appending a column the way TRL appends an environment's reward keeps
-    TRL's own reward summation, logging and shape checks unchanged.
-    """
-
-    __name__ = THINKING_COLUMN
-
-    def __call__(self, prompts: list, **kwargs) -> list[None]:
-        return [None] * len(prompts)
+def _thinking_column(prompts: list, **kwargs) -> list[None]:
+    """Reserves a reward column (as TRL appends an environment's) that `_finish_judging` fills with the weighted
+    thinking scores once every process's outcomes are known: TRL's reward sums, logging and checks stay unchanged."""
+    return [None] * len(prompts)
 
 
 @dataclass
 class _Judging:
     """A batch whose outcome rewards are known (gathered) and whose judge requests are in flight."""
 
-    completions: list
-    rewards_per_func: torch.Tensor
+    rewards_per_func: torch.Tensor  # gathered, on the device; the CPU tensors below are for the whole batch
     outcome: torch.Tensor
-    query: torch.Tensor  # who is judged, whole batch
-    thinking: torch.Tensor  # the scores of those not judged (0 or NaN), whole batch
-    local_query: list[int]  # this process's completions that are judged
+    query: torch.Tensor  # who is judged
+    thinking: torch.Tensor  # the scores of those not judged (0 or NaN)
+    local: slice  # this process's completions
+    local_query: list[int]  # this process's completions that are judged, local indices
     future: Future  # -> (scores, seconds, exception) of `_score_thinking`
 
 
@@ -88,9 +80,11 @@ class TrustGRPOTrainer(GRPOTrainer):
         thinking_reward (`Callable`, *optional*):
             Scores the thinking of completions in [0, 1]. Called like a TRL reward function (keyword arguments
             `prompts`, `completions`, `completion_ids`, the dataset columns and `trainer_state`), but only on the
-            completions that need a score; returns one float or None (no score) per completion; may be async. For
-            example [`~sophiavl_trl.rewards.ThinkingReward`] (the vLLM judge), a local model, or any function.
-            `None` trains plain GRPO: rewards and advantages are exactly `GRPOTrainer`'s.
+            completions that need a score, from a worker thread; returns one float or None (no score) per completion;
+            may be async. If it has a `check_server()` method, that is called before the model loads (see
+            `judge_check_on_start`) and should raise when the judge is unreachable. For example
+            [`~sophiavl_trl.rewards.ThinkingReward`] (the vLLM judge), a local model, or any function. `None` trains
+            plain GRPO: rewards and advantages are exactly `GRPOTrainer`'s.
         **kwargs:
             Passed to [`trl.GRPOTrainer`].
     """
@@ -113,28 +107,31 @@ class TrustGRPOTrainer(GRPOTrainer):
             raise TypeError(f"TrustGRPOTrainer needs a TrustGRPOConfig, got {type(args).__name__}.")
         if thinking_reward is not None and not callable(thinking_reward):
             raise TypeError(f"thinking_reward must be callable or None, got {type(thinking_reward).__name__}.")
-        # Fail before the model is loaded, not an hour into training.
-        check_server = getattr(thinking_reward, "check_server", None) or getattr(
-            getattr(thinking_reward, "client", None), "check_server", None
-        )
-        if args.judge_check_on_start and callable(check_server):
-            check_server()
+        if args.judge_check_on_start and callable(getattr(thinking_reward, "check_server", None)):
+            thinking_reward.check_server()  # fail before the model is loaded, not an hour into training
 
         super().__init__(model=model, reward_funcs=reward_funcs, args=args, **kwargs)
-        if getattr(self, "vllm_generation", None) is not None:
-            from sophiavl_trl.vllm_colocate import prepare_colocated_sync
+        # State carried between TRL's hooks, within one call of `_generate_and_score_completions` or `training_step`.
+        self._batch_inputs: list[dict] | None = None  # the dataset rows, for the judge requests sent from `_generate`
+        self._judging: _Judging | None = None  # from `_generate` to `_calculate_rewards`
+        self._generated_at: float | None = None  # when `_generate` returned: the log-prob pass starts
+        self._sync_seconds = 0.0  # weight sync, inside `_generate`
+        self._prepare_seconds = 0.0  # `_prepare_inputs`, inside `training_step`
+        self._forward_backward_seconds = 0.0  # summed over the gradient accumulation steps
+        self._failed_judge_steps = 0  # consecutive steps in which every judge request failed
+        self._judge_pool = None if thinking_reward is None else ThreadPoolExecutor(1, "thinking-judge")
+        self.thinking_reward = thinking_reward
+        self._correctness_index = self._find_correctness_index(args.correctness_reward)
 
-            prepare_colocated_sync(self.vllm_generation)  # CPUs repack vLLM's weights: sync through vLLM's reload
+        if self.use_vllm:
+            from sophiavl_trl.vllm_colocate import patch_cpu_weight_sync
+
+            patch_cpu_weight_sync(self)
             self.vllm_generation.sync_weights = self._timed_sync(self.vllm_generation.sync_weights)
         self.add_callback(_OptimizerTimer(self._metrics))
         self._group_stream_by_modality()
-
-        self.thinking_reward = thinking_reward
-        self._judge_pool: ThreadPoolExecutor | None = None  # one thread: this process's judge requests of a step
-        self._correctness_index = self._find_correctness_index(args.correctness_reward)
-        self._failed_judge_steps = 0
         if thinking_reward is not None:
-            self.reward_funcs.append(_ThinkingColumn())
+            self.reward_funcs.append(_thinking_column)
             self.reward_func_names.append(THINKING_COLUMN)
             self.reward_processing_classes.append(None)
             self.reward_weights = torch.cat([self.reward_weights, torch.ones(1)])
@@ -146,7 +143,7 @@ class TrustGRPOTrainer(GRPOTrainer):
             try:
                 return sync(*args, **kwargs)
             finally:
-                self._sync_seconds = getattr(self, "_sync_seconds", 0.0) + time.perf_counter() - start
+                self._sync_seconds += time.perf_counter() - start
 
         return timed
 
@@ -158,24 +155,32 @@ class TrustGRPOTrainer(GRPOTrainer):
             return names.index(name)
         return names.index("accuracy_reward") if "accuracy_reward" in names else 0
 
-    def _get_train_sampler(self, dataset=None):
+    def _modality_sampler(self, dataset, generations: int, prompts_per_batch: int, **kwargs):
+        """TRL 1.16 cannot generate for a batch mixing image and text-only prompts: keep every batch to one modality.
+        Returns None (TRL's sampler) when `dataset` has one modality or no `data_type` column."""
         from sophiavl_trl.data.sampler import ModalityGroupedRepeatSampler, modality_labels
 
-        dataset = self.train_dataset if dataset is None else dataset
         labels = modality_labels(dataset)
         if labels is None or len(set(labels)) < 2:
-            return super()._get_train_sampler(dataset)
-        # TRL 1.16 cannot generate for a batch mixing image and text-only prompts: make every generation batch
-        # (all processes, all steps_per_generation) hold a single modality.
+            return None
         return ModalityGroupedRepeatSampler(
-            data_source=dataset,
-            mini_repeat_count=self.num_generations,
-            batch_size=self.args.generation_batch_size // self.num_generations,
+            data_source=dataset, mini_repeat_count=generations, batch_size=max(1, prompts_per_batch // generations),
+            seed=self.args.seed, modalities=labels, **kwargs,
+        )  # fmt: skip
+
+    def _get_train_sampler(self, dataset=None):
+        dataset = self.train_dataset if dataset is None else dataset
+        # One generation batch: all processes, all `steps_per_generation`.
+        sampler = self._modality_sampler(
+            dataset, self.num_generations, self.args.generation_batch_size, shuffle=self.shuffle_dataset,
             repeat_count=self.num_iterations * self.args.steps_per_generation,
-            shuffle=self.shuffle_dataset,
-            seed=self.args.seed,
-            modalities=labels,
-        )
+        )  # fmt: skip
+        return sampler or super()._get_train_sampler(dataset)
+
+    def _get_eval_sampler(self, eval_dataset):
+        prompts = self.args.per_device_eval_batch_size * self.accelerator.num_processes  # one batch, all processes
+        sampler = self._modality_sampler(eval_dataset, self.num_generations_eval, prompts, shuffle=False)
+        return sampler or super()._get_eval_sampler(eval_dataset)
 
     def _group_stream_by_modality(self) -> None:
         """Streaming data with a `data_type` column: the same one-modality generation batches as the sampler."""
@@ -191,22 +196,23 @@ class TrustGRPOTrainer(GRPOTrainer):
         self.train_dataset = group_stream_by_modality(dataset, self.args.generation_batch_size // self.num_generations)
         self.shuffle_dataset = False  # shuffled before the grouping: TRL's shuffle after it would mix modalities again
 
-    def _get_eval_sampler(self, eval_dataset):
-        from sophiavl_trl.data.sampler import ModalityGroupedRepeatSampler, modality_labels
+    # `timing/forward_backward`: the training step less `_prepare_inputs` (generation, rewards, advantages), i.e. the
+    # loss forward and backward, and under DeepSpeed the optimizer step (it runs inside backward).
+    def _prepare_inputs(self, generation_batch):
+        start = time.perf_counter()
+        try:
+            return super()._prepare_inputs(generation_batch)
+        finally:
+            self._prepare_seconds += time.perf_counter() - start
 
-        labels = modality_labels(eval_dataset)
-        if labels is None or len(set(labels)) < 2:
-            return super()._get_eval_sampler(eval_dataset)
-        # One evaluation batch (all processes) holds this many prompts; keep each of them single-modality.
-        prompts_per_batch = self.args.per_device_eval_batch_size * self.accelerator.num_processes
-        return ModalityGroupedRepeatSampler(
-            data_source=eval_dataset,
-            mini_repeat_count=self.num_generations_eval,
-            batch_size=max(1, prompts_per_batch // self.num_generations_eval),
-            shuffle=False,
-            seed=self.args.seed,
-            modalities=labels,
-        )
+    def training_step(self, model, inputs, num_items_in_batch):
+        self._prepare_seconds, start = 0.0, time.perf_counter()
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        self._forward_backward_seconds += time.perf_counter() - start - self._prepare_seconds
+        if self._step % self.current_gradient_accumulation_steps == 0:  # where TRL logs `step_time`
+            self._metrics["train"]["timing/forward_backward"].append(self._forward_backward_seconds)
+            self._forward_backward_seconds = 0.0
+        return loss
 
     # ----------------------------------------------------------------------------------------------------------------
     # The judge works while the log-probs are computed: `_generate` (after the completions are decoded) computes the
@@ -221,7 +227,7 @@ class TrustGRPOTrainer(GRPOTrainer):
         try:
             return super()._generate_and_score_completions(inputs)
         finally:
-            self._batch_inputs = self._judging = None
+            self._batch_inputs = self._judging = self._generated_at = None
 
     def _generate(self, prompts):
         mode = "train" if self.model.training else "eval"
@@ -230,7 +236,7 @@ class TrustGRPOTrainer(GRPOTrainer):
         self._metrics[mode]["timing/generation"].append(time.perf_counter() - start - self._sync_seconds)
         if self.use_vllm:
             self._metrics[mode]["timing/weight_sync"].append(self._sync_seconds)
-        inputs = getattr(self, "_batch_inputs", None)
+        inputs = self._batch_inputs
         overlap = self.args.judge_overlap and self.rollout_func is None and inputs is not None
         if overlap and self.thinking_reward is not None and mode == "train":
             _, completion_ids, _, completions, *_ = output
@@ -240,30 +246,30 @@ class TrustGRPOTrainer(GRPOTrainer):
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         mode = "train" if self.model.training else "eval"
-        generated_at, self._generated_at = getattr(self, "_generated_at", None), None
-        if generated_at is not None:  # the old and reference log-prob pass (and the batch's tensors) since then
-            self._metrics[mode]["timing/logprobs"].append(time.perf_counter() - generated_at)
-        judging, self._judging = getattr(self, "_judging", None), None
-        if judging is None or judging.completions is not completions:
+        if self._generated_at is not None:  # the old and reference log-prob pass (and the batch's tensors) since then
+            self._metrics[mode]["timing/logprobs"].append(time.perf_counter() - self._generated_at)
+        judging, self._judging, self._generated_at = self._judging, None, None
+        if judging is None:
             # Evaluation scores the outcome only (the released code validates with the rule reward, without the
             # judge); the thinking column stays NaN, which TRL's nansum adds as 0.
             if self.thinking_reward is None or mode == "eval":
-                start = time.perf_counter()
-                rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
-                self._metrics[mode]["timing/outcome_rewards"].append(time.perf_counter() - start)
-                return rewards_per_func
+                return self._outcome_rewards(mode, inputs, prompts, completions, completion_ids_list)
             judging = self._start_judging(inputs, prompts, completions, completion_ids_list)
         return self._finish_judging(judging)
+
+    def _outcome_rewards(self, mode: str, *args) -> torch.Tensor:
+        start = time.perf_counter()
+        rewards_per_func = super()._calculate_rewards(*args)
+        self._metrics[mode]["timing/outcome_rewards"].append(time.perf_counter() - start)
+        return rewards_per_func
 
     def _start_judging(self, inputs, prompts, completions, completion_ids_list) -> _Judging:
         """Compute the (gathered) outcome rewards, decide who is judged, and send this process's requests."""
         args: TrustGRPOConfig = self.args
-        start = time.perf_counter()
-        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
-        self._metrics["train"]["timing/outcome_rewards"].append(time.perf_counter() - start)
-
-        # Outcomes of the whole batch are known on every process (TRL gathered them): decide who is judged.
-        outcome = torch.nan_to_num(rewards_per_func[:, self._correctness_index], nan=0.0)
+        rewards_per_func = self._outcome_rewards("train", inputs, prompts, completions, completion_ids_list)
+        # The requests need the judged indices on the host: one copy of the gathered outcomes, and the (tiny) trust
+        # math stays on the CPU from here, with no further device syncs.
+        outcome = torch.nan_to_num(rewards_per_func[:, self._correctness_index].float().cpu(), nan=0.0)
         query = judge_query_mask(
             outcome.view(-1, self.num_generations), query_threshold=args.judge_query_threshold,
             skip_uniform=args.skip_uniform,
@@ -272,60 +278,50 @@ class TrustGRPOTrainer(GRPOTrainer):
         thinking = torch.full_like(outcome, float("nan"))
         if args.judge_query_threshold is not None:
             thinking[~query & (outcome < args.judge_query_threshold)] = 0.0
-        local_query = query[self._local_slice(len(prompts))].nonzero().view(-1).tolist()
-        if self._judge_pool is None:
-            self._judge_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="thinking-judge")
+        rank, n_local = self.accelerator.process_index, len(prompts)
+        local = slice(rank * n_local, (rank + 1) * n_local)  # TRL gathers the processes' completions in rank order
+        local_query = query[local].nonzero().view(-1).tolist()
         future = self._judge_pool.submit(
             self._score_thinking, inputs, prompts, completions, completion_ids_list, local_query
         )
-        return _Judging(completions, rewards_per_func, outcome, query, thinking, local_query, future)
-
-    def _local_slice(self, n_local: int) -> slice:
-        rank = self.accelerator.process_index
-        return slice(rank * n_local, (rank + 1) * n_local)
+        return _Judging(rewards_per_func, outcome, query, thinking, local, local_query, future)
 
     def _finish_judging(self, judging: _Judging) -> torch.Tensor:
         """Wait for this process's scores, share them, and fill the trust-weighted thinking column."""
         args: TrustGRPOConfig = self.args
-        rewards_per_func, outcome, query = judging.rewards_per_func, judging.outcome, judging.query
-        device, G = rewards_per_func.device, self.num_generations
+        rewards_per_func, G = judging.rewards_per_func, self.num_generations
         wait_start = time.perf_counter()
         local_scores, latency, error = judging.future.result()  # bounded: the judge client has a batch deadline
         waited = time.perf_counter() - wait_start
 
-        local = self._local_slice(len(judging.completions))
-        local_thinking = judging.thinking[local].clone()
-        if judging.local_query:
-            local_thinking[judging.local_query] = torch.tensor(local_scores, dtype=torch.float32, device=device)
-        stats = torch.tensor([latency, waited, float(error is not None)], device=device)
-        thinking = gather(local_thinking)
-        stats = gather(stats.unsqueeze(0)).view(-1, 3)
-        if stats[:, 2].any():  # raise on every process at once: a lone raise would leave the others hanging
-            failed = stats[:, 2].nonzero().view(-1).tolist()
+        local_thinking = judging.thinking[judging.local].clone()
+        local_thinking[judging.local_query] = torch.tensor(local_scores, dtype=torch.float32)
+        # One gather and one host copy: every process's scores, judge seconds, wait, and whether its judge raised.
+        row = torch.cat([local_thinking, torch.tensor([latency, waited, float(error is not None)])])
+        rows = gather(row.to(rewards_per_func.device).unsqueeze(0)).cpu()
+        thinking, (latency, waited, failed) = rows[:, :-3].reshape(-1), rows[:, -3:].T
+        if failed.any():  # raise on every process at once: a lone raise would leave the others hanging
             cause = f": {error!r}" if error is not None else " (its error is in that process's log)"
-            raise RuntimeError(f"thinking_reward raised on process(es) {failed}{cause}") from error
+            ranks = failed.nonzero().view(-1).tolist()
+            raise RuntimeError(f"thinking_reward raised on process(es) {ranks}{cause}") from error
 
         # Trust weights per group, and the weighted thinking column (NaN scores add nothing).
         step = self.state.global_step
         anneal_steps = args.trust_anneal_steps or max(self.state.max_steps, 1)
         tw = trust_weights(
-            outcome.view(-1, G),
-            thinking.view(-1, G),
-            step=step,
-            alpha=args.trust_alpha,
-            anneal_steps=anneal_steps,
-            correct_threshold=args.trust_correct_threshold,
-            skip_uniform=args.skip_uniform,
-        )
+            judging.outcome.view(-1, G), thinking.view(-1, G), step=step, alpha=args.trust_alpha,
+            anneal_steps=anneal_steps, correct_threshold=args.trust_correct_threshold, skip_uniform=args.skip_uniform,
+        )  # fmt: skip
         weight = tw.weight.repeat_interleave(G)
-        rewards_per_func[:, -1] = weight * thinking  # NaN stays NaN: TRL's nansum adds 0 for it
+        rewards_per_func[:, -1] = (weight * thinking).to(rewards_per_func.device)  # NaN: TRL's nansum adds 0
 
-        self._log_trust(query, thinking, tw, step, anneal_steps)
-        self._metrics["train"]["timing/judge"].append(stats[:, 0].max().item())
-        self._metrics["train"]["timing/judge_wait"].append(stats[:, 1].max().item())
-        self._log_completion_extra("outcome", outcome[local].tolist())
-        self._log_completion_extra("thinking_score", local_thinking.tolist())
-        self._log_completion_extra("trust_weight", weight[local].tolist())
+        self._log_trust(judging.query, thinking, tw, step, anneal_steps)
+        self._metrics["train"]["timing/judge"].append(latency.max().item())
+        self._metrics["train"]["timing/judge_wait"].append(waited.max().item())
+        # Columns of TRL's completions table, this process's rows.
+        columns = {"outcome": judging.outcome, "thinking_score": thinking, "trust_weight": weight}
+        for name, values in columns.items():
+            self._log_completion_extra(name, values[judging.local].tolist())
         return rewards_per_func
 
     def _score_thinking(self, inputs, prompts, completions, completion_ids_list, indices):
@@ -343,8 +339,9 @@ class TrustGRPOTrainer(GRPOTrainer):
                 trainer_state=self.state,
                 **kwargs,
             )
-            if inspect.isawaitable(result):
-                result = self._run_coroutine(result)
+            if inspect.isawaitable(result):  # on TRL's event loop when it runs one (async outcome rewards)
+                loop = getattr(self, "async_loop", None)  # set by TRL only then
+                result = asyncio.run_coroutine_threadsafe(result, loop).result() if loop else asyncio.run(result)
             scores = [float("nan") if s is None else float(s) for s in result]
             if len(scores) != len(indices):
                 raise ValueError(f"thinking_reward returned {len(scores)} scores for {len(indices)} completions")
@@ -353,19 +350,11 @@ class TrustGRPOTrainer(GRPOTrainer):
             return [float("nan")] * len(indices), time.perf_counter() - start, exc
         return scores, time.perf_counter() - start, None
 
-    def _run_coroutine(self, coro):
-        loop = getattr(self, "async_loop", None)
-        if loop is not None:
-            return asyncio.run_coroutine_threadsafe(coro, loop).result()
-        return asyncio.run(coro)
-
     def _log_trust(self, query, thinking, tw, step, anneal_steps) -> None:
-        """Per-step metrics; computed from gathered tensors, so identical on every process."""
+        """Per-step metrics; computed from gathered CPU tensors, so identical on every process and free of syncs."""
         args: TrustGRPOConfig = self.args
-        n_queried = int(query.sum())
-        failures = int((query & torch.isnan(thinking)).sum())
-        judged = thinking[query & ~torch.isnan(thinking)]
-        active = ~tw.skipped
+        n_queried, failures = int(query.sum()), int((query & torch.isnan(thinking)).sum())
+        judged, active = thinking[query & ~torch.isnan(thinking)], ~tw.skipped
         metrics = {
             "trust/frac_groups_skipped": tw.skipped.float().mean().item(),
             "trust/frac_judged": query.float().mean().item(),
@@ -386,13 +375,10 @@ class TrustGRPOTrainer(GRPOTrainer):
             logger.warning(
                 "Thinking judge: %d of %d requests failed at step %d (scored as missing).", failures, n_queried, step
             )
-        if n_queried and failures == n_queried:
-            self._failed_judge_steps += 1
-            if args.judge_max_failed_steps and self._failed_judge_steps >= args.judge_max_failed_steps:
-                raise RuntimeError(
-                    f"Every thinking-judge request failed in {self._failed_judge_steps} consecutive steps (last: step "
-                    f"{step}). Check that the judge ({self.thinking_reward!r}) is up, or raise "
-                    "judge_max_failed_steps (0 never stops)."
-                )
-        else:
-            self._failed_judge_steps = 0
+        self._failed_judge_steps = self._failed_judge_steps + 1 if n_queried and failures == n_queried else 0
+        if args.judge_max_failed_steps and self._failed_judge_steps >= args.judge_max_failed_steps:
+            raise RuntimeError(
+                f"Every thinking-judge request failed in {self._failed_judge_steps} consecutive steps (last: step "
+                f"{step}). Check that the judge ({self.thinking_reward!r}) is up, or raise judge_max_failed_steps (0 "
+                "never stops)."
+            )

@@ -1,18 +1,9 @@
 # Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
-"""TRL's colocated vLLM weight sync, made correct on every CPU.
+"""TRL's colocated vLLM weight sync, made correct on every CPU: `patch_cpu_weight_sync(trainer)`.
 
-vLLM's CPU backend repacks each linear weight when the model loads (oneDNN, zentorch or AMX kernels, chosen per CPU
-in `dispatch_cpu_unquantized_gemm`) and then drops `layer.weight` for an empty Parameter. TRL's colocated
-`sync_weights` calls `model.load_weights` after every optimizer step, which then fails with `AttributeError: ...
-'weight_loader'`; and a packed copy that is not rebuilt (the tied `lm_head` keeps its weight) would go on generating
-with the initial weights. On CPUs where vLLM falls back to `torch.nn.functional.linear` nothing is packed, which is
-why the bug depends on the machine.
-
-The fix is vLLM's own path for in-place RL weight updates, the one `GPUModelRunner.reload_weights` uses:
-`initialize_layerwise_reload` restores every layer's checkpoint-format parameters, the loads fill them, and each
-layer's `process_weights_after_loading` runs again as soon as it is complete, which rebuilds the packed kernels.
-We wrap TRL's sync with it, so TRL still walks (and, under ZeRO-3, gathers) the parameters. GPUs pack nothing and
-keep TRL's plain path, unchanged.
+vLLM's CPU backend repacks linear weights into kernel formats and drops `layer.weight`, so TRL's per-parameter
+`load_weights` fails (`AttributeError: ... 'weight_loader'`) or leaves stale packed copies. We route TRL's sync through
+vLLM's own in-place reload. Why, and the upstream fixes that would retire this module: docs/upstream-cpu-weight-sync.md.
 """
 
 from __future__ import annotations
@@ -25,10 +16,7 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-HOW_TO_AVOID = (
-    "Generate with a vLLM server instead (`vllm_mode: server`, `trl vllm-serve` on other devices) or without vLLM "
-    "(`use_vllm: false`)."
-)
+__all__ = ["packed_linear_layers", "patch_cpu_weight_sync"]
 
 
 def _model_runner(llm: Any) -> Any:
@@ -45,13 +33,10 @@ def packed_linear_layers(llm: Any) -> list[str]:
     ]
 
 
-def reload_weights(model_runner: Any, load: Callable[[], None]) -> None:
-    """Run `load` (which calls `model.load_weights`) inside vLLM's layerwise reload, then rebuild the CPU kernels of the
-    layers that keep their weight beside a packed copy.
-
-    The second step is for tied embeddings: the `lm_head` shares `embed_tokens`' weight, so the reload fills it but
-    never reprocesses it (a limitation vLLM documents), and its packed copy would keep the old weight.
-    """
+def _reload_weights(model_runner: Any, load: Callable[[], None]) -> None:
+    """Run `load` (TRL's sync: `model.load_weights` per parameter) inside vLLM's layerwise reload, then rebuild the
+    kernels of the layers that keep their weight beside a packed copy: the tied `lm_head` shares `embed_tokens`'
+    weight, so the reload fills it but never reprocesses it (a limitation vLLM documents)."""
     from vllm.model_executor.model_loader.reload import finalize_layerwise_reload, initialize_layerwise_reload
 
     model = model_runner.get_model()
@@ -66,46 +51,71 @@ def reload_weights(model_runner: Any, load: Callable[[], None]) -> None:
             module.quant_method.process_weights_after_loading(module)
 
 
-def prepare_colocated_sync(vllm_generation: Any) -> bool:
-    """On a CPU, route TRL's colocated `sync_weights` through vLLM's layerwise reload, then check it once.
+def patch_cpu_weight_sync(trainer: Any) -> bool:
+    r"""Make a TRL trainer's colocated vLLM weight sync correct on a CPU, and check it once.
 
-    Returns whether the sync was wrapped. Raises `RuntimeError`, before any training step, when the weights cannot be
-    pushed to the colocated engine on this platform, saying what to use instead.
+    For any TRL trainer that generates through `trl.generation.VLLMGeneration` (`GRPOTrainer`, `RLOOTrainer`, ...)
+    with `use_vllm=True, vllm_mode="colocate"` on a CPU: the trainer's `vllm_generation.sync_weights` is routed through
+    vLLM's layerwise reload, then run once, so a platform that cannot sync fails now with a clear message rather than
+    at step 0. Call it on every process (under ZeRO-3 the sync gathers collectively), after building the trainer and
+    before `train()`. Anywhere else (a GPU, server mode, no vLLM) it does nothing. Calling it twice is harmless.
+    `TrustGRPOTrainer` calls it itself.
+
+    Args:
+        trainer (`transformers.Trainer`):
+            A TRL trainer; its `vllm_generation` (when it has one) is patched in place.
+
+    Returns:
+        `bool`: whether the sync now goes through vLLM's layerwise reload.
+
+    Raises:
+        `RuntimeError`: the weights cannot be pushed to the colocated engine on this platform (e.g. a vLLM without the
+        layerwise reload API); the message says what to use instead.
+
+    Example:
+    ```python
+    from trl import GRPOConfig, GRPOTrainer
+    from sophiavl_trl.vllm_colocate import patch_cpu_weight_sync
+
+    args = GRPOConfig(use_vllm=True, vllm_mode="colocate", use_cpu=True, bf16=False)
+    trainer = GRPOTrainer(model=..., reward_funcs=..., args=args, train_dataset=...)
+    patch_cpu_weight_sync(trainer)
+    trainer.train()
+    ```
     """
+    generation = getattr(trainer, "vllm_generation", None)  # TRL sets it only with use_vllm
+    if getattr(generation, "mode", None) != "colocate":
+        return False
     from vllm.platforms import current_platform
 
-    if getattr(vllm_generation, "mode", None) != "colocate" or not current_platform.is_cpu():
-        return False
+    sync = generation.sync_weights
+    if not current_platform.is_cpu() or getattr(sync, "cpu_weight_sync", False):
+        return bool(getattr(sync, "cpu_weight_sync", False))
     try:
-        from vllm.model_executor.model_loader.reload import (  # noqa: F401
-            finalize_layerwise_reload,
-            initialize_layerwise_reload,
-        )
-    except ImportError:  # vLLM before the layerwise reload API: the preflight below decides
+        from vllm.model_executor.model_loader.reload import initialize_layerwise_reload  # noqa: F401
+    except ImportError:  # an older vLLM: the preflight below decides
         wrapped = False
     else:
-        runner = _model_runner(vllm_generation.llm)
-        sync = vllm_generation.sync_weights
+        runner = _model_runner(generation.llm)
 
         @functools.wraps(sync)
         def sync_weights() -> None:
-            reload_weights(runner, sync)
+            _reload_weights(runner, sync)
 
-        vllm_generation.sync_weights = sync_weights
-        wrapped = True
+        sync_weights.cpu_weight_sync = True  # kept by functools.wraps around it, e.g. a timer
+        generation.sync_weights, wrapped = sync_weights, True
 
-    # Preflight: push the initial weights once now, so a platform that cannot sync fails here with a clear message,
-    # not with an AttributeError at step 0. (Every process runs it: under ZeRO-3 the sync gathers collectively.)
-    try:
-        vllm_generation.sync_weights()
+    try:  # the preflight: push the initial weights once now
+        generation.sync_weights()
     except Exception as exc:
         import vllm
 
-        packed = packed_linear_layers(vllm_generation.llm)
+        packed = packed_linear_layers(generation.llm)
         raise RuntimeError(
             f"The policy's weights cannot be pushed to the colocated vLLM engine on this CPU (vllm {vllm.__version__}"
             f"{f', {len(packed)} linear layers repacked by its CPU kernels' if packed else ''}): "
-            f"{type(exc).__name__}: {exc}. {HOW_TO_AVOID}"
+            f"{type(exc).__name__}: {exc}. Generate with a vLLM server instead (`vllm_mode: server`, `trl vllm-serve` on "
+            "other devices) or without vLLM (`use_vllm: false`)."
         ) from exc
     logger.info("Colocated vLLM on CPU: weights synced through vLLM's layerwise reload (%s).", wrapped)
     return wrapped

@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from sophiavl_trl.testing import build_tiny_qwen2_5_vl, load_tiny_processor, vision_token_ids
+from sophiavl_trl.testing import build_tiny_qwen2_5_vl, vision_token_ids
 from sophiavl_trl.testing.tiny_model import SPECIAL_TOKENS
 
 
@@ -63,11 +63,6 @@ class TestTinyQwen25VL:
         # Text round-trips through the trained byte-level BPE.
         sample = "<think> Let me think: 3 + 4 = 7 </think><answer>7</answer>"
         assert tokenizer.decode(tokenizer(sample)["input_ids"]) == sample
-
-    def test_load_tiny_processor_works_with_the_folder(self, tiny_model_dir):
-        processor = load_tiny_processor(tiny_model_dir)
-        inputs = _image_prompt(processor)
-        assert inputs["pixel_values"].shape[0] == int(inputs["image_grid_thw"][0].prod())
 
     def test_build_is_deterministic_and_idempotent(self, tmp_path):
         a = build_tiny_qwen2_5_vl(tmp_path / "a", seed=3)

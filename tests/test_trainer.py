@@ -269,6 +269,10 @@ class TestJudgeOverlap:
             for h in history:
                 for key in ("generation", "logprobs", "outcome_rewards", "judge", "judge_wait", "optimizer"):
                     assert h[f"timing/{key}"] >= 0, (key, h)
+                # The phases of TRL's step (the optimizer step is outside it, the judge's wall time overlaps) are
+                # disjoint intervals inside it; the loss forward and backward is one of them.
+                inside = ("generation", "logprobs", "outcome_rewards", "judge_wait", "forward_backward")
+                assert 0 < h["timing/forward_backward"] and sum(h[f"timing/{k}"] for k in inside) <= h["step_time"]
                 assert h["timing/judge"] >= 0.5  # the judge's 0.5 s are measured
                 if not overlapped:
                     assert h["timing/judge_wait"] >= 0.5  # nothing hid it

@@ -18,6 +18,8 @@ HOOKS = {
     "_get_train_sampler": ["self", "dataset"],  # overridden: modality-grouped batches
     "_get_eval_sampler": ["self", "eval_dataset"],  # overridden: modality-grouped batches
     "_log_completion_extra": ["self", "column", "values"],  # called: extra completions-table columns
+    "_prepare_inputs": ["self", "generation_batch"],  # overridden: timed, to leave the loss forward and backward
+    "training_step": ["self", "model", "inputs", "num_items_in_batch"],  # overridden: `timing/forward_backward`
 }
 
 
@@ -47,6 +49,15 @@ def test_the_judge_overlap_seam_is_where_we_expect_it():
     assert generated < logps < rewards, "GRPOTrainer no longer generates, then computes log-probs, then rewards"
 
 
+def test_the_step_time_seam_is_where_we_expect_it():
+    """`timing/forward_backward` is logged where TRL logs `step_time`: once per optimizer step, counted by `_step`."""
+    from trl import GRPOTrainer
+
+    step = inspect.getsource(GRPOTrainer.training_step)
+    assert "self._step % self.current_gradient_accumulation_steps == 0" in step
+    assert 'self._metrics["train"]["step_time"].append' in step
+
+
 def test_trainer_state_we_extend_has_the_expected_shape(tiny_model_dir, tmp_path):
     """`_calculate_rewards` appends a reward column the way TRL appends an environment's reward."""
     from datasets import Dataset
@@ -73,6 +84,30 @@ def test_colocated_vllm_generation_keeps_the_seam_we_wrap():
     source = inspect.getsource(VLLMGeneration)
     assert "self.mode" in source and "self.llm = LLM(" in source, "VLLMGeneration no longer holds .mode / .llm"
     assert "model_runner.model.load_weights" in source, "colocated sync no longer calls vLLM's load_weights"
+
+
+def test_a_plain_grpo_trainer_trains_with_colocated_vllm_on_cpu_with_the_patch(tiny_model_dir, tmp_path):
+    """`patch_cpu_weight_sync` is for any TRL trainer: TRL's own GRPOTrainer, vLLM's packed CPU kernels."""
+    from test_train_script import SYNCED_LOGP_DIFFERENCE, colocated_probe
+
+    result = colocated_probe(tiny_model_dir, tmp_path, "--gemm", "packed", "--trainer", "grpo")
+    assert result["packed_layers"] > 0 and len(result["diffs"]) == 3
+    assert max(result["diffs"]) < SYNCED_LOGP_DIFFERENCE, result  # vLLM generated with the updated weights
+
+
+def test_trl_still_needs_the_cpu_weight_sync_patch(tiny_model_dir, tmp_path):
+    """Why `sophiavl_trl/vllm_colocate.py` exists (docs/upstream-cpu-weight-sync.md): TRL's colocated sync fails on
+    vLLM's packed CPU kernels. When this test fails, TRL or vLLM fixed it: delete the module."""
+    import subprocess
+    import sys
+
+    from test_train_script import ROOT, probe_env
+
+    script = ROOT / "tests" / "scripts" / "colocated_sync_probe.py"
+    args = [str(tiny_model_dir), str(tmp_path), "--gemm", "packed", "--trainer", "grpo-unpatched"]
+    result = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=900,
+                            cwd=ROOT, env=probe_env())  # fmt: skip
+    assert result.returncode != 0 and "weight_loader" in result.stderr, result.stderr[-3000:]
 
 
 def test_trl_still_needs_one_modality_per_generation_batch(tiny_model_dir, tmp_path):

@@ -110,7 +110,7 @@ def plot_runs(
 
 
 # The phases on a step's critical path, stacked; the judge's own wall time overlaps the log-prob pass (drawn as a line).
-TIMING = ["generation", "weight_sync", "logprobs", "outcome_rewards", "judge_wait", "optimizer"]
+TIMING = ["generation", "weight_sync", "logprobs", "outcome_rewards", "judge_wait", "forward_backward", "optimizer"]
 
 
 def plot_timing(run_dir: str, output: str) -> Path:

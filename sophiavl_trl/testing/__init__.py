@@ -9,6 +9,6 @@ __getattr__, __all__ = lazy_exports(
     globals(),
     {
         "sophiavl_trl.testing.judge_server": "JudgeServer start_judge_server",
-        "sophiavl_trl.testing.tiny_model": "build_tiny_qwen2_5_vl load_tiny_processor vision_token_ids",
+        "sophiavl_trl.testing.tiny_model": "build_tiny_qwen2_5_vl vision_token_ids",
     },
 )

@@ -83,7 +83,7 @@ def _build_processor(tokenizer: Any, max_pixels: int) -> Any:
 
         video_processor = Qwen2VLVideoProcessor(min_pixels=28 * 28, max_pixels=max_pixels)
     except (ImportError, RuntimeError) as exc:
-        logger.info("No video processor (torchvision unavailable: %s); use load_tiny_processor() to load.", exc)
+        logger.info("No video processor (torchvision unavailable: %s): AutoProcessor will not load it.", exc)
     return Qwen2_5_VLProcessor(
         image_processor=image_processor,
         tokenizer=tokenizer,
@@ -149,9 +149,9 @@ def build_tiny_qwen2_5_vl(
     and wrapped as `Qwen2Tokenizer`, with Qwen's special tokens and the Qwen2.5-VL chat template. `seed` seeds the
     weights; `hidden_size` (a multiple of 32) and `num_layers` size the text decoder; `max_pixels` caps images (112 x
     112: at most 16 image tokens each). `added_tokens` are texts the tokenizer keeps whole (e.g. fixed prompt texts, so
-    that a prompt costs a few tokens). The folder loads with `AutoModelForImageTextToText`, `AutoTokenizer` and (where
-    torchvision is installed) `AutoProcessor`; see `load_tiny_processor` otherwise. It is servable by vLLM (head_dim
-    32). Builds in a few seconds on a CPU.
+    that a prompt costs a few tokens). The folder loads with `AutoModelForImageTextToText`, `AutoTokenizer` and
+    `AutoProcessor` (which, for any Qwen2.5-VL, needs torchvision); vLLM serves it (head_dim 32). Builds in a few
+    seconds on a CPU.
 
     Example:
     ```python
@@ -189,26 +189,6 @@ def build_tiny_qwen2_5_vl(
     model.save_pretrained(path)
     processor.save_pretrained(path)
     return path
-
-
-def load_tiny_processor(path: str | Path) -> Any:
-    """Load the processor of a tiny model folder, also where torchvision (hence the video processor) is missing.
-
-    `AutoProcessor.from_pretrained` needs torchvision for Qwen2.5-VL's video processor. Without it, this builds the
-    processor from the folder's tokenizer and image processor, with no video processor.
-    """
-    from transformers import AutoProcessor, AutoTokenizer, Qwen2_5_VLProcessor
-    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
-
-    try:
-        return AutoProcessor.from_pretrained(path)
-    except (ImportError, OSError, ValueError, RuntimeError) as exc:
-        logger.info("AutoProcessor failed (%s); building the processor without a video processor.", exc)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    image_processor = Qwen2VLImageProcessorPil.from_pretrained(path)
-    return Qwen2_5_VLProcessor(
-        image_processor=image_processor, tokenizer=tokenizer, chat_template=tokenizer.chat_template
-    )
 
 
 def vision_token_ids(tokenizer: Any) -> list[int]:
