@@ -4,21 +4,26 @@ r"""GPU check kit: proves the bf16 GPU path and measures Trust-GRPO's step time 
 Stages (each one's failure is recorded and the next ones still run; the JSON is rewritten after every stage):
 
 1. `env`: versions, device, CUDA.
-2. `models`: a tiny Qwen2.5-VL (`build_tiny_qwen2_5_vl`) and, on CUDA, one of Qwen2.5-VL-3B's size (36 layers,
+2. `recipes`: `check_attn_implementation` on every GPU recipe (flash-attn missing: the error a launch stops with).
+3. `pytest_gpu`: `pytest -m gpu tests/test_gpu.py` (passed / failed / skipped counted apart: a skip is not a pass). It
+   runs before the benchmark, so that its verdict is kept even if the benchmark runs out of time.
+4. `models`: a tiny Qwen2.5-VL (`build_tiny_qwen2_5_vl`) and, on CUDA, one of Qwen2.5-VL-3B's size (36 layers,
    hidden 2048, vocabulary 151,936, 32-block vision tower; about 3.75 B parameters), random weights, nothing downloaded.
    On the CPU the second model is the tiny one with its vocabulary padded (so both take the same code path).
-3. `grpo`, `trust_grpo`: N steps each of `trl.GRPOTrainer` and `TrustGRPOTrainer` (paper mode) on the same image
+5. `grpo`, `trust_grpo`: N steps each of `trl.GRPOTrainer` and `TrustGRPOTrainer` (paper mode) on the same image
    prompts, seed and outcome reward; bf16 (CUDA), sdpa, gradient checkpointing, G = 8, completions forced to
    `--completion-length` tokens (EOS and the vision tokens forbidden), `beta` 0.04 (a reference log-prob pass). The judge
    is the project's `ThinkingReward` client against a local fake OpenAI server (stdlib, in a subprocess) whose latency is
    set, after the first Trust-GRPO step, to `--latency-fraction` x that step's log-prob pass (`timing/logprobs`).
    Per trainer: median step time (first step left out), every `timing/*` phase, peak GPU memory, generated tokens/s.
-4. `overhead`: Trust-GRPO's median step time / GRPOTrainer's (target on the GPU: <= 1.03).
-5. `pytest_gpu`: `pytest -m gpu tests/test_gpu.py` (passed / failed / skipped counted apart: a skip is not a pass).
+6. `overhead`: Trust-GRPO's median step time / GRPOTrainer's (target on the GPU: <= 1.03).
 
 Writes `gpu_check.json` (every figure) and `gpu_check.log` (the progress lines) to OUT.
 
     python benchmarks/gpu_check.py OUT [--device cuda|cpu] [--steps 6] [--completion-length 256]
+
+On the CPU (`--device cpu`, what CI runs through `tests/test_gpu.py::test_kit_cpu_mode`) the same stages run with the
+tiny model, G = 4 and 8-token completions; docs/gpu.md says how to run it on a GPU machine.
 """
 
 from __future__ import annotations
@@ -182,6 +187,48 @@ class FakeJudgeServer:
         self.process.wait()
 
 
+# --------------------------------------------------------------------------------------------- the recipes' attention
+FLASH_ATTN_FIX = (
+    'pip install flash-attn --no-build-isolation (after torch, on the CUDA machine; README, "Install (GPU)"), or set '
+    "`attn_implementation: sdpa` (PyTorch's attention: no extra package, more memory on padded batches)"
+)
+
+
+def check_attn_implementation(attn_implementation: str | None, where: str = "attn_implementation") -> None:
+    """Raise before any model loads when `attn_implementation` is `flash_attention_2` and flash-attn cannot run here,
+    naming the fix. (Meant for the config layer: call it with the recipe's value before the model is loaded.)
+
+    A failure, not a fallback to sdpa: the GPU recipes are sized (batch, `vllm_gpu_memory_utilization`) with
+    flash-attn's padding-free memory use, and a run that switched kernels quietly could run out of memory hours later.
+    """
+    if attn_implementation != "flash_attention_2":
+        return
+    from transformers.utils import is_flash_attn_2_available
+
+    if is_flash_attn_2_available():
+        return
+    if importlib.util.find_spec("flash_attn") is None:
+        reason = "the flash-attn package is not installed"
+    else:
+        reason = "flash-attn is installed but cannot run here (it needs a CUDA GPU and flash-attn >= 2.3.3)"
+    raise RuntimeError(f"{where}: flash_attention_2 is requested, but {reason}. Fix: {FLASH_ATTN_FIX}.")
+
+
+def check_recipes() -> dict[str, str]:
+    """`check_attn_implementation` on every GPU recipe: "ok", or the error a launch would stop with."""
+    import yaml
+
+    verdicts = {}
+    for recipe in sorted((ROOT / "examples" / "recipes" / "Qwen2.5-VL-7B-Instruct").rglob("*.yaml")):
+        name = str(recipe.relative_to(ROOT))
+        try:
+            check_attn_implementation(yaml.safe_load(recipe.read_text()).get("attn_implementation"), where=name)
+            verdicts[name] = "ok"
+        except RuntimeError as exc:
+            verdicts[name] = str(exc)
+    return verdicts
+
+
 # ------------------------------------------------------------------------------------------------------- the models
 def build_sized_model(processor_dir: Path, size: str, path: Path, device: str) -> dict[str, Any]:
     """Write a random-weight Qwen2.5-VL of `SIZES[size]` with the processor of `processor_dir` (bf16 on CUDA)."""
@@ -246,15 +293,15 @@ def image_prompts(n: int, side: int) -> Any:
 def train(kind: str, model: dict[str, Any], args: argparse.Namespace, judge: FakeJudgeServer | None) -> dict:
     """Train `args.steps` steps of `kind` ("grpo" or "trust_grpo"); return its figures."""
     import torch
-    from transformers import AutoProcessor
     from trl import GRPOConfig, GRPOTrainer
 
     from sophiavl_trl import TrustGRPOConfig, TrustGRPOTrainer
     from sophiavl_trl.model_utils import forbidden_token_generation_kwargs, set_pixel_bounds
     from sophiavl_trl.rewards import ThinkingReward
+    from sophiavl_trl.testing import load_tiny_processor
 
     cuda = args.device == "cuda"
-    processor = AutoProcessor.from_pretrained(model["path"])
+    processor = load_tiny_processor(model["path"])  # AutoProcessor, or without the video processor (no torchvision)
     set_pixel_bounds(processor, 28 * 28, args.image_side**2)
     tokenizer = processor.tokenizer
     suppress = forbidden_token_generation_kwargs(tokenizer, use_vllm=False).get("suppress_tokens", [])
@@ -385,11 +432,9 @@ def run_pytest_gpu(out: Path, report: Report) -> dict[str, Any]:
     xml = out / "pytest_gpu.xml"
     env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONUNBUFFERED": "1"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    # The machine's own pytest plugins stay out (only pytest-timeout, when there, for the `timeout` setting).
+    # The machine's own pytest plugins stay out: only the carried pytest runs (the `timeout` ini key then only warns).
     cmd = [sys.executable, "-m", "pytest", "-m", "gpu", "tests/test_gpu.py", "-p", "no:cacheprovider", "-rA",
            f"--junitxml={xml}", "-o", "addopts="]  # fmt: skip
-    if importlib.util.find_spec("pytest_timeout") is not None:
-        cmd += ["-p", "pytest_timeout"]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     report.log.write(proc.stdout + proc.stderr)
     print(proc.stdout[-4000:] + proc.stderr[-2000:], flush=True)
@@ -413,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
     parser.add_argument("--size", choices=tuple(SIZES), default=None, help="default: 3b on cuda, tiny on cpu")
     parser.add_argument("--steps", type=int, default=None, help="steps per trainer (default: 6 cuda, 3 cpu)")
-    parser.add_argument("--generations", type=int, default=8, help="G")
+    parser.add_argument("--generations", type=int, default=None, help="G (default: 8 cuda, 4 cpu)")
     parser.add_argument("--prompts-per-step", type=int, default=None, help="default: 2 cuda, 1 cpu")
     parser.add_argument("--completion-length", type=int, default=None, help="default: 256 cuda, 8 cpu")
     parser.add_argument(
@@ -425,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget-s", type=float, default=420, help="start no trainer after this many seconds")
     args = parser.parse_args(argv)
     cuda = args.device == "cuda"
-    for name, on_cuda, on_cpu in (("size", "3b", "tiny"), ("steps", 6, 3), ("prompts_per_step", 2, 1),
+    for name, on_cuda, on_cpu in (("size", "3b", "tiny"), ("steps", 6, 3), ("generations", 8, 4), ("prompts_per_step", 2, 1),
                                   ("completion_length", 256, 8), ("image_side", 448, 56)):  # fmt: skip
         if getattr(args, name) is None:
             setattr(args, name, on_cuda if cuda else on_cpu)
@@ -455,6 +500,10 @@ def main(argv: list[str] | None = None) -> int:
         report.put("env", env)
         report.say(json.dumps(env))
 
+    with report.stage("recipes"):
+        report.put("recipes", check_recipes())
+        report.say(f"recipes: {json.dumps(report.data['recipes'])}")
+
     if not args.skip_pytest:  # first: the correctness verdict is kept even if the benchmark runs out of time
         with report.stage("pytest_gpu"):
             counts = run_pytest_gpu(args.out, report)
@@ -470,7 +519,7 @@ def main(argv: list[str] | None = None) -> int:
 
             tiny = build_tiny_qwen2_5_vl(work / "tiny")
             start = time.perf_counter()
-            models["policy"] = build_sized_model(tiny, args.size, work / args.size, args.device)
+            models["policy"] = build_sized_model(tiny, args.size, work / f"policy-{args.size}", args.device)
             models["policy"].update(size=args.size, build_s=round(time.perf_counter() - start, 2))
             report.put("models", models)
             report.say(f"models: {json.dumps(models)}")

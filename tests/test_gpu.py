@@ -5,6 +5,7 @@ kit `benchmarks/gpu_check.py`). `test_kit_cpu_mode` runs that kit on the CPU, so
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import subprocess
@@ -155,13 +156,14 @@ def test_kit_cpu_mode(tmp_path):
     figures = json.loads((tmp_path / "gpu_check.json").read_text())
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert figures["failed_stages"] == []
-    assert set(figures["stages"]) == {"env", "models", "judge_server", "grpo", "trust_grpo", "overhead", "pytest_gpu"}
+    stages = {"env", "recipes", "pytest_gpu", "models", "judge_server", "grpo", "trust_grpo", "overhead"}
+    assert set(figures["stages"]) == stages
     for kind in ("grpo", "trust_grpo"):
         r = figures["results"][kind]
         assert r["steps"] == 3
         assert r["median_step_s"] > 0
-        # 1 prompt x G = 8 completions, forced to the full 8 tokens
-        assert r["generated_tokens_per_step"] == 8 * 8
+        # 1 prompt x G = 4 completions, forced to the full 8 tokens
+        assert r["generated_tokens_per_step"] == 4 * 8
         assert r["generated_tokens_per_s"] > 0
     trust = figures["results"]["trust_grpo"]
     for phase in ("generation", "logprobs", "outcome_rewards", "judge", "judge_wait", "optimizer"):
@@ -174,3 +176,34 @@ def test_kit_cpu_mode(tmp_path):
     counts = figures["pytest_gpu"]
     assert counts["skipped"] >= 4 and counts["passed"] == 0 and counts["all_passed"] is False
     assert (tmp_path / "gpu_check.log").read_text().count("--- ") == len(figures["stages"])
+    # no flash-attn on a CPU: each GPU recipe that asks for it gets the error a launch would stop with
+    assert figures["recipes"] and all("pip install flash-attn" in v for v in figures["recipes"].values())
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# flash-attn: the check that stops a GPU recipe before the model loads, naming the fix
+# --------------------------------------------------------------------------------------------------------------------
+def _kit():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import gpu_check
+
+    return gpu_check
+
+
+@pytest.mark.skipif(importlib.util.find_spec("flash_attn") is not None, reason="flash-attn is installed here")
+def test_flash_attention_2_without_flash_attn_fails_naming_the_fix():
+    with pytest.raises(RuntimeError, match=r"config_x\.yaml: flash_attention_2 .* not installed.*pip install flash-attn "
+                       r"--no-build-isolation.*attn_implementation: sdpa"):  # fmt: skip
+        _kit().check_attn_implementation("flash_attention_2", where="config_x.yaml")
+
+
+@pytest.mark.parametrize("attn_implementation", [None, "sdpa", "eager"])
+def test_attention_without_an_extra_package_passes_the_check(attn_implementation):
+    _kit().check_attn_implementation(attn_implementation)
+
+
+def test_flash_attention_2_passes_where_flash_attn_can_run(monkeypatch):
+    import transformers.utils
+
+    monkeypatch.setattr(transformers.utils, "is_flash_attn_2_available", lambda: True)
+    _kit().check_attn_implementation("flash_attention_2")
