@@ -100,7 +100,7 @@ def version(p):
     except m.PackageNotFoundError:
         return "MISSING"
 print("base: " + ", ".join(f"{p} {version(p)}" for p in ("torch", "transformers", "accelerate", "peft", "pyarrow",
-      "pandas", "huggingface-hub", "sympy", "aiohttp")))'
+      "pandas", "huggingface-hub", "sympy", "aiohttp")))' || true  # a report only
 }
 
 case "$cmd" in

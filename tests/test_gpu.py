@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -207,3 +208,18 @@ def test_flash_attention_2_passes_where_flash_attn_can_run(monkeypatch):
 
     monkeypatch.setattr(transformers.utils, "is_flash_attn_2_available", lambda: True)
     _kit().check_attn_implementation("flash_attention_2")
+
+
+def _pins(text: str) -> dict[str, str]:
+    """`name==version` lines, names normalised as pip does."""
+    pins = re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", text, re.MULTILINE)
+    return {re.sub(r"[-_.]+", "-", name).lower(): version for name, version in pins}
+
+
+def test_the_gpu_wheel_set_pins_the_versions_the_cpu_suite_runs():
+    wheels = _pins((ROOT / "scripts" / "gpu_wheels.sh").read_text())
+    constraints = _pins((ROOT / ".ci" / "constraints.txt").read_text())
+    shared = wheels.keys() & constraints.keys()
+    assert shared >= {"trl", "datasets", "openai", "mathruler", "pylatexenc", "jiwer", "rouge-score", "qwen-vl-utils"}
+    assert {name: wheels[name] for name in shared} == {name: constraints[name] for name in shared}
+    assert "pyarrow" not in wheels and "torch" not in wheels  # the machine's own (and over the size budget)
