@@ -10,13 +10,15 @@ Stages (each one's failure is recorded and the next ones still run; the JSON is 
 4. `models`: a tiny Qwen2.5-VL (`build_tiny_qwen2_5_vl`) and, on CUDA, one of Qwen2.5-VL-3B's size (36 layers,
    hidden 2048, vocabulary 151,936, 32-block vision tower; about 3.75 B parameters), random weights, nothing downloaded.
    On the CPU the second model is the tiny one with its vocabulary padded (so both take the same code path).
-5. `grpo`, `trust_grpo`: N steps each of `trl.GRPOTrainer` and `TrustGRPOTrainer` (paper mode) on the same image
+5. `sync_audit`: the host-device synchronisations of a Trust-GRPO step (tiny model), counted per source line with
+   torch's sync debug mode: ours (`sophiavl_trl/`), TRL's, all.
+6. `grpo`, `trust_grpo`: N steps each of `trl.GRPOTrainer` and `TrustGRPOTrainer` (paper mode) on the same image
    prompts, seed and outcome reward; bf16 (CUDA), sdpa, gradient checkpointing, G = 8, completions forced to
    `--completion-length` tokens (EOS and the vision tokens forbidden), `beta` 0.04 (a reference log-prob pass). The judge
    is the project's `ThinkingReward` client against a local fake OpenAI server (stdlib, in a subprocess) whose latency is
    set, after each Trust-GRPO step, to `--latency-fraction` x that step's log-prob pass (`timing/logprobs`).
    Per trainer: median step time (first step left out), every `timing/*` phase, peak GPU memory, generated tokens/s.
-6. `overhead`: Trust-GRPO's median step time / GRPOTrainer's (target on the GPU: <= 1.03).
+7. `overhead`: Trust-GRPO's median step time / GRPOTrainer's (target on the GPU: <= 1.03).
 
 Writes `gpu_check.json` (every figure) and `gpu_check.log` (the progress lines) to OUT.
 
@@ -434,6 +436,75 @@ def _as_callback(timer: StepTimer) -> Any:
     return _Callback()
 
 
+# ------------------------------------------------------------------------------------------ host-device synchronisations
+def sync_audit(tiny_dir: Path, device: str, steps: int = 3) -> dict[str, Any]:
+    """Count the host-device synchronisations of `TrustGRPOTrainer` steps on the tiny model, per source line.
+
+    torch's sync debug mode warns at every synchronising CUDA call (`.item()`, `.tolist()`, `.cpu()`, `nonzero`, a
+    tensor in an `if`); each warning carries the Python line that made the call. Lines in `sophiavl_trl/` are ours,
+    lines in `trl/` are TRL's own. On the CPU there is nothing to synchronise with, and the counts are 0.
+    """
+    import warnings
+
+    import torch
+    from datasets import Dataset
+
+    from sophiavl_trl import TrustGRPOConfig, TrustGRPOTrainer
+    from sophiavl_trl.model_utils import forbidden_token_generation_kwargs
+    from sophiavl_trl.testing import load_tiny_processor
+
+    cuda = device == "cuda"
+    processor = load_tiny_processor(tiny_dir)
+    G = 4
+    dataset = Dataset.from_dict(
+        {"prompt": [[{"role": "user", "content": f"What is {i} plus {i}?"}] for i in range(8)]}
+    )
+
+    def accuracy_reward(completion_ids, **kwargs):
+        return [float(sum(c) % 2) for c in completion_ids]
+
+    def thinking(completion_ids, **kwargs):
+        return [(sum(c) % 11) / 10 for c in completion_ids]
+
+    config = TrustGRPOConfig(
+        output_dir=tempfile.mkdtemp(), max_steps=steps, per_device_train_batch_size=G, num_generations=G,
+        max_completion_length=8, beta=0.04, use_cpu=not cuda, bf16=cuda, report_to="none", logging_steps=1,
+        save_strategy="no", seed=0, disable_tqdm=True,
+        generation_kwargs=forbidden_token_generation_kwargs(processor.tokenizer, use_vllm=False),
+    )  # fmt: skip
+    trainer = TrustGRPOTrainer(model=str(tiny_dir), reward_funcs=[accuracy_reward], args=config,
+                               train_dataset=dataset, processing_class=processor, thinking_reward=thinking)  # fmt: skip
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if cuda:
+            torch.cuda.set_sync_debug_mode("warn")
+        try:
+            trainer.train()
+        finally:
+            if cuda:
+                torch.cuda.set_sync_debug_mode("default")
+    sites: dict[str, int] = {}
+    for w in caught:
+        if "synchroniz" in str(w.message):
+            where = Path(w.filename)
+            parts = where.parts
+            for package in ("sophiavl_trl", "trl", "transformers", "accelerate", "torch"):
+                if package in parts:
+                    where = Path(*parts[parts.index(package) :])
+                    break
+            key = f"{where}:{w.lineno}"
+            sites[key] = sites.get(key, 0) + 1
+    ours = {k: v for k, v in sites.items() if k.startswith("sophiavl_trl")}
+    return {
+        "steps": trainer.state.global_step,
+        "ours_per_step": sum(ours.values()) / steps,
+        "all_per_step": sum(sites.values()) / steps,
+        "ours": dict(sorted(ours.items())),
+        "trl_per_step": sum(v for k, v in sites.items() if k.startswith("trl")) / steps,
+        "trust_math_syncs": sum(v for k, v in ours.items() if k.startswith("sophiavl_trl/trust.py")),
+    }
+
+
 # -------------------------------------------------------------------------------------------------------- pytest gpu
 def run_pytest_gpu(out: Path, report: Report) -> dict[str, Any]:
     xml = out / "pytest_gpu.xml"
@@ -525,11 +596,20 @@ def main(argv: list[str] | None = None) -> int:
             from sophiavl_trl.testing import build_tiny_qwen2_5_vl
 
             tiny = build_tiny_qwen2_5_vl(work / "tiny")
+            models["tiny"] = {"path": str(tiny)}
             start = time.perf_counter()
             models["policy"] = build_sized_model(tiny, args.size, work / f"policy-{args.size}", args.device)
             models["policy"].update(size=args.size, build_s=round(time.perf_counter() - start, 2))
             report.put("models", models)
             report.say(f"models: {json.dumps(models)}")
+
+    if "tiny" in models:
+        with report.stage("sync_audit"):
+            audit = sync_audit(Path(models["tiny"]["path"]), args.device, steps=3 if cuda else 1)
+            report.put("sync_audit", audit)
+            report.say(f"host-device syncs per Trust-GRPO step: {audit['ours_per_step']:.1f} in sophiavl_trl "
+                       f"(trust math: {audit['trust_math_syncs']}), {audit['trl_per_step']:.1f} in trl, "
+                       f"{audit['all_per_step']:.1f} in all; ours: {json.dumps(audit['ours'])}")  # fmt: skip
 
     if "policy" in models:
         judge = None

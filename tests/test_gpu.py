@@ -79,6 +79,26 @@ def test_the_thinking_column_on_cuda_adds_nothing_for_unscored_completions():
     torch.testing.assert_close(total.cpu(), expected)
 
 
+@gpu
+def test_the_trust_math_makes_no_host_device_synchronisation():
+    """Per step the trust math (`sophiavl_trl.trust`) runs on the gathered CUDA tensors; torch's sync debug mode raises
+    at any `.item()`, `.tolist()`, `nonzero` or tensor truth test in it."""
+    from sophiavl_trl.trust import judge_query_mask, trust_weights
+
+    outcome, thinking = outcomes_and_thinking(groups=16, G=8, seed=2)
+    outcome, thinking = outcome.cuda(), thinking.cuda()
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for skip_uniform in (None, (0.1, 0.9)):
+            mask = judge_query_mask(outcome, query_threshold=0.2, skip_uniform=skip_uniform)
+            tw = trust_weights(outcome, thinking, step=3, anneal_steps=100, skip_uniform=skip_uniform)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    # (the trainer's own syncs around it are counted, per line, by the kit's `sync_audit` stage)
+    assert mask.shape == (16, 8) and torch.isfinite(tw.weight).all()
+
+
 def mixed_dataset(n: int = 8):
     """Image and text-only prompts alternating (TRL's `images` column), so the modality sampler runs."""
     from datasets import Dataset
@@ -157,7 +177,7 @@ def test_kit_cpu_mode(tmp_path):
     figures = json.loads((tmp_path / "gpu_check.json").read_text())
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert figures["failed_stages"] == []
-    stages = {"env", "recipes", "pytest_gpu", "models", "judge_server", "grpo", "trust_grpo", "overhead"}
+    stages = {"env", "recipes", "pytest_gpu", "models", "sync_audit", "judge_server", "grpo", "trust_grpo", "overhead"}
     assert set(figures["stages"]) == stages
     for kind in ("grpo", "trust_grpo"):
         r = figures["results"][kind]
@@ -173,6 +193,8 @@ def test_kit_cpu_mode(tmp_path):
     assert trust["judge_latency_per_step_s"][0] == 0 and all(x > 0 for x in trust["judge_latency_per_step_s"][1:])
     assert trust["timing"]["timing/judge"] >= min(trust["judge_latency_per_step_s"][1:])
     assert figures["overhead"]["ratio"] > 0
+    # the sync audit ran its steps; with no CUDA there is nothing to synchronise with
+    assert figures["sync_audit"]["steps"] == 1 and figures["sync_audit"]["all_per_step"] == 0
     # on the CPU every gpu test is skipped, and a skip is not counted as a pass
     counts = figures["pytest_gpu"]
     assert counts["skipped"] >= 4 and counts["passed"] == 0 and counts["all_passed"] is False
