@@ -189,9 +189,11 @@ def test_kit_cpu_mode(tmp_path):
     trust = figures["results"]["trust_grpo"]
     for phase in ("generation", "logprobs", "outcome_rewards", "judge", "judge_wait", "optimizer"):
         assert trust["timing"][f"timing/{phase}"] >= 0, phase
-    # after the first step the judge's latency follows the log-prob pass, and the judge's time shows it
-    assert trust["judge_latency_per_step_s"][0] == 0 and all(x > 0 for x in trust["judge_latency_per_step_s"][1:])
-    assert trust["timing"]["timing/judge"] >= min(trust["judge_latency_per_step_s"][1:])
+    # after the 2 warm-up steps the judge's latency follows the log-prob pass, and the judge's time (the median over
+    # the steps after the warm-up) shows it
+    latencies = trust["judge_latency_per_step_s"]
+    assert latencies[:2] == [0, 0] and len(latencies) == 3 and latencies[2] > 0
+    assert trust["timing"]["timing/judge"] >= latencies[2]
     assert figures["overhead"]["ratio"] > 0
     # the sync audit ran its steps; with no CUDA there is nothing to synchronise with
     assert figures["sync_audit"]["steps"] == 1 and figures["sync_audit"]["all_per_step"] == 0
