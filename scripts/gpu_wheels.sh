@@ -6,7 +6,8 @@
 #   bash scripts/gpu_wheels.sh install [DIR] [TARGET]  # there, offline: pip install --no-index --no-deps into TARGET
 #                                                     # (/tmp/site); then: export PYTHONPATH=TARGET:$PWD
 #
-# Pinned to the versions the CPU suite runs with. trl 1.16.0 itself asks only for transformers>=4.56.2 and
+# Pinned to the versions the CPU suite runs with (peft too, though the machine has one: TRL imports it when present,
+# and an older peft may not import under transformers 5). trl 1.16.0 itself asks only for transformers>=4.56.2 and
 # accelerate>=1.10.1, so the machine's transformers 5.17 / accelerate 1.15 / torch 2.11 satisfy it. Not carried:
 # `av` (qwen-vl-utils imports it only to read videos), vllm and deepspeed (the kit generates with transformers on one
 # GPU), and what the machine already has (pandas, xxhash, huggingface-hub, click, absl-py, six, requests, aiohttp).
@@ -21,6 +22,7 @@ MAX_MIB=60
 # name==version, one per line. Pure-python packages that publish only an sdist are built into wheels here.
 WHEELS="
 trl==1.16.0
+peft==0.21.2
 datasets==5.2.0
 dill==0.4.1
 multiprocess==0.70.19
