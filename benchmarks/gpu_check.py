@@ -238,12 +238,11 @@ def check_recipes() -> dict[str, str]:
 def build_sized_model(processor_dir: Path, size: str, path: Path, device: str) -> dict[str, Any]:
     """Write a random-weight Qwen2.5-VL of `SIZES[size]` with the processor of `processor_dir` (bf16 on CUDA)."""
     import torch
-    from transformers import GenerationConfig, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+    from transformers import AutoProcessor, GenerationConfig, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
-    from sophiavl_trl.testing import load_tiny_processor
     from sophiavl_trl.testing.tiny_model import SPECIAL_TOKENS
 
-    processor = load_tiny_processor(processor_dir)
+    processor = AutoProcessor.from_pretrained(processor_dir)
     tokenizer = processor.tokenizer
     ids = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in SPECIAL_TOKENS}
     text, vision = dict(SIZES[size]["text"]), dict(SIZES[size]["vision"])
@@ -298,15 +297,15 @@ def image_prompts(n: int, side: int) -> Any:
 def train(kind: str, model: dict[str, Any], args: argparse.Namespace, judge: FakeJudgeServer | None) -> dict:
     """Train `args.steps` steps of `kind` ("grpo" or "trust_grpo"); return its figures."""
     import torch
+    from transformers import AutoProcessor
     from trl import GRPOConfig, GRPOTrainer
 
     from sophiavl_trl import TrustGRPOConfig, TrustGRPOTrainer
     from sophiavl_trl.model_utils import forbidden_token_generation_kwargs, set_pixel_bounds
     from sophiavl_trl.rewards import ThinkingReward
-    from sophiavl_trl.testing import load_tiny_processor
 
     cuda = args.device == "cuda"
-    processor = load_tiny_processor(model["path"])  # AutoProcessor, or without the video processor (no torchvision)
+    processor = AutoProcessor.from_pretrained(model["path"])  # needs torchvision (the GPU machine has it)
     set_pixel_bounds(processor, 28 * 28, args.image_side**2)
     tokenizer = processor.tokenizer
     suppress = forbidden_token_generation_kwargs(tokenizer, use_vllm=False).get("suppress_tokens", [])
@@ -456,13 +455,13 @@ def sync_audit(tiny_dir: Path, device: str, steps: int = 3) -> dict[str, Any]:
 
     import torch
     from datasets import Dataset
+    from transformers import AutoProcessor
 
     from sophiavl_trl import TrustGRPOConfig, TrustGRPOTrainer
     from sophiavl_trl.model_utils import forbidden_token_generation_kwargs
-    from sophiavl_trl.testing import load_tiny_processor
 
     cuda = device == "cuda"
-    processor = load_tiny_processor(tiny_dir)
+    processor = AutoProcessor.from_pretrained(tiny_dir)
     G = 4
     dataset = Dataset.from_dict(
         {"prompt": [[{"role": "user", "content": f"What is {i} plus {i}?"}] for i in range(8)]}
