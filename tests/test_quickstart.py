@@ -36,7 +36,7 @@ def test_task_has_wrong_thinking_with_correct_answers(task):
         sound = make_task.soundness(row["problem"], think, value)
         wrong_thinking_right_answer += not sound and answer == f"{value}</answer>"
     # From Python's RNG alone (the same on any CPU); seeds 0-2: images 0.20-0.21, wrong thinking with the right answer
-    # 0.063-0.069 of the rows, sound judge records 0.51-0.53 (benchmarks/quickstart_spread.py).
+    # 0.062-0.069 of the rows, sound judge records 0.51-0.53 (benchmarks/quickstart_spread.py).
     assert min(kinds.values()) > 0.1 * len(rows)
     assert 0.03 < wrong_thinking_right_answer / len(rows) < 0.12
     assert make_task.soundness("What is 2+3?", "2+3=5", 5) == 1.0
@@ -123,7 +123,7 @@ def test_trained_judge_ranks_sound_reasoning_above_unsound(task, policy, tmp_pat
     pairs = [(s, u) for s in scores[1.0] for u in scores[0.0]]
     auc = sum((s > u) + 0.5 * (s == u) for s, u in pairs) / len(pairs)
     print(f"judge AUC {auc:.3f} on {len(records)} held-out records")
-    # Seeds 0-2 x ATEN_CPU_CAPABILITY avx2/avx512, 600 records (benchmarks/quickstart_spread.py): AUC 0.961-0.985,
-    # Hanley-McNeil SE <= 0.008 (text records 0.97-1.00, image records 0.73-0.80). 0.85 is over 10 SE below the
-    # lowest, and far above chance (0.5).
+    # Seeds 0-2 x ATEN_CPU_CAPABILITY avx2/avx512, 600 records (benchmarks/quickstart_spread.py): AUC 0.942-0.989,
+    # Hanley-McNeil SE <= 0.010 (text records 0.97-1.00, image records 0.68-0.80). 0.85 is 9 SE below the lowest,
+    # and far above chance (0.5).
     assert auc > 0.85, auc
