@@ -20,7 +20,7 @@ import make_task  # noqa: E402
 @pytest.fixture(scope="module")
 def task(tmp_path_factory):
     out = tmp_path_factory.mktemp("quickstart")
-    make_task.write_task(out / "data", num_grpo=64, num_sft=2400, num_judge=1200)
+    make_task.write_task(out / "data", num_grpo=64, num_sft=2400, num_judge=3000)  # 600 held-out judge records
     return out / "data", make_task.build_model(out / "model")
 
 
@@ -35,6 +35,8 @@ def test_task_has_wrong_thinking_with_correct_answers(task):
         kinds[row["data_type"]] += 1
         sound = make_task.soundness(row["problem"], think, value)
         wrong_thinking_right_answer += not sound and answer == f"{value}</answer>"
+    # From Python's RNG alone (the same on any CPU); seeds 0-2: images 0.20-0.21, wrong thinking with the right answer
+    # 0.062-0.069 of the rows, sound judge records 0.51-0.53 (benchmarks/quickstart_spread.py).
     assert min(kinds.values()) > 0.1 * len(rows)
     assert 0.03 < wrong_thinking_right_answer / len(rows) < 0.12
     assert make_task.soundness("What is 2+3?", "2+3=5", 5) == 1.0
@@ -62,7 +64,8 @@ def test_prompts_are_short_with_the_taught_tokenizer(task):
 
 @pytest.fixture(scope="module")
 def policy(task, tmp_path_factory):
-    """A short cold start (SFTTrainer), shared by the tests below."""
+    """A short cold start (SFTTrainer), shared by the tests below: ~25 s on an idle 2-core CPU (over 10 min on a
+    machine loaded 8 times over)."""
     from trl import ModelConfig, SFTConfig
 
     data, model = task
@@ -75,16 +78,18 @@ def policy(task, tmp_path_factory):
 
 
 def test_cold_start_writes_the_format(task, policy):
-    stats = cold_start.evaluate(str(policy), str(task[0] / "dataset_info.json"), n=32)
+    stats = cold_start.evaluate(str(policy), str(task[0] / "dataset_info.json"), n=64)
     print("cold start", {k: stats[k] for k in ("format", "accuracy", "sound")})
+    # Seeds 0-2 x ATen paths avx2/avx512 (benchmarks/quickstart_spread.py, n=64): format 0.88-0.95 (binomial SE
+    # <= 0.04), accuracy 0.11-0.23; the bounds sit 3+ SE outside that range.
     assert stats["format"] >= 0.75, stats
     assert stats["accuracy"] < 0.9, stats  # right some of the time, not always
 
 
 def test_trained_judge_ranks_sound_reasoning_above_unsound(task, policy, tmp_path):
     """The project's judge recipe (examples/train_thinking_reward_model.py) on the rule-labelled records, from the
-    cold-started policy: on held-out text records, P("1") over P("0") as the judge's first answer token is higher
-    for sound reasoning (rank AUC)."""
+    cold-started policy: on the 600 held-out records (text and image), P("1") over P("0") as the judge's first answer
+    token is higher for sound reasoning (rank AUC)."""
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
     from trl import ModelConfig, SFTConfig
@@ -95,7 +100,9 @@ def test_trained_judge_ranks_sound_reasoning_above_unsound(task, policy, tmp_pat
     from train_thinking_reward_model import main as train_judge
 
     data = task[0]
-    args = SFTConfig(output_dir=str(tmp_path / "judge"), max_steps=200, per_device_train_batch_size=16,
+    # 600 steps (~65 s on an idle 2-core CPU, 3x the 200 steps of before): with 200 steps and 120 text records the AUC
+    # was 0.615 on an AMD EPYC with AVX-512 (issue 23) and 0.80-0.89 here, so the judge had barely learned.
+    args = SFTConfig(output_dir=str(tmp_path / "judge"), max_steps=600, per_device_train_batch_size=16,
                      learning_rate=1e-3, lr_scheduler_type="cosine", use_cpu=True, report_to="none",
                      save_strategy="no", disable_tqdm=True)  # fmt: skip
     train_judge(JudgeSFTScriptArguments(judge_records=str(data / "judge_train.jsonl")), args,
@@ -105,15 +112,18 @@ def test_trained_judge_ranks_sound_reasoning_above_unsound(task, policy, tmp_pat
     one, zero = processor.tokenizer.convert_tokens_to_ids(["1", "0"])
     records = [json.loads(line) for line in (data / "judge_heldout.jsonl").read_text().splitlines()]
     scores = {0.0: [], 1.0: []}
-    for record in [r for r in records if r["image"] is None][:120]:
-        prompt = judge_sft_example(record["question"], record["reasoning"], record["score"])["prompt"]
-        ids = processor.apply_chat_template(
-            prompt, add_generation_prompt=True, tokenize=True, return_tensors="pt", return_dict=True
-        )
+    for record in records:
+        image = record["image"] and str(data / record["image"])
+        example = judge_sft_example(record["question"], record["reasoning"], record["score"], image)
+        text = processor.apply_chat_template(example["prompt"], tokenize=False, add_generation_prompt=True)
+        inputs = processor(text=[text], images=example["images"] or None, return_tensors="pt")
         with torch.no_grad():
-            logits = model(**ids).logits[0, -1]
+            logits = model(**inputs).logits[0, -1]
         scores[record["score"]].append((logits[one] - logits[zero]).item())
     pairs = [(s, u) for s in scores[1.0] for u in scores[0.0]]
     auc = sum((s > u) + 0.5 * (s == u) for s, u in pairs) / len(pairs)
-    print(f"judge AUC {auc:.3f}")
-    assert auc > 0.65, auc
+    print(f"judge AUC {auc:.3f} on {len(records)} held-out records")
+    # Seeds 0-2 x ATEN_CPU_CAPABILITY avx2/avx512, 600 records (benchmarks/quickstart_spread.py): AUC 0.942-0.989,
+    # Hanley-McNeil SE <= 0.010 (text records 0.97-1.00, image records 0.68-0.80). 0.85 is 9 SE below the lowest,
+    # and far above chance (0.5).
+    assert auc > 0.85, auc
