@@ -94,7 +94,7 @@ def test_trained_judge_ranks_sound_reasoning_above_unsound(task, policy, tmp_pat
     from transformers import AutoModelForImageTextToText, AutoProcessor
     from trl import ModelConfig, SFTConfig
 
-    from sophiavl_trl.judge.sft import JudgeSFTScriptArguments, judge_sft_example
+    from sophiavl_trl.judge.sft import JudgeRecord, JudgeSFTScriptArguments, build_judge_sft_dataset
 
     sys.path.insert(0, str(QUICKSTART.parent))
     from train_thinking_reward_model import main as train_judge
@@ -112,9 +112,11 @@ def test_trained_judge_ranks_sound_reasoning_above_unsound(task, policy, tmp_pat
     one, zero = processor.tokenizer.convert_tokens_to_ids(["1", "0"])
     records = [json.loads(line) for line in (data / "judge_heldout.jsonl").read_text().splitlines()]
     scores = {0.0: [], 1.0: []}
-    for record in records:
-        image = record["image"] and str(data / record["image"])
-        example = judge_sft_example(record["question"], record["reasoning"], record["score"], image)
+    examples = build_judge_sft_dataset([  # the exact requests the client sends
+        JudgeRecord(r["question"], r["reasoning"], r["score"], r["image"] and {"path": str(data / r["image"]), "bytes": None})
+        for r in records
+    ])  # fmt: skip
+    for record, example in zip(records, examples, strict=True):
         text = processor.apply_chat_template(example["prompt"], tokenize=False, add_generation_prompt=True)
         inputs = processor(text=[text], images=example["images"] or None, return_tensors="pt")
         with torch.no_grad():
