@@ -6,8 +6,10 @@ reference log-prob pass every step, as in the recipes), so they generate the sam
 thinking judge: a callable that sleeps L seconds, then scores (the judge client's own cost is
 `benchmarks/bench_judge.py`'s). Whole steps are timed (callback from step begin to step end: generation, rewards, the
 judge, log-probs, loss, optimizer). Prints, per L, the median step time of each trainer and their ratio, and the
-judge's wall time and wait (`timing/judge`, `timing/judge_wait`). With L = 0 the ratio is Trust-GRPO's own work
-(target: under 3%); with L > 0 the overlap hides the judge up to the log-prob pass (`timing/logprobs`).
+judge's wall time and wait (`timing/judge`, `timing/judge_wait`), and the step's CPU time beside its wall time. With
+L = 0 the ratio is Trust-GRPO's own work (target: under 3%); with L > 0 the overlap hides the judge up to the
+log-prob pass (`timing/logprobs`). Both times inflate when other jobs load the machine (a step's CPU time too:
+OpenMP threads spin), so a ratio compares runs only under the same load; `wait` is the judge's own cost on the step.
 
     python benchmarks/bench_trainer_overhead.py [--steps 12] [--rounds 2] [--latencies 0 0.1]
 """
@@ -23,18 +25,20 @@ from transformers import TrainerCallback
 
 
 class StepTimer(TrainerCallback):
+    """Each step's wall time and this process's CPU time (all its threads)."""
+
     def __init__(self):
-        self.times: list[float] = []
+        self.times: list[tuple[float, float]] = []
 
     def on_step_begin(self, args, state, control, **kwargs):
-        self.start = time.perf_counter()
+        self.start = (time.perf_counter(), time.process_time())
 
     def on_step_end(self, args, state, control, **kwargs):
-        self.times.append(time.perf_counter() - self.start)
+        self.times.append((time.perf_counter() - self.start[0], time.process_time() - self.start[1]))
 
 
-def run(model_dir: str, latency: float | None, args: argparse.Namespace) -> tuple[list[float], dict[str, float]]:
-    """Train; return the step times (first 2 steps out: warm-up) and the median `timing/*` of TrustGRPOTrainer.
+def run(model_dir: str, latency: float | None, args: argparse.Namespace) -> tuple[list, dict[str, float]]:
+    """Train; return the (wall, CPU) step times (first 2 steps out: warm-up) and the median `timing/*` of Trust-GRPO.
     `latency=None` trains GRPOTrainer."""
     from datasets import Dataset
     from transformers import AutoProcessor
@@ -89,7 +93,7 @@ def main() -> None:
     from sophiavl_trl.testing import build_tiny_qwen2_5_vl
 
     model_dir = args.model or str(build_tiny_qwen2_5_vl(tempfile.mkdtemp()))
-    steps: dict[float | None, list[float]] = {None: [], **{latency: [] for latency in args.latencies}}
+    steps: dict[float | None, list] = {None: [], **{latency: [] for latency in args.latencies}}
     timing: dict[float, list[dict[str, float]]] = {latency: [] for latency in args.latencies}
     for _ in range(args.rounds):
         for latency in steps:
@@ -97,16 +101,22 @@ def main() -> None:
             steps[latency] += times
             if latency is not None:
                 timing[latency].append(phases)
-    grpo = statistics.median(steps[None])
+
+    def medians(times: list) -> tuple[float, float]:
+        return statistics.median(t[0] for t in times), statistics.median(t[1] for t in times)
+
+    grpo, grpo_cpu = medians(steps[None])
     print(f"{len(steps[None])} steps per trainer, {args.batch} completions of up to {args.completion_length} tokens, "
           f"G={args.generations}, beta=0.04, {args.rounds} alternating rounds")  # fmt: skip
-    print(f"{'judge L (s)':<12}{'GRPO step s':>12}{'Trust step s':>13}{'ratio':>8}{'judge s':>9}{'wait s':>8}"
-          f"{'logprobs s':>11}")  # fmt: skip
+    print("medians per step; wall: seconds; CPU: this process's CPU seconds; judge, wait, logprobs: Trust's timing/*")
+    print(f"{'judge L (s)':<12}{'GRPO wall':>10}{'Trust wall':>11}{'ratio':>7}{'GRPO CPU':>10}{'Trust CPU':>10}"
+          f"{'ratio':>7}{'judge':>7}{'wait':>7}{'logprobs':>9}")  # fmt: skip
     for latency in args.latencies:
-        trust = statistics.median(steps[latency])
+        trust, trust_cpu = medians(steps[latency])
         phase = {p: statistics.median(t[p] for t in timing[latency]) for p in timing[latency][0]}
-        print(f"{latency:<12.3f}{grpo:>12.4f}{trust:>13.4f}{trust / grpo:>8.3f}{phase['judge']:>9.3f}"
-              f"{phase['judge_wait']:>8.3f}{phase['logprobs']:>11.3f}")  # fmt: skip
+        print(f"{latency:<12.3f}{grpo:>10.3f}{trust:>11.3f}{trust / grpo:>7.3f}{grpo_cpu:>10.3f}{trust_cpu:>10.3f}"
+              f"{trust_cpu / grpo_cpu:>7.3f}{phase['judge']:>7.3f}{phase['judge_wait']:>7.3f}"
+              f"{phase['logprobs']:>9.3f}")  # fmt: skip
 
 
 if __name__ == "__main__":
