@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from sophiavl_trl.judge import SCORE_CHOICES, build_judge_messages, encode_image_data_url
+from sophiavl_trl.judge.prompt import DEFAULT_MAX_IMAGE_PIXELS
 
 
 if TYPE_CHECKING:
@@ -88,7 +89,8 @@ def _read_rows(file: Path, columns: Mapping[str, str] | None, base: Any, report:
             images, why["path"] = images[:1], f"a judge record takes one image, got {len(images)}"
         refs.append(images)
         issues.append([f"field {name!r}: {problem}" for name, problem in why.items() if problem])
-    issues = check_images(refs, issues, verify=True, seen={})["issues"]
+    bounds = (28 * 28, DEFAULT_MAX_IMAGE_PIXELS)  # the judge's vision tower sees the image the client sends
+    issues = check_images(refs, issues, verify=True, seen={}, bounds=bounds)["issues"]
     report.total_rows += len(rows)
     report.issues += [f"{file}, row {index}, {issue}" for index, row in enumerate(issues) for issue in row]
     report.invalid_rows += [(str(file), index) for index, row in enumerate(issues) if row]
