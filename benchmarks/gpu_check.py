@@ -361,6 +361,7 @@ def train(kind: str, model: dict[str, Any], args: argparse.Namespace, judge: Fak
         "step_times_s": [round(t, 4) for t in timer.step_times],
         "median_step_s": statistics.median(steps),
         "timing": timing,
+        "generation_s_per_step": [round(t, 4) for t in timer.gen_times],  # outliers, not only the median
         "generation_s_median": statistics.median(gen_times),
         "generated_tokens_per_step": statistics.median(gen_tokens),
         "generated_tokens_per_s": sum(gen_tokens) / sum(gen_times),
