@@ -82,6 +82,10 @@ class HeldoutCallback(TrainerCallback):
     def __init__(self, tokenizer, dataset, every: int, samples: int):
         self.tokenizer, self.dataset, self.every, self.samples, self.curve = tokenizer, dataset, every, samples, []
 
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if self.every:  # the cold start's figures
+            self.curve.append({"step": 0, **heldout_figures(model, self.tokenizer, self.dataset, self.samples)})
+
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if (self.every and state.global_step % self.every == 0) or state.global_step == state.max_steps:
             figures = heldout_figures(model, self.tokenizer, self.dataset, self.samples)
@@ -181,8 +185,8 @@ def main() -> None:
     # threads made generation 15x slower (50 s against 3.2 s of wall time for 32 x 40 tokens).
     torch.set_num_threads(1)
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument("--policy", required=True, help="the cold-started policy")
-    parser.add_argument("--registry", required=True, help="dataset_info.json of chain_task.py")
+    parser.add_argument("--policy", help="the cold-started policy")
+    parser.add_argument("--registry", help="dataset_info.json of chain_task.py")
     parser.add_argument("--judge_url", help="a vLLM-served judge; without it, --judge rule")
     parser.add_argument("--judge", default="trained", choices=("trained", "rule"))
     parser.add_argument("--judge_model", default="thinking-reward-model")
@@ -197,7 +201,20 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=8, help="held-out samples per question")
     parser.add_argument("--eval_every", type=int, default=0)
     parser.add_argument("--out", default="runs/compare")
+    parser.add_argument("--merge", nargs="+", help="only merge these runs' summary.json files into OUT")
     args = parser.parse_args()
+    if args.merge:  # runs made in parallel processes, one arm or seed each
+        parts = [json.loads((Path(p) / "summary.json").read_text()) for p in args.merge]
+        runs: dict = {}
+        for part in parts:
+            for arm, seeds in part["runs"].items():
+                runs.setdefault(arm, {}).update(seeds)
+        runs = {arm: runs[arm] for arm in ARMS if arm in runs}
+        summary = {**parts[0], "runs": runs, "means": summarize(runs), "seeds": sorted({int(s) for r in runs.values()
+                   for s in r})}  # fmt: skip
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "summary.json").write_text(json.dumps(summary, indent=1))
+        return plot(summary, Path(args.out) / "compare.png")
     arms = args.arms.split(",")
     if unknown := [a for a in arms if a not in ARMS]:
         parser.error(f"unknown arm(s) {unknown}; choose from {list(ARMS)}")
