@@ -77,7 +77,7 @@ judge_url=$(sed -n 's/^BASE_URL=//p' "$run/judge.env")
 "$PY" "$QS"/report.py judge "$run/judge_predictions.jsonl" | tee "$run/judge_report.json" | sed 's/^/    /'
 took
 
-# Arms: name=extra training args (scripts/compare.sh runs three; the quickstart runs Trust-GRPO alone).
+# Arms: QUICKSTART_ARMS="name=extra,training,args ..." (default: Trust-GRPO alone).
 arms=${QUICKSTART_ARMS:-"trust-grpo="}
 for arm in $arms; do
   name=${arm%%=*}; extra=${arm#*=}
@@ -85,10 +85,10 @@ for arm in $arms; do
   set +e
   # shellcheck disable=SC2086  # the arm's extra args are words
   VLLM_CPU_KVCACHE_SPACE=1 "$PY" -m accelerate.commands.launch --config_file accelerate_configs/zero3_cpu.yaml \
-    examples/train_sophiavl.py --config examples/recipes/tiny/config_quickstart.yaml \
+    scripts/progress.py examples/train_sophiavl.py --config examples/recipes/tiny/config_quickstart.yaml \
     --model_name_or_path "$cache/cold_start" --dataset_registry "$run/data/dataset_info.json" \
     --judge_base_url "$judge_url" --output_dir "$run/$name" ${extra//,/ } "$@" 2>&1 | tee "$run/$name.log" \
-    | "$PY" -u scripts/progress.py "$(sed -n 's/^logging_steps: *\([0-9]*\).*/\1/p' examples/recipes/tiny/config_quickstart.yaml)"
+    | sed -n 's/^\[progress\]/ /p'
   status=${PIPESTATUS[0]}
   set -e
   if [ "$status" -ne 0 ]; then

@@ -34,7 +34,7 @@ def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory) -> Path:
-    from sophiavl_trl.data import write_synthetic_dataset
+    from synthetic import write_synthetic_dataset
 
     # 12 image rows (every image problem type) and 4 text rows (numerical, text, multiple choice).
     return write_synthetic_dataset(tmp_path_factory.mktemp("synthetic"), num_samples=16, seed=3)

@@ -55,7 +55,7 @@ def test_traces_follow_the_error_model():
         steps = [tuple(map(int, re.fullmatch(r"(\d+)\+(\d+)=(\d+)", s).groups())) for s in reasoning.split(",")]
         assert [s[1] for s in steps] == list(terms[1:]) and steps[0][0] == terms[0]
         assert all(b[0] == a[2] for a, b in zip(steps, steps[1:], strict=False))  # always chained
-        assert all(l + r - t in (0, *task.offsets) and t >= 0 for l, r, t in steps)  # off by the offsets, never < 0
+        assert all(t - (a + b) in (0, *task.offsets) and t >= 0 for a, b, t in steps)  # off by the offsets, never < 0
         assert answer == steps[-1][2]  # the answer is the last value written
         label = step_label(chain_task.question(terms), reasoning)
         sound += label == 1.0

@@ -2,7 +2,7 @@
 # ruff: noqa: F401 - the TYPE_CHECKING imports re-export the lazy names
 """Training data: SophiaVL-R1's prompts (`prompts.py`), its dataset registry format and validation, giving TRL-ready
 `datasets.Dataset`s (`registry.py`) whose images are checked first and loaded lazily (`images.py`), a modality-grouped
-sampler (`sampler.py`) and a synthetic data set (`synthetic.py`, also `python -m sophiavl_trl.data.synthetic`).
+sampler (`sampler.py`). (The synthetic data set of the tests: `examples/quickstart/synthetic.py`.)
 
 Imports are lazy: `import sophiavl_trl.data` loads nothing heavy (torch, datasets) until a name is used.
 """
@@ -20,7 +20,6 @@ __getattr__, __all__ = _lazy_exports(
         "load_sophiavl_dataset prepare_dataset read_table",
         "sophiavl_trl.data.images": "ImageTransform",
         "sophiavl_trl.data.sampler": "ModalityGroupedRepeatSampler modality_labels",
-        "sophiavl_trl.data.synthetic": "write_synthetic_dataset",
     },
 )
 
@@ -37,4 +36,3 @@ if TYPE_CHECKING:  # the names, for type checkers and IDEs
         read_table,
     )
     from sophiavl_trl.data.sampler import ModalityGroupedRepeatSampler, modality_labels
-    from sophiavl_trl.data.synthetic import write_synthetic_dataset
