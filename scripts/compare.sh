@@ -77,7 +77,8 @@ if [ "${JUDGE:-trained}" != rule ]; then
     --predictions "$run/judge_predictions.jsonl" | sed 's/^/    /'
   "$PY" "$QS"/report.py judge "$run/judge_predictions.jsonl" | tee "$run/judge_report.json" | sed 's/^/    /'
   "$PY" -c "import json, sys; r = json.load(open(sys.argv[1])); sys.exit(0 if r['spearman'] >= 0.7 else
-    f'[compare] the judge fails the gate: Spearman {r[\"spearman\"]:.3f} < 0.7 against the step rule')" \
+    f'[compare] the judge fails the gate: Spearman {r[\"spearman\"]:.3f} < 0.7 against the step rule; '
+    'JUDGE=rule bash scripts/compare.sh runs the comparison with the rule itself (the upper bound)')" \
     "$run/judge_report.json"
   judge_args=(--judge trained --judge_url "$judge_url")
   took
