@@ -19,6 +19,9 @@ from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser
 from sophiavl_trl.model_utils import set_pixel_bounds
 
 
+PIXELS = {"min_pixels": 3136, "max_pixels": 12544}  # the quickstart recipe's image bounds (at most 16 image tokens)
+
+
 @dataclass
 class ColdStartArguments:
     dataset_registry: str
@@ -28,22 +31,25 @@ class ColdStartArguments:
 def sft_dataset(registry: str, name: str):
     """Rows `{prompt, completion, images}`: the prompt GRPO will see (the shared loader's, validated), and the
     cold-start completion (the file's `completion` column, which the loader does not carry)."""
-    from datasets import load_dataset
+    from datasets import Image, List, load_dataset
 
     from sophiavl_trl.data import load_sophiavl_dataset
 
-    dataset = load_sophiavl_dataset(name, registry)
+    dataset = load_sophiavl_dataset(name, registry, **PIXELS)
     files = sorted(set(dataset["source"]))
     completions = {f: load_dataset("json", data_files=f, split="train")["completion"] for f in files}
     keep = ("prompt", "images") if "image" in dataset["data_type"] else ("prompt",)  # text only: no image column
     parts = lambda c: c if isinstance(c, list) else [{"type": "text", "text": c}]  # noqa: E731 (one Arrow type)
-    return dataset.map(
+    dataset = dataset.map(
         lambda row: {
             "prompt": [{**m, "content": parts(m["content"])} for m in row["prompt"]],
             "completion": [{"role": "assistant", "content": parts(completions[row["source"]][row["row_index"]])}],
+            **({"images": row["images"]} if "images" in keep else {}),  # opened and resized by the loader
         },
-        remove_columns=[c for c in dataset.column_names if c not in keep],
+        remove_columns=[c for c in dataset.column_names if c != "prompt"],
     ).with_format(None)  # the map read the images through the loader's transform; SFTTrainer refuses a transform
+    # The map stored them under the loader's undecoded image feature: decode them to PIL images on access.
+    return dataset.cast_column("images", List(Image())) if "images" in keep else dataset
 
 
 def evaluate(model_dir: str, registry: str, name: str = "quickstart", n: int = 96, seed: int = 0) -> dict:
@@ -63,7 +69,7 @@ def evaluate(model_dir: str, registry: str, name: str = "quickstart", n: int = 9
     model = AutoModelForImageTextToText.from_pretrained(model_dir).eval()
     from sophiavl_trl.data import load_sophiavl_dataset
 
-    rows = load_sophiavl_dataset(name, registry).select(range(n))
+    rows = load_sophiavl_dataset(name, registry, **PIXELS).select(range(n))
     texts = []
     for row in rows:
         text = processor.apply_chat_template(row["prompt"], tokenize=False, add_generation_prompt=True)
@@ -81,7 +87,7 @@ def evaluate(model_dir: str, registry: str, name: str = "quickstart", n: int = 9
 
 def main(args: ColdStartArguments, training_args: SFTConfig, model_args: ModelConfig) -> None:
     processor = AutoProcessor.from_pretrained(model_args.model_name_or_path)
-    set_pixel_bounds(processor, 3136, 12544)
+    set_pixel_bounds(processor, PIXELS["min_pixels"], PIXELS["max_pixels"])
     dataset = sft_dataset(args.dataset_registry, args.train_files)
     # Text only: the tokenizer tokenizes once, much faster than the VLM collator.
     trainer = SFTTrainer(
