@@ -22,7 +22,7 @@ COLD_ARGS=(--num_train_epochs 2 --per_device_train_batch_size 16 --learning_rate
   --save_strategy no --logging_steps 50 --disable_tqdm true --seed 0)
 JUDGE_ARGS=(--config examples/recipes/thinking_reward_model/config_cpu.yaml --max_steps 300 --learning_rate 1e-3
   --lr_scheduler_type cosine --per_device_train_batch_size 16 --logging_steps 50 --disable_tqdm true)
-key=$( (cat "$QS"/make_task.py "$QS"/cold_start.py examples/train_thinking_reward_model.py \
+key=$( (cat "$QS"/make_task.py "$QS"/synthetic.py "$QS"/cold_start.py examples/train_thinking_reward_model.py \
   examples/recipes/thinking_reward_model/config_cpu.yaml sophiavl_trl/testing/tiny_model.py sophiavl_trl/data/prompts.py \
   sophiavl_trl/judge/prompt.py sophiavl_trl/judge/sft.py; echo "$VENV ${COLD_ARGS[*]} ${JUDGE_ARGS[*]}") \
   | sha256sum | cut -c1-12)
