@@ -160,10 +160,10 @@ def plot(summary: dict, path: Path) -> None:
         kernel = np.ones(window) / window
         smooth = np.array([np.convolve(c, kernel, mode="valid") for c in curves])
         x = np.arange(window, n + 1)
-        left.plot(x, smooth.mean(0), label=arm)
+        left.plot(x, smooth.mean(0), label=f"{arm} ({len(seeds)} seed{'s' * (len(seeds) > 1)})")
         left.fill_between(x, smooth.min(0), smooth.max(0), alpha=0.2)
     left.set(xlabel="step", ylabel=f"accuracy reward (mean of {window} steps)",
-             title=f"training accuracy reward: mean of seeds {', '.join(map(str, summary['seeds']))}, min-max band")  # fmt: skip
+             title="training accuracy reward: mean over seeds, min-max band")  # fmt: skip
     left.legend()
     names, keys = list(means), ("heldout_accuracy", "heldout_sound", "heldout_lucky")
     width = 0.8 / len(names)
@@ -171,10 +171,12 @@ def plot(summary: dict, path: Path) -> None:
         heights = [means[arm][k] for k in keys]
         low = [means[arm][k] - means[arm][f"{k}_min"] for k in keys]
         high = [means[arm][f"{k}_max"] - means[arm][k] for k in keys]
-        right.bar(np.arange(3) + i * width, heights, width, yerr=[low, high], capsize=3, label=arm)
+        label = f"{arm} ({len(runs[arm])} seed{'s' * (len(runs[arm]) > 1)})"
+        right.bar(np.arange(3) + i * width, heights, width, yerr=[low, high], capsize=3, label=label)
     right.set_xticks(np.arange(3) + width * (len(names) - 1) / 2, ["accuracy", "sound reasoning", "lucky answers"])
     right.set(title=f"held out (64 questions x 8 samples, T=1), step {summary['max_steps']}: mean, min-max")
-    right.legend()
+    right.set_ylim(0, 0.8)  # room for the legend above the bars
+    right.legend(loc="upper right")
     fig.suptitle(f"chain task, judge: {summary['judge']}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
