@@ -84,7 +84,7 @@ if [ "${JUDGE:-trained}" != rule ]; then
   took
 fi
 
-phase "5/5 GRPO, GRPO + thinking, Trust-GRPO x seeds 42, 1, 2 (log: $run/compare.log)"
+phase "5/5 GRPO, GRPO + thinking, Trust-GRPO (default: seeds 42, 1, 2; log: $run/compare.log)"
 "$PY" "$QS"/compare.py --policy "$cache/cold_start" --registry "$run/data/dataset_info.json" "${judge_args[@]}" \
   --out "$run" "$@" 2>&1 | tee "$run/compare.log" | grep --line-buffered '^\[compare\]'
 took
