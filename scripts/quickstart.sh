@@ -22,7 +22,7 @@ COLD_ARGS=(--num_train_epochs 2 --per_device_train_batch_size 16 --learning_rate
   --save_strategy no --logging_steps 50 --disable_tqdm true --seed 0)
 JUDGE_ARGS=(--config examples/recipes/thinking_reward_model/config_cpu.yaml --max_steps 300 --learning_rate 1e-3
   --lr_scheduler_type cosine --per_device_train_batch_size 16 --logging_steps 50 --disable_tqdm true)
-key=$( (cat "$QS"/make_task.py "$QS"/cold_start.py examples/train_thinking_reward_model.py \
+key=$( (cat "$QS"/make_task.py "$QS"/synthetic.py "$QS"/cold_start.py examples/train_thinking_reward_model.py \
   examples/recipes/thinking_reward_model/config_cpu.yaml sophiavl_trl/testing/tiny_model.py sophiavl_trl/data/prompts.py \
   sophiavl_trl/judge/prompt.py sophiavl_trl/judge/sft.py; echo "$VENV ${COLD_ARGS[*]} ${JUDGE_ARGS[*]}") \
   | sha256sum | cut -c1-12)
@@ -77,7 +77,7 @@ judge_url=$(sed -n 's/^BASE_URL=//p' "$run/judge.env")
 "$PY" "$QS"/report.py judge "$run/judge_predictions.jsonl" | tee "$run/judge_report.json" | sed 's/^/    /'
 took
 
-# Arms: name=extra training args (scripts/compare.sh runs three; the quickstart runs Trust-GRPO alone).
+# Arms: QUICKSTART_ARMS="name=extra,training,args ..." (default: Trust-GRPO alone).
 arms=${QUICKSTART_ARMS:-"trust-grpo="}
 for arm in $arms; do
   name=${arm%%=*}; extra=${arm#*=}
@@ -85,10 +85,10 @@ for arm in $arms; do
   set +e
   # shellcheck disable=SC2086  # the arm's extra args are words
   VLLM_CPU_KVCACHE_SPACE=1 "$PY" -m accelerate.commands.launch --config_file accelerate_configs/zero3_cpu.yaml \
-    examples/train_sophiavl.py --config examples/recipes/tiny/config_quickstart.yaml \
+    scripts/progress.py examples/train_sophiavl.py --config examples/recipes/tiny/config_quickstart.yaml \
     --model_name_or_path "$cache/cold_start" --dataset_registry "$run/data/dataset_info.json" \
     --judge_base_url "$judge_url" --output_dir "$run/$name" ${extra//,/ } "$@" 2>&1 | tee "$run/$name.log" \
-    | "$PY" -u scripts/progress.py "$(sed -n 's/^logging_steps: *\([0-9]*\).*/\1/p' examples/recipes/tiny/config_quickstart.yaml)"
+    | sed -n 's/^\[progress\]/ /p'
   status=${PIPESTATUS[0]}
   set -e
   if [ "$status" -ne 0 ]; then

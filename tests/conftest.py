@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+
+# The tests' synthetic data set is not library code: it lives with the quickstart (`from synthetic import ...`).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "quickstart"))
 
 TINY_MODEL_ENV = "SOPHIAVL_TEST_TINY_MODEL"
 JUDGE_URL_ENV = "SOPHIAVL_TEST_JUDGE_URL"

@@ -34,7 +34,7 @@ def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory) -> Path:
-    from sophiavl_trl.data import write_synthetic_dataset
+    from synthetic import write_synthetic_dataset
 
     # 12 image rows (every image problem type) and 4 text rows (numerical, text, multiple choice).
     return write_synthetic_dataset(tmp_path_factory.mktemp("synthetic"), num_samples=16, seed=3)
@@ -147,7 +147,7 @@ def test_other_commands_errors(tiny_model_dir, tmp_path):
         "--out",
         str(tmp_path / "r.jsonl"),
     )
-    assert_one_line_error(missing_completions, "judge-records", "completions not found")
+    assert_one_line_error(missing_completions, "judge-records", "no completion files in", "log_completions=True")
     # An unreachable judge is not an input error: status 1, with how to start one.
     records = tmp_path / "records.jsonl"
     records.write_text(json.dumps({"question": "What is 2+2?", "reasoning": "2+2=4.", "score": 1.0}) + "\n")

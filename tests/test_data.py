@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from synthetic import COLORS, OPPOSITES, write_synthetic_dataset
 
 from sophiavl_trl.data import (
     QUESTION_TEMPLATE,
@@ -33,7 +34,6 @@ from sophiavl_trl.data import (
     modality_labels,
     prepare_dataset,
     read_table,
-    write_synthetic_dataset,
 )
 from sophiavl_trl.data import registry as registry_module
 from sophiavl_trl.data.synthetic import COLORS, OPPOSITES
@@ -1113,7 +1113,7 @@ class TestSynthetic:
 
     def test_cli(self, tmp_path):
         result = subprocess.run(
-            [sys.executable, "-m", "sophiavl_trl.data.synthetic", str(tmp_path / "cli"), "--num-samples", "6", "--seed", "3"],
+            [sys.executable, str(Path(__file__).parents[1] / "examples/quickstart/synthetic.py"), str(tmp_path / "cli"), "--num-samples", "6", "--seed", "3"],
             capture_output=True,
             text=True,
             check=True,

@@ -30,7 +30,7 @@ from tiny_runs import run_trust_grpo  # noqa: E402
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory) -> Path:
-    from sophiavl_trl.data import write_synthetic_dataset
+    from synthetic import write_synthetic_dataset
 
     return write_synthetic_dataset(tmp_path_factory.mktemp("synthetic"), num_samples=16, seed=5)
 

@@ -96,7 +96,7 @@ def free_port() -> int:
 @pytest.mark.slow
 @pytest.mark.distributed
 def test_two_training_nodes_on_one_machine(tiny_model_dir, vllm_judge, tmp_path):
-    from sophiavl_trl.data import write_synthetic_dataset
+    from synthetic import write_synthetic_dataset
 
     registry = write_synthetic_dataset(tmp_path / "data", num_samples=32, seed=2)
     judge = urlsplit(vllm_judge.base_url)

@@ -55,7 +55,7 @@ def history(run_dir: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def trained(tiny_model_dir, vllm_judge, tmp_path_factory):
-    from sophiavl_trl.data import write_synthetic_dataset
+    from synthetic import write_synthetic_dataset
 
     base = tmp_path_factory.mktemp("train-script")
     registry = write_synthetic_dataset(base / "data", num_samples=48, seed=1)

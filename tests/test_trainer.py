@@ -296,7 +296,7 @@ class TestJudgeOverlap:
 class TestMixedModalities:
     @pytest.mark.distributed
     def test_two_processes_train_on_mixed_image_and_text_data(self, tiny_model_dir, tmp_path):
-        from sophiavl_trl.data import write_synthetic_dataset
+        from synthetic import write_synthetic_dataset
 
         registry = write_synthetic_dataset(tmp_path / "data", num_samples=48, seed=3, text_fraction=0.5)
         run_probe(tiny_model_dir, tmp_path / "out", "--registry", str(registry), "--per-device-batch", "2",

@@ -167,3 +167,45 @@ class TestValidation:
     def test_non_positive_horizon_is_an_error(self):
         with pytest.raises(ValueError, match="anneal_steps"):
             anneal_scale(0, alpha=0.3, anneal_steps=0)
+
+
+def _trl_group_advantages(outcome, thinking, weight):
+    """TRL 1.16's `sum_then_normalize` with `scale_rewards="group"` (GRPOTrainer._generate_and_score_completions):
+    (r - mean r) / (std r + 1e-4) per group, r the outcome plus the thinking column w * t."""
+    from trl.trainer.utils import nanstd
+
+    rewards = outcome + weight.unsqueeze(1) * thinking
+    return (rewards - rewards.mean(dim=1, keepdim=True)) / (nanstd(rewards, dim=1).unsqueeze(1) + 1e-4)
+
+
+def test_all_wrong_group_advantages_follow_the_judge_and_ignore_alpha_and_gamma():
+    # Issue 19: in an all-wrong group under `paper` mode the rewards are w * t_i, so the advantages are
+    # (t_i - mean t) / std t: ordered by the judge's score, whatever alpha, the annealing or gamma (w > 0).
+    outcome, thinking = T([[0.0, 0.0, 0.0, 0.0]]), T([[0.0, 1 / 3, 1.0, 2 / 3]])
+    t = thinking[0]
+    limit = (t - t.mean()) / t.std()  # what every positive weight tends to
+    for alpha, step in ((0.3, 0), (0.05, 0), (1.0, 70), (0.3, 99)):
+        tw = trust_weights(outcome, thinking, step=step, alpha=alpha, anneal_steps=100, skip_uniform=None)
+        assert tw.gamma.item() == 1.0  # no correct side: nothing to distrust
+        for gamma in (1.0, 0.5, 0.1):  # any gamma would scale w the same way
+            w = (tw.weight * gamma).item()
+            adv = _trl_group_advantages(outcome, thinking, tw.weight * gamma)[0]
+            assert adv.argsort().tolist() == [0, 1, 3, 2]  # the judge's order
+            # alpha, the annealing and gamma enter only through TRL's eps: (t - mean t) / (std t + 1e-4 / w).
+            torch.testing.assert_close(adv, (t - t.mean()) / (t.std() + 1e-4 / w), atol=1e-4, rtol=1e-4)
+            assert (adv - limit).abs().max() <= limit.abs().max() * 1e-4 / (w * t.std()) + 1e-5
+    # Without the thinking column the group has no signal; `reference` mode skips it (weight 0): no signal either.
+    assert _trl_group_advantages(outcome, thinking, T([0.0]))[0].abs().max() == 0
+    skipped = trust_weights(outcome, thinking, step=0, anneal_steps=100, skip_uniform=(0.1, 0.9))
+    assert skipped.weight.item() == 0.0
+
+
+def test_mixed_group_advantages_do_depend_on_alpha():
+    # The contrast that makes the test above meaningful: with a correct side, alpha changes the advantages.
+    outcome, thinking = T([[1.0, 0.0, 0.0, 0.0]]), T([[0.3, 1.0, 0.0, 0.7]])
+    small, large = (
+        _trl_group_advantages(outcome, thinking, trust_weights(
+            outcome, thinking, step=0, alpha=alpha, anneal_steps=100, skip_uniform=None).weight)[0]
+        for alpha in (0.05, 1.0)
+    )  # fmt: skip
+    assert (small - large).abs().max() > 0.1

@@ -11,16 +11,15 @@ python examples/quickstart/cold_start.py --model_name_or_path MODEL --dataset_re
 ```
 """
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
-from PIL import Image
 from transformers import AutoProcessor
 from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser
 
-from sophiavl_trl.data import build_prompt
 from sophiavl_trl.model_utils import set_pixel_bounds
+
+
+PIXELS = {"min_pixels": 3136, "max_pixels": 12544}  # the quickstart recipe's image bounds (at most 16 image tokens)
 
 
 @dataclass
@@ -30,20 +29,27 @@ class ColdStartArguments:
 
 
 def sft_dataset(registry: str, name: str):
-    """Rows `{prompt, completion, images}`: the prompt GRPO will see, and the cold-start completion."""
-    from datasets import Dataset
+    """Rows `{prompt, completion, images}`: the prompt GRPO will see (the shared loader's, validated), and the
+    cold-start completion (the file's `completion` column, which the loader does not carry)."""
+    from datasets import Image, List, load_dataset
 
-    entry = json.loads(Path(registry).read_text())[name]
-    base = Path(registry).parent
-    rows = json.loads((base / entry["file_path"]).read_text())
-    images = base / entry["image_base_path"]
+    from sophiavl_trl.data import load_sophiavl_dataset
+
+    dataset = load_sophiavl_dataset(name, registry, **PIXELS)
+    files = sorted(set(dataset["source"]))
+    completions = {f: load_dataset("json", data_files=f, split="train")["completion"] for f in files}
+    keep = ("prompt", "images") if "image" in dataset["data_type"] else ("prompt",)  # text only: no image column
     parts = lambda c: c if isinstance(c, list) else [{"type": "text", "text": c}]  # noqa: E731 (one Arrow type)
-    return Dataset.from_list([{
-        "prompt": [{**m, "content": parts(m["content"])} for m in build_prompt(
-            r["problem"], r["problem_type"], num_images=int(r["path"] is not None))],
-        "completion": [{"role": "assistant", "content": parts(r.get("completion", ""))}],
-        "images": [Image.open(images / r["path"]).convert("RGB")] if r["path"] else [],
-    } for r in rows])  # fmt: skip
+    dataset = dataset.map(
+        lambda row: {
+            "prompt": [{**m, "content": parts(m["content"])} for m in row["prompt"]],
+            "completion": [{"role": "assistant", "content": parts(completions[row["source"]][row["row_index"]])}],
+            **({"images": row["images"]} if "images" in keep else {}),  # opened and resized by the loader
+        },
+        remove_columns=[c for c in dataset.column_names if c != "prompt"],
+    ).with_format(None)  # the map read the images through the loader's transform; SFTTrainer refuses a transform
+    # The map stored them under the loader's undecoded image feature: decode them to PIL images on access.
+    return dataset.cast_column("images", List(Image())) if "images" in keep else dataset
 
 
 def evaluate(model_dir: str, registry: str, name: str = "quickstart", n: int = 96, seed: int = 0) -> dict:
@@ -61,8 +67,9 @@ def evaluate(model_dir: str, registry: str, name: str = "quickstart", n: int = 9
     torch.manual_seed(seed)
     processor = AutoProcessor.from_pretrained(model_dir)
     model = AutoModelForImageTextToText.from_pretrained(model_dir).eval()
-    rows = sft_dataset(registry, name).select(range(n))
-    raw = json.loads((Path(registry).parent / f"{name}.json").read_text())
+    from sophiavl_trl.data import load_sophiavl_dataset
+
+    rows = load_sophiavl_dataset(name, registry, **PIXELS).select(range(n))
     texts = []
     for row in rows:
         text = processor.apply_chat_template(row["prompt"], tokenize=False, add_generation_prompt=True)
@@ -70,20 +77,19 @@ def evaluate(model_dir: str, registry: str, name: str = "quickstart", n: int = 9
         with torch.no_grad():
             out = model.generate(**inputs, do_sample=True, temperature=1.0, max_new_tokens=32)
         texts.append(processor.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True))
-    right = accuracy_reward(texts, [r["solution"] for r in raw[:n]], "numerical")
+    right = accuracy_reward(texts, rows["solution"], "numerical")
     value = lambda r: int(re.search(r"\d+", r["solution"])[0])  # noqa: E731
     think = [re.search(r"<think>(.*?)</think>", t, re.S) for t in texts]
-    sound = [bool(m) and soundness(r["problem"], m[1], value(r)) for m, r in zip(think, raw, strict=False)]
+    sound = [bool(m) and soundness(r["problem"], m[1], value(r)) for m, r in zip(think, rows, strict=True)]
     return {"format": sum(map(is_well_formatted, texts)) / n, "accuracy": sum(right) / n, "sound": sum(sound) / n,
             "examples": texts[:24]}  # fmt: skip
 
 
 def main(args: ColdStartArguments, training_args: SFTConfig, model_args: ModelConfig) -> None:
     processor = AutoProcessor.from_pretrained(model_args.model_name_or_path)
-    set_pixel_bounds(processor, 3136, 12544)
+    set_pixel_bounds(processor, PIXELS["min_pixels"], PIXELS["max_pixels"])
     dataset = sft_dataset(args.dataset_registry, args.train_files)
-    if not any(dataset["images"]):  # text only: the tokenizer tokenizes once, much faster than the VLM collator
-        dataset = dataset.remove_columns("images")
+    # Text only: the tokenizer tokenizes once, much faster than the VLM collator.
     trainer = SFTTrainer(
         model=model_args.model_name_or_path,
         args=training_args,

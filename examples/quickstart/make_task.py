@@ -23,7 +23,7 @@ import random
 import re
 from pathlib import Path
 
-from sophiavl_trl.data.synthetic import _render_shapes, _scene
+from synthetic import render_shapes, scene
 
 
 MAX_TERM, MAX_SHAPES = 4, 4
@@ -34,7 +34,7 @@ def problem(rng: random.Random, kind: str) -> dict:
     if kind == "text":
         a, b = rng.randint(1, MAX_TERM), rng.randint(1, MAX_TERM)
         return {"question": f"What is {a}+{b}?", "value": a + b, "shapes": None, "think": f"{a}+{b}={{}}"}
-    shapes = _scene(rng, 84, 84, rng.randint(1, MAX_SHAPES))
+    shapes = scene(rng, 84, 84, rng.randint(1, MAX_SHAPES))
     return {"question": "How many shapes are there in the image?", "value": len(shapes), "shapes": shapes,
             "think": "{} shapes"}  # fmt: skip
 
@@ -74,7 +74,7 @@ def write_task(out: str | Path, num_grpo: int = 2000, num_sft: int = 6000, num_j
         for item in items:
             if item["shapes"] is not None:
                 item["path"] = f"{count:05d}.png"
-                _render_shapes(84, 84, item["shapes"]).save(out / "images" / item["path"])
+                render_shapes(84, 84, item["shapes"]).save(out / "images" / item["path"])
                 count += 1
         return items
 

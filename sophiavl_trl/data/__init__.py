@@ -1,7 +1,8 @@
 # Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
 """Training data: SophiaVL-R1's prompts (`prompts.py`), its dataset registry format and validation, giving TRL-ready
 `datasets.Dataset`s (`registry.py`), with the prompt-length check (`lengths.py`), images checked first and loaded
-lazily (`images.py`), and a modality-grouped sampler (`sampler.py`).
+lazily (`images.py`), and a modality-grouped sampler (`sampler.py`). (The synthetic data set of the tests:
+`examples/quickstart/synthetic.py`.)
 
 Imports are lazy: `import sophiavl_trl.data` loads nothing heavy (torch, datasets) until a name is used.
 """
@@ -19,6 +20,5 @@ __getattr__, __all__ = lazy_exports(
         "sophiavl_trl.data.lengths": "check_prompt_lengths",
         "sophiavl_trl.data.images": "ImageTransform resolve_image",
         "sophiavl_trl.data.sampler": "ModalityGroupedRepeatSampler modality_labels",
-        "sophiavl_trl.data.synthetic": "write_synthetic_dataset",
     },
 )

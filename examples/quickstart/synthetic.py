@@ -11,7 +11,8 @@ names), `synthetic_text.parquet` (its own column names, mapped the other way) an
 (JSON text: the shapes with colour, grid cell and bounding box, or the word) lets tests check answers against the
 pixels. Everything is a function of `seed`.
 
-Command line: `python -m sophiavl_trl.data.synthetic OUT_DIR --num-samples 64 --seed 0`.
+Not library code: data for the tests, CI and the quickstart (`render_shapes` and `scene` draw its images).
+Command line: `python examples/quickstart/synthetic.py OUT_DIR --num-samples 64 --seed 0`.
 """
 
 import argparse
@@ -70,7 +71,7 @@ def _draw_shape(draw: Any, shape: str, box: tuple[int, int, int, int], color: tu
         raise ValueError(f"Unknown shape {shape!r}")
 
 
-def _scene(rng: random.Random, width: int, height: int, num_shapes: int) -> list[dict[str, Any]]:
+def scene(rng: random.Random, width: int, height: int, num_shapes: int) -> list[dict[str, Any]]:
     """Shapes in distinct grid cells, each inside its cell with a margin (so no two shapes touch)."""
     cell_w, cell_h = width // GRID, height // GRID
     size = max(4, int(0.7 * min(cell_w, cell_h)))
@@ -84,7 +85,7 @@ def _scene(rng: random.Random, width: int, height: int, num_shapes: int) -> list
     return shapes
 
 
-def _render_shapes(width: int, height: int, shapes: Sequence[dict[str, Any]]) -> Any:
+def render_shapes(width: int, height: int, shapes: Sequence[dict[str, Any]]) -> Any:
     from PIL import Image, ImageDraw
 
     image = Image.new("RGB", (width, height), BACKGROUND)
@@ -155,7 +156,7 @@ def _image_row(rng: random.Random, kind: str, width: int, height: int) -> tuple[
         problem_type, solution = "multiple choice", _answer(letter)
     else:
         num_shapes = {"count": (1, 6), "arithmetic": (2, 7), "describe": (1, 3)}[kind]
-        shapes = _scene(rng, width, height, rng.randint(*num_shapes))
+        shapes = scene(rng, width, height, rng.randint(*num_shapes))
         problem_type = "numerical"
         if kind == "count" and rng.random() < 0.5:
             color = rng.choice([s["color"] for s in shapes] if rng.random() < 0.8 else sorted(COLORS))
@@ -179,7 +180,7 @@ def _image_row(rng: random.Random, kind: str, width: int, height: int) -> tuple[
         solution = _answer(value)
     if kind != "read":
         meta["shapes"] = shapes
-        image = _render_shapes(width, height, shapes)
+        image = render_shapes(width, height, shapes)
     row = {"problem": problem, "problem_type": problem_type, "options": options, "solution": solution, "meta": meta}
     return row, image
 
@@ -235,7 +236,7 @@ def write_synthetic_dataset(
 
     Example:
     ```python
-    >>> from sophiavl_trl.data import write_synthetic_dataset
+    >>> from synthetic import write_synthetic_dataset
     >>> write_synthetic_dataset("/tmp/synthetic_doc", num_samples=8).name
     'dataset_info.json'
     ```
@@ -297,7 +298,7 @@ def write_synthetic_dataset(
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
-    r"""Command-line entry point: `python -m sophiavl_trl.data.synthetic OUT_DIR --num-samples N --seed S`."""
+    r"""Command-line entry point: `python examples/quickstart/synthetic.py OUT_DIR --num-samples N --seed S`."""
     parser = argparse.ArgumentParser(description="Write the synthetic SophiaVL-format data set and its registry.")
     parser.add_argument("out_dir", help="output directory")
     parser.add_argument("--num-samples", type=int, default=64, help="total rows (default: 64)")
