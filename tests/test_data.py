@@ -36,7 +36,6 @@ from sophiavl_trl.data import (
     read_table,
 )
 from sophiavl_trl.data import registry as registry_module
-from sophiavl_trl.data.synthetic import COLORS, OPPOSITES
 
 
 MIN_PIXELS = 28 * 28 * 4
