@@ -336,12 +336,9 @@ def _names(names: str | Sequence[str]) -> list[str]:
 
 
 def load_sophiavl_dataset(
-    names: str | Sequence[str],
-    registry_path: str | os.PathLike | Mapping[str, DatasetSpec],
-    *,
-    return_report: bool = False,
-    **options: Any,
-) -> "Dataset | tuple[Dataset, ValidationReport]":
+    names: str | Sequence[str], registry_path: str | os.PathLike | Mapping[str, DatasetSpec], *,
+    return_report: bool = False, **options: Any,
+) -> "Dataset | tuple[Dataset, ValidationReport]":  # fmt: skip
     r"""
     Load registered data sets (`names`: a list, or the original's comma-separated `train_files` like `"Chart,OCR@train"`)
     from `registry_path` (a `dataset_info.json` or a `load_registry` result), validate every row, and combine them into
