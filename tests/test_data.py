@@ -229,7 +229,7 @@ class TestRegistry:
 
     def test_column_mapping_forms(self):
         # The original's direction (file column -> role), canonical -> file column, and the README's keys.
-        resolve = registry_module._resolve_columns
+        resolve = registry_module.resolve_columns
         assert resolve({"problem": "prompt", "solution": "answer"}, ["problem", "solution"]) == (
             {"problem": "problem", "solution": "solution"},
             [],
