@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import importlib.util
 import json
 import os
 import platform
@@ -193,35 +192,11 @@ class FakeJudgeServer:
 
 
 # --------------------------------------------------------------------------------------------- the recipes' attention
-FLASH_ATTN_FIX = (
-    'pip install flash-attn --no-build-isolation (after torch, on the CUDA machine; README, "Install (GPU)"), or set '
-    "`attn_implementation: sdpa` (PyTorch's attention: no extra package, more memory on padded batches)"
-)
-
-
-def check_attn_implementation(attn_implementation: str | None, where: str = "attn_implementation") -> None:
-    """Raise before any model loads when `attn_implementation` is `flash_attention_2` and flash-attn cannot run here,
-    naming the fix. (Meant for the config layer: call it with the recipe's value before the model is loaded.)
-
-    A failure, not a fallback to sdpa: the GPU recipes are sized (batch, `vllm_gpu_memory_utilization`) with
-    flash-attn's padding-free memory use, and a run that switched kernels quietly could run out of memory hours later.
-    """
-    if attn_implementation != "flash_attention_2":
-        return
-    from transformers.utils import is_flash_attn_2_available
-
-    if is_flash_attn_2_available():
-        return
-    if importlib.util.find_spec("flash_attn") is None:
-        reason = "the flash-attn package is not installed"
-    else:
-        reason = "flash-attn is installed but cannot run here (it needs a CUDA GPU and flash-attn >= 2.3.3)"
-    raise RuntimeError(f"{where}: flash_attention_2 is requested, but {reason}. Fix: {FLASH_ATTN_FIX}.")
-
-
 def check_recipes() -> dict[str, str]:
     """`check_attn_implementation` on every GPU recipe: "ok", or the error a launch would stop with."""
     import yaml
+
+    from sophiavl_trl.model_utils import check_attn_implementation
 
     verdicts = {}
     for recipe in sorted((ROOT / "examples" / "recipes" / "Qwen2.5-VL-7B-Instruct").rglob("*.yaml")):

@@ -73,7 +73,7 @@ from sophiavl_trl import TrustGRPOConfig, TrustGRPOTrainer
 from sophiavl_trl.configs import RecipeParser, SophiaVLScriptArguments, warn_suspicious
 from sophiavl_trl.data import check_prompt_lengths
 from sophiavl_trl.judge import api_key_from_env
-from sophiavl_trl.model_utils import forbidden_token_generation_kwargs, set_pixel_bounds
+from sophiavl_trl.model_utils import check_attn_implementation, forbidden_token_generation_kwargs, set_pixel_bounds
 from sophiavl_trl.rewards import ThinkingReward, get_reward_funcs
 from sophiavl_trl.rewards.accuracy_rewards import VERIFIERS
 
@@ -223,6 +223,7 @@ def build_thinking_reward(script_args: SophiaVLScriptArguments) -> ThinkingRewar
 
 def main(script_args: SophiaVLScriptArguments, training_args: TrustGRPOConfig, model_args: ModelConfig) -> None:
     check_model_path(model_args.model_name_or_path)
+    check_attn_implementation(model_args.attn_implementation)  # flash-attn missing: now, not at model load
     warn_suspicious(script_args, training_args)
     lock = lock_output_dir(training_args.output_dir)  # noqa: F841 (held until the process exits)
     checkpoint = find_checkpoint(training_args)

@@ -208,30 +208,26 @@ def test_kit_cpu_mode(tmp_path):
 # --------------------------------------------------------------------------------------------------------------------
 # flash-attn: the check that stops a GPU recipe before the model loads, naming the fix
 # --------------------------------------------------------------------------------------------------------------------
-def _kit():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import gpu_check
-
-    return gpu_check
+from sophiavl_trl.model_utils import check_attn_implementation  # noqa: E402
 
 
 @pytest.mark.skipif(importlib.util.find_spec("flash_attn") is not None, reason="flash-attn is installed here")
 def test_flash_attention_2_without_flash_attn_fails_naming_the_fix():
     with pytest.raises(RuntimeError, match=r"config_x\.yaml: flash_attention_2 .* not installed.*pip install flash-attn "
                        r"--no-build-isolation.*attn_implementation: sdpa"):  # fmt: skip
-        _kit().check_attn_implementation("flash_attention_2", where="config_x.yaml")
+        check_attn_implementation("flash_attention_2", where="config_x.yaml")
 
 
 @pytest.mark.parametrize("attn_implementation", [None, "sdpa", "eager"])
 def test_attention_without_an_extra_package_passes_the_check(attn_implementation):
-    _kit().check_attn_implementation(attn_implementation)
+    check_attn_implementation(attn_implementation)
 
 
 def test_flash_attention_2_passes_where_flash_attn_can_run(monkeypatch):
     import transformers.utils
 
     monkeypatch.setattr(transformers.utils, "is_flash_attn_2_available", lambda: True)
-    _kit().check_attn_implementation("flash_attention_2")
+    check_attn_implementation("flash_attention_2")
 
 
 def _pins(text: str) -> dict[str, str]:
