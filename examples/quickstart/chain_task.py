@@ -115,7 +115,7 @@ def grid(score: float) -> float:
     return round(score, 1)
 
 
-def write_task(out: str | Path, task: ChainTask = ChainTask(), *, num_sft: int = 8000, num_judge: int = 4000,
+def write_task(out: str | Path, task: ChainTask = ChainTask(), *, num_sft: int = 8000, num_judge: int = 20000,
                judge_p_steps: tuple[float, ...] = (0.2, 0.5, 0.8), num_heldout: int = 64, seed: int = 0) -> Path:  # fmt: skip
     """Write the registry, the GRPO / held-out / cold-start rows and the judge records to `out` (module docstring)."""
     out = Path(out)
