@@ -1,10 +1,11 @@
 # Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
 """Fault injection for the thinking-judge client, against small local servers on 127.0.0.1.
 
-A fake server is used here only to inject faults (slow answers, 5xx, 429, 4xx, garbage, refused or dropped
-connections, a server dying mid-batch, a never-ending answer) and to capture the exact requests; `test_judge_vllm.py`
-proves the integration against the real vLLM judge. Time checks are bounds only: a call must return within the
-client's `deadline` (plus a margin for a loaded CI machine), never a speed figure.
+A fake server is used here only to inject faults (slow answers, 5xx, 4xx, garbage, refused connections, a never-ending
+answer) and to capture the exact requests; `test_judge_vllm.py` proves the integration against the real vLLM judge,
+and `test_red_team.py` the response-size cap on both transports. Time checks are bounds only: a call must return
+within the client's `deadline` (plus a margin for a loaded CI machine), never a speed figure. Each guarantee of the
+client is tested once.
 """
 
 from __future__ import annotations
@@ -56,24 +57,18 @@ TOLERANCE = 1.5
 
 
 def _completion(content: str) -> dict:
-    return {
-        "id": "chatcmpl-test",
-        "object": "chat.completion",
-        "created": 0,
-        "model": MODEL,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-    }
+    message = {"role": "assistant", "content": content}
+    return {"id": "c", "object": "chat.completion", "created": 0, "model": MODEL,
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}  # fmt: skip
 
 
 class FakeJudge:
     """An OpenAI-compatible chat server on 127.0.0.1 in a background thread, driven by `behaviour`.
 
     `behaviour(body, attempt)` gets the request JSON and how many times this exact body was seen before (0 for the
-    first attempt) and returns an action: `("ok", text)`, `("status", code)`, `("sleep", seconds, text)`, `("hang",)`,
-    `("raw", status, bytes)`, `("drop",)` (close the connection without answering), `("trickle",)` (a 200 whose body
-    never ends: a byte every 0.1 s) or `("die",)` (the whole server dies: listening socket closed, every open
-    connection aborted). `models_status` makes `GET /models` fail with that status.
+    first attempt) and returns an action: `("ok", text)`, `("status", code[, message])`, `("sleep", seconds, text)`,
+    `("raw", status, bytes)` or `("trickle",)` (a 200 whose body never ends: a byte every 0.1 s). `models_status`
+    makes `GET /models` fail with that status.
     """
 
     def __init__(self, behaviour: Callable[[dict, int], tuple] | None = None, models: list[str] | None = None):
@@ -83,18 +78,13 @@ class FakeJudge:
         self.headers: list[dict] = []
         self.seen: Counter = Counter()
         self.in_flight = self.max_in_flight = 0
-        self.dead = False
         self.models_status: int | None = None
-        self._transports: set = set()
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         assert self._ready.wait(10), "fake judge did not start"
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -103,9 +93,9 @@ class FakeJudge:
         app.router.add_get("/v1/models", self._models)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         self._loop.run_until_complete(self._runner.setup())
-        self._site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        self._loop.run_until_complete(self._site.start())
-        self.port = self._site._server.sockets[0].getsockname()[1]
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        self._loop.run_until_complete(site.start())
+        self.port = site._server.sockets[0].getsockname()[1]
         self._ready.set()
         self._loop.run_forever()
 
@@ -118,63 +108,31 @@ class FakeJudge:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            return await self._answer(request)
+            body = await request.json()
+            key = json.dumps(body["messages"], sort_keys=True)
+            self.requests.append(body)
+            self.headers.append(dict(request.headers))
+            action = self.behaviour(body, self.seen[key])
+            self.seen[key] += 1
+            if action[0] == "sleep":
+                await asyncio.sleep(action[1])
+            if action[0] == "status":
+                message = action[2] if len(action) > 2 else f"injected {action[1]}"
+                return web.json_response({"object": "error", "message": message}, status=action[1])
+            if action[0] == "raw":
+                return web.Response(status=action[1], body=action[2], content_type="text/plain")
+            if action[0] == "trickle":
+                response = web.StreamResponse(headers={"Content-Type": "application/json"})
+                await response.prepare(request)
+                while True:
+                    await response.write(b" ")
+                    await asyncio.sleep(0.1)
+            return web.json_response(_completion(action[-1]))
         finally:
             self.in_flight -= 1
 
-    async def _answer(self, request: web.Request) -> web.StreamResponse:
-        self._transports.add(request.transport)
-        body = await request.json()
-        key = json.dumps(body["messages"], sort_keys=True)
-        attempt = self.seen[key]
-        self.seen[key] += 1
-        self.requests.append(body)
-        self.headers.append(dict(request.headers))
-        action = self.behaviour(body, attempt)
-        kind = action[0]
-        if kind == "sleep":
-            await asyncio.sleep(action[1])
-            return web.json_response(_completion(action[2]))
-        if kind == "hang":
-            await asyncio.sleep(3600)
-        if kind == "status":
-            message = action[2] if len(action) > 2 else f"injected {action[1]}"
-            return web.json_response({"object": "error", "message": message, "code": action[1]}, status=action[1])
-        if kind == "raw":
-            return web.Response(status=action[1], body=action[2], content_type="text/plain")
-        if kind == "drop":
-            request.transport.abort()
-            await asyncio.sleep(3600)
-        if kind == "trickle":
-            response = web.StreamResponse(headers={"Content-Type": "application/json"})
-            await response.prepare(request)
-            while True:
-                await response.write(b" ")
-                await asyncio.sleep(0.1)
-        if kind == "die":
-            self._die()
-            await asyncio.sleep(3600)
-        return web.json_response(_completion(action[1]))
-
-    def _die(self) -> None:
-        self.dead = True
-        self._site._server.close()  # refuse new connections
-        for transport in list(self._transports):
-            transport.abort()  # drop the ones in flight
-
-    def kill(self) -> None:
-        """Kill the server from the test thread."""
-        self._loop.call_soon_threadsafe(self._die)
-
     def stop(self) -> None:
-        async def shutdown() -> None:
-            if not self.dead:
-                self._die()
-            for task in asyncio.all_tasks():
-                if task is not asyncio.current_task():
-                    task.cancel()
-
-        asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(5)
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
 
@@ -184,9 +142,8 @@ def fake_judge():
     servers: list[FakeJudge] = []
 
     def make(behaviour: Callable[[dict, int], tuple] | None = None, models: list[str] | None = None) -> FakeJudge:
-        server = FakeJudge(behaviour, models)
-        servers.append(server)
-        return server
+        servers.append(FakeJudge(behaviour, models))
+        return servers[-1]
 
     yield make
     for server in servers:
@@ -205,16 +162,6 @@ def refused_url() -> str:
     return f"http://127.0.0.1:{_free_port()}/v1"
 
 
-@pytest.fixture
-def silent_url():
-    """A URL that accepts TCP connections (kernel backlog) and never answers a byte."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(256)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
-    sock.close()
-
-
 def fast_client(base_url: Any, **kwargs: Any) -> ThinkingRewardClient:
     """A client with test-sized limits: 0.5 s per attempt, 2 retries (after the OpenAI client's ~0.5 and ~1 s), a call
     deadline of 6 s (every fault below but the endless answer ends well before it)."""
@@ -230,11 +177,6 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     start = time.monotonic()
     result = fn()
     return result, time.monotonic() - start
-
-
-def assert_within_bound(client: ThinkingRewardClient, n: int, elapsed: float) -> None:
-    assert elapsed <= client.deadline + TOLERANCE, f"took {elapsed:.2f} s, deadline {client.deadline:.2f} s"
-    assert "deadline" not in client.stats.errors  # ended by openai's timeouts and retries, not cut
 
 
 def all_nan(scores: list[float]) -> bool:
@@ -306,7 +248,7 @@ class TestRequestShape:
         messages = build_judge_messages("<image> How many?", "3.", image=png_path)
         assert messages == _card_prompt("<image> How many?", "3.", png_path)
 
-    def test_sent_request_matches_the_card(self, fake_judge, png_path):
+    def test_sent_request_is_a_chat_completion_matching_the_card(self, fake_judge, png_path):
         server = fake_judge()
         client = fast_client(server.base_url)
         scores = client.score(["How many apples?", "What is 2+2?"], ["I count 3.", "2+2=4"], [png_path, None])
@@ -316,19 +258,11 @@ class TestRequestShape:
         for messages in expected:
             body = by_question[messages[1]["content"][0]["text"]]
             assert body["messages"] == messages
-            assert body["model"] == MODEL
-            assert body["temperature"] == 0.0
-            assert body["max_tokens"] == 16
+            assert (body["model"], body["temperature"], body["max_tokens"]) == (MODEL, 0.0, 16)
             # Off by default (not every server supports it); the old field must never be sent.
             assert "structured_outputs" not in body and "guided_choice" not in body
-
-    def test_constrained_decoding_sends_structured_outputs_choice(self, fake_judge):
-        server = fake_judge()
-        client = fast_client(server.base_url, constrained_decoding=True)
-        assert client.score(*items(2)) == [0.7, 0.7]
-        for body in server.requests:
-            assert body["structured_outputs"] == {"choice": SCORE_CHOICES}
-            assert "guided_choice" not in body
+        assert fast_client(server.base_url, constrained_decoding=True).score(*items(1)) == [0.7]
+        assert server.requests[-1]["structured_outputs"] == {"choice": SCORE_CHOICES}
         assert SCORE_CHOICES == ["0", "0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9", "1.0"]
 
     def test_large_image_is_downscaled_below_the_pixel_limit(self, tmp_path):
@@ -349,29 +283,21 @@ class TestRequestShape:
 
     def test_equal_images_are_encoded_once(self, fake_judge, monkeypatch):
         # GRPO passes each prompt's image with every completion, as distinct but equal objects.
-        import sophiavl_trl.judge.client as client_module
+        from sophiavl_trl.judge import prompt
 
-        calls = []
-        original = client_module.encode_image_data_url
+        calls, original = [], prompt.encode_image_data_url
 
-        def counting(image, **kwargs):
+        def counting(image: Any, *args: Any, **kwargs: Any) -> str:
             calls.append(image)
-            return original(image, **kwargs)
+            return original(image, *args, **kwargs)
 
-        monkeypatch.setattr(client_module, "encode_image_data_url", counting)
+        monkeypatch.setattr(prompt, "encode_image_data_url", counting)
         server = fake_judge()
         base = [Image.new("RGB", (16, 16), color) for color in ("red", "blue")]
-        images = [base[i % 2].copy() for i in range(8)]
-        scores = fast_client(server.base_url).score(*items(8), images)
-        assert scores == [0.7] * 8
-        assert len(calls) == 2
+        assert fast_client(server.base_url).score(*items(8), [base[i % 2].copy() for i in range(8)]) == [0.7] * 8
+        assert sum(isinstance(image, Image.Image) for image in calls) == 2  # then sent as data URLs
         urls = [body["messages"][1]["content"][1]["image_url"]["url"] for body in server.requests]
         assert len(urls) == 8 and len(set(urls)) == 2
-
-    def test_unreadable_image_raises(self, fake_judge, tmp_path):
-        client = fast_client(fake_judge().base_url)
-        with pytest.raises(OSError):
-            client.score(["q"], ["r"], [str(tmp_path / "missing.png")])
 
     def test_custom_template_and_invalid_template(self, fake_judge):
         server = fake_judge()
@@ -382,6 +308,18 @@ class TestRequestShape:
             ThinkingRewardClient(template="only {reasoning}")
         with pytest.raises(ValueError, match="braces"):
             ThinkingRewardClient(template="{question} {reasoning} {oops}")
+
+    def test_bad_inputs_raise(self, fake_judge, tmp_path):
+        client = fast_client(fake_judge().base_url)
+        with pytest.raises(ValueError, match="reasonings"):
+            client.score(["a", "b"], ["r"])
+        with pytest.raises(ValueError, match="images"):
+            client.score(["a"], ["r"], [None, None])
+        with pytest.raises(ValueError, match="single string"):
+            client.score("abc", "def")
+        with pytest.raises(OSError):
+            client.score(["q"], ["r"], [str(tmp_path / "missing.png")])
+        assert client.score([], []) == []
 
 
 # ------------------------------------------------------------------------------------------------ parsing
@@ -468,224 +406,113 @@ def test_parse_score_is_fast_on_adversarial_answers(text):
     assert math.isnan(result) or 0.0 <= result <= 1.0
 
 
-def test_normalize_base_url():
-    assert normalize_base_url("http://h:80/v1/chat/completions") == "http://h:80/v1"
+def test_normalize_base_url_and_credentials_in_the_url():
     assert normalize_base_url("http://h:80/v1/chat/completions/") == "http://h:80/v1"
     assert normalize_base_url("h:8000") == "http://h:8000/v1"
     assert normalize_base_url("https://h/openai/v1") == "https://h/openai/v1"
     assert normalize_base_url("http://h:8000/v1/models") == "http://h:8000/v1"
+    with pytest.raises(ValueError, match="API key") as excinfo:
+        ThinkingRewardClient(base_url=f"http://judge:{PASSWORD}@127.0.0.1:8000/v1")
+    assert PASSWORD not in str(excinfo.value) and "http://127.0.0.1:8000/v1" in str(excinfo.value)
 
 
 # ------------------------------------------------------------------------------------------------ faults
 
+# (fault, the server's behaviour (None: nothing listens), client options, the error kind, requests per item)
+FAULT_ROWS = [
+    ("timeout", lambda body, attempt: ("sleep", 10.0, "0.5"), {"timeout": 0.3, "max_retries": 1}, "timeout", 2),
+    ("refused", None, {}, "connection", 0),
+    ("503", lambda body, attempt: ("status", 503), {}, "http_503", 3),  # openai's retries: max_retries + 1 attempts
+    ("404", lambda body, attempt: ("status", 404), {}, "http_404", 1),  # a client error is not retried
+    ("no verdict", lambda body, attempt: ("ok", "the the cat 3 of"), {}, "unparseable", 1),  # nor a deterministic one
+    ("not json", lambda body, attempt: ("raw", 200, b"<html>not json</html>"), {}, "bad_response", 1),
+]
 
-class TestFaults:
-    def test_slow_answers_within_timeout_are_scored_concurrently(self, fake_judge):
-        server = fake_judge(lambda body, attempt: ("sleep", 0.3, "0.5"))
-        client = fast_client(server.base_url, timeout=2.0)
-        scores, elapsed = timed(lambda: client.score(*items(8)))
-        assert scores == [0.5] * 8
-        assert elapsed < 0.3 * 8  # concurrent, not one at a time
-        assert client.stats.scored == 8 and client.stats.errors == {}
 
-    def test_answers_past_the_timeout_give_nan_within_bound(self, fake_judge):
-        server = fake_judge(lambda body, attempt: ("sleep", 10.0, "0.5"))
-        client = fast_client(server.base_url, timeout=0.3, max_retries=1)
-        scores, elapsed = timed(lambda: client.score(*items(4)))
-        assert all_nan(scores)
-        assert_within_bound(client, 4, elapsed)
-        assert len(server.requests) == 8  # retried once by the OpenAI client
-        stats = client.stats
-        assert stats.errors == {"timeout": 4} and stats.request_failures == 4 and stats.scored == 0
+@pytest.mark.parametrize(
+    ("fault", "behaviour", "options", "kind", "attempts"), FAULT_ROWS, ids=[r[0] for r in FAULT_ROWS]
+)
+def test_a_failed_item_is_nan_counted_by_kind_within_the_bound(fake_judge, refused_url, fault, behaviour, options, kind, attempts):  # fmt: skip
+    server = fake_judge(behaviour) if behaviour else None
+    client = fast_client(server.base_url if server else refused_url, **options)
+    scores, elapsed = timed(lambda: client.score(*items(3)))
+    assert all_nan(scores)  # NaN, never 0, and no exception
+    assert elapsed <= client.deadline + TOLERANCE and client.stats.errors == {kind: 3}  # ended before the deadline
+    assert client.stats.failures == 3 and client.stats.scored == 0
+    assert (client.stats.parse_failures, client.stats.request_failures) == (
+        (3, 0) if kind == "unparseable" else (0, 3)
+    )
+    assert server is None or len(server.requests) == 3 * attempts
 
-    def test_never_ending_answer_is_cut_at_the_call_deadline(self, fake_judge):
-        # A byte every 0.1 s: no read ever times out, so only the whole-call deadline can end the call.
-        server = fake_judge(lambda body, attempt: ("trickle",))
-        client = fast_client(server.base_url, timeout=0.5, max_retries=0, deadline=2.0)
-        scores, elapsed = timed(lambda: client.score(*items(3)))
-        assert all_nan(scores)
-        assert 2.0 - 0.1 <= elapsed <= 2.0 + TOLERANCE
-        assert client.stats.errors == {"deadline": 3} and client.stats.request_failures == 3
 
-    @pytest.mark.parametrize("status", [503, 500, 429])
-    def test_transient_status_is_retried(self, fake_judge, status):
-        server = fake_judge(lambda body, attempt: ("status", status) if attempt == 0 else ("ok", "0.9"))
-        client = fast_client(server.base_url)
-        scores, elapsed = timed(lambda: client.score(*items(5)))
-        assert scores == [0.9] * 5
-        assert_within_bound(client, 5, elapsed)
-        assert len(server.requests) == 10 and client.stats.failures == 0
+def test_never_ending_answer_is_cut_at_the_call_deadline(fake_judge):
+    # A byte every 0.1 s: no read ever times out, so only the whole-call deadline can end the call.
+    server = fake_judge(lambda body, attempt: ("trickle",))
+    client = fast_client(server.base_url, timeout=0.5, max_retries=0, deadline=2.0)
+    scores, elapsed = timed(lambda: client.score(*items(3)))
+    assert all_nan(scores)
+    assert 2.0 - 0.1 <= elapsed <= 2.0 + TOLERANCE
+    assert client.stats.errors == {"deadline": 3} and client.stats.request_failures == 3
 
-    def test_persistent_503_gives_nan_after_bounded_retries(self, fake_judge, caplog):
-        server = fake_judge(lambda body, attempt: ("status", 503))
-        client = fast_client(server.base_url)
-        with caplog.at_level(logging.WARNING, logger="sophiavl_trl"):
-            scores, elapsed = timed(lambda: client.score(*items(3)))
-        assert all_nan(scores)
-        assert_within_bound(client, 3, elapsed)
-        assert len(server.requests) == 3 * (client.max_retries + 1)
-        assert client.stats.errors == {"http_503": 3} and client.stats.request_failures == 3
-        assert "3 of 3 items got no score (NaN): 3 http_503" in caplog.text and "injected 503" in caplog.text
 
-    @pytest.mark.parametrize("status", [400, 404, 422])
-    def test_client_errors_are_not_retried(self, fake_judge, status):
-        server = fake_judge(lambda body, attempt: ("status", status))
-        client = fast_client(server.base_url)
-        scores = client.score(*items(3))
-        assert all_nan(scores)
-        assert len(server.requests) == 3  # one attempt each
-        assert client.stats.errors == {f"http_{status}": 3}
+def test_replicas_fail_over_before_retrying(fake_judge, refused_url):
+    broken = fake_judge(lambda body, attempt: ("status", 503))
+    live = fake_judge()
+    client = fast_client([refused_url, broken.base_url, live.base_url])
+    scores, elapsed = timed(lambda: client.score(*items(30)))
+    assert scores == [0.7] * 30 and client.stats.errors == {}
+    assert elapsed < 2.0  # the first pass fails over at once: no retry backoff on the dead or failing replica
+    # Two thirds of the items started on the refused or the broken replica: one attempt each on the broken one.
+    assert len(broken.requests) == 20 and len(live.requests) == 30
 
-    def test_garbage_answer_is_nan_and_counted(self, fake_judge):
-        server = fake_judge(lambda body, attempt: ("ok", "the the cat 3 of"))
-        client = fast_client(server.base_url)
-        assert all_nan(client.score(*items(4)))
-        stats = client.stats
-        assert stats.parse_failures == 4 and stats.failures == 4 and stats.request_failures == 0
-        assert stats.errors == {"unparseable": 4}
-        assert len(server.requests) == 4  # a deterministic answer is not asked again
 
-    def test_garbage_body_is_nan_and_counted(self, fake_judge):
-        server = fake_judge(lambda body, attempt: ("raw", 200, b"<html>not json</html>"))
-        client = fast_client(server.base_url)
-        scores, elapsed = timed(lambda: client.score(*items(2)))
-        assert all_nan(scores)
-        assert client.stats.errors == {"bad_response": 2} and client.stats.request_failures == 2
-        assert_within_bound(client, 2, elapsed)
+def test_load_is_spread_round_robin_over_replicas(fake_judge):
+    servers = [fake_judge(lambda body, attempt: ("sleep", 0.05, "0.2")) for _ in range(2)]
+    client = fast_client([s.base_url for s in servers])
+    assert client.score(*items(40)) == [0.2] * 40
+    assert client.score(*items(5, tag="b")) == [0.2] * 5  # round robin continues across calls
+    assert sorted(len(s.requests) for s in servers) == [22, 23]
 
-    def test_connection_refused_gives_nan_within_bound(self, refused_url):
-        client = fast_client(refused_url)
-        scores, elapsed = timed(lambda: client.score(*items(5)))
-        assert all_nan(scores)
-        assert_within_bound(client, 5, elapsed)
-        assert client.stats.errors == {"connection": 5}
 
-    def test_unreachable_judge_returns_nan_within_the_bound_and_never_raises(self, refused_url, silent_url):
-        # Everything unreachable at once: a refused replica and a silent one, more items than concurrency slots.
-        client = fast_client([refused_url, silent_url], timeout=0.3, max_retries=1, max_concurrency=4, deadline=3.0)
-        scores, elapsed = timed(lambda: client.score(*items(10)))
-        assert len(scores) == 10 and all_nan(scores)
-        assert elapsed <= 3.0 + TOLERANCE  # three waves of retries would take longer: the deadline ends the call
-        assert client.stats.request_failures == 10
-
-    def test_dropped_connections_are_retried(self, fake_judge):
-        server = fake_judge(lambda body, attempt: ("drop",) if attempt == 0 else ("ok", "0.3"))
-        client = fast_client(server.base_url)
-        scores, elapsed = timed(lambda: client.score(*items(4)))
-        assert scores == [0.3] * 4
-        assert len(server.requests) == 8
-        assert_within_bound(client, 4, elapsed)
-
-    def test_server_dies_mid_batch(self, fake_judge):
-        # The first 5 requests are answered; the 6th kills the server (in-flight requests are dropped, new
-        # connections refused).
-        count = {"n": 0}
-
-        def behaviour(body: dict, attempt: int) -> tuple:
-            count["n"] += 1
-            return ("ok", "0.6") if count["n"] <= 5 else ("die",)
-
-        server = fake_judge(behaviour)
-        client = fast_client(server.base_url, max_concurrency=2)
-        scores, elapsed = timed(lambda: client.score(*items(12)))
-        assert_within_bound(client, 12, elapsed)
-        assert sum(s == 0.6 for s in scores) == 5 and sum(math.isnan(s) for s in scores) == 7
-        assert client.stats.scored == 5 and client.stats.request_failures == 7
-
-    def test_two_replicas_one_dead_scores_everything(self, fake_judge, refused_url):
-        live = fake_judge()
-        client = fast_client([refused_url, live.base_url])
-        scores, elapsed = timed(lambda: client.score(*items(20)))
-        assert scores == [0.7] * 20
-        assert elapsed < 2.0  # the first pass fails over at once: no retry backoff on the dead replica
-        assert len(live.requests) == 20 and client.stats.errors == {}
-
-    def test_failed_request_is_tried_on_the_next_replica_before_retries(self, fake_judge):
-        broken = fake_judge(lambda body, attempt: ("status", 503))
-        live = fake_judge()
-        client = fast_client([broken.base_url, live.base_url])
-        assert client.score(*items(10)) == [0.7] * 10
-        # Half the items started on the broken replica: one attempt each there, then the live one answered.
-        assert len(broken.requests) == 5 and len(live.requests) == 10
-
-    def test_load_is_spread_over_replicas(self, fake_judge):
-        servers = [fake_judge(lambda body, attempt: ("sleep", 0.05, "0.2")) for _ in range(2)]
-        client = fast_client([s.base_url for s in servers])
-        assert client.score(*items(40)) == [0.2] * 40
-        assert client.score(*items(5, tag="b")) == [0.2] * 5  # round robin continues across calls
-        assert sorted(len(s.requests) for s in servers) == [22, 23]
-
-    def test_concurrency_is_bounded_across_calls(self, fake_judge):
-        server = fake_judge(lambda body, attempt: ("sleep", 0.1, "0.5"))
-        client = fast_client(server.base_url, max_concurrency=3)
-        threads = [threading.Thread(target=client.score, args=items(6, tag=f"-{k}")) for k in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(20)
-        assert client.stats.scored == 12 and server.max_in_flight == 3  # one semaphore for the client
-
-    def test_programming_errors_raise(self, fake_judge):
-        client = fast_client(fake_judge().base_url)
-        with pytest.raises(ValueError, match="reasonings"):
-            client.score(["a", "b"], ["r"])
-        with pytest.raises(ValueError, match="images"):
-            client.score(["a"], ["r"], [None, None])
-        with pytest.raises(ValueError, match="single string"):
-            client.score("abc", "def")
-        assert client.score([], []) == []
+def test_concurrency_is_bounded_across_calls(fake_judge):
+    server = fake_judge(lambda body, attempt: ("sleep", 0.1, "0.5"))
+    client = fast_client(server.base_url, max_concurrency=3)
+    threads = [threading.Thread(target=client.score, args=items(6, tag=f"-{k}")) for k in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert client.stats.scored == 12 and server.max_in_flight == 3  # one semaphore for the client, used in full
 
 
 # ------------------------------------------------------------------------------------------------ threads and loops
 
 
-class TestConcurrency:
-    def test_score_inside_a_running_event_loop(self, fake_judge):
-        client = fast_client(fake_judge().base_url)
+def test_score_inside_a_running_event_loop_and_after_close(fake_judge):
+    client = fast_client(fake_judge().base_url)
 
-        async def main() -> list[float]:
-            return client.score(*items(3))  # blocking call from a coroutine: runs on a worker thread
+    async def main() -> list[float]:
+        return client.score(*items(3))  # a blocking call from a coroutine: the client's loop runs it
 
-        assert asyncio.run(main()) == [0.7] * 3
-        assert client.score(*items(2)) == [0.7] * 2  # and from plain code afterwards
+    assert asyncio.run(main()) == [0.7] * 3
+    assert client._thread.daemon
+    client.close()
+    assert client.score(*items(2)) == [0.7] * 2  # a closed client starts a new loop
+    client.close()
 
-    def test_ascore_from_a_daemon_loop_like_trl(self, fake_judge):
-        # TRL runs async reward functions on an event loop in a daemon thread and waits from the main thread.
-        client = fast_client(fake_judge().base_url)
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, daemon=True)
-        thread.start()
-        try:
-            for _ in range(2):  # reused across steps
-                future = asyncio.run_coroutine_threadsafe(client.ascore(*items(4)), loop)
-                assert future.result(10) == [0.7] * 4
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(5)
-        assert client.score(*items(2)) == [0.7] * 2
 
-    def test_score_from_many_threads_at_once(self, fake_judge):
-        server = fake_judge(lambda body, attempt: ("sleep", 0.05, "0.4"))
-        client = fast_client(server.base_url, max_concurrency=8)
-        results: dict[int, list[float]] = {}
-
-        def work(k: int) -> None:
-            results[k] = client.score(*items(6, tag=f"-{k}"))
-
-        threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(20)
-        assert results == {k: [0.4] * 6 for k in range(4)}
-        assert client.stats.items == 24
-
-    def test_close_and_reuse(self, fake_judge):
-        client = fast_client(fake_judge().base_url)
-        assert client.score(*items(1)) == [0.7]
-        client.close()
-        assert client.score(*items(1)) == [0.7]
-        client.close()
+def test_ascore_from_a_daemon_loop_like_trl(fake_judge):
+    # TRL runs async reward functions on an event loop in a daemon thread and waits from the main thread.
+    client = fast_client(fake_judge().base_url)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        for _ in range(2):  # reused across steps
+            assert asyncio.run_coroutine_threadsafe(client.ascore(*items(4)), loop).result(10) == [0.7] * 4
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
 
 
 # ------------------------------------------------------------------------------------------------ env, secrets, health
@@ -695,112 +522,72 @@ SECRET = "sk-test-very-secret-4242"
 PASSWORD = "pw-very-secret-4343"
 
 
-class TestConfiguration:
-    def test_env_var_compatibility(self, fake_judge, monkeypatch):
-        server = fake_judge(models=["my-judge"])
-        monkeypatch.setenv("OPENAI_API_URL", f"{server.base_url}/chat/completions")  # the reference code's form
-        monkeypatch.setenv("OPENAI_API_KEY", SECRET)
-        monkeypatch.setenv("REWARD_MODEL", "my-judge")
-        client = ThinkingRewardClient(timeout=2.0)
-        assert client.base_urls == [server.base_url]
-        assert client.model == "my-judge"
-        assert client.check_server() == [server.base_url]
-        assert client.score(["q"], ["r"]) == [0.7]
-        assert server.headers[0]["Authorization"] == f"Bearer {SECRET}"
-        assert server.requests[0]["model"] == "my-judge"
-        # Arguments win over the environment.
-        explicit = ThinkingRewardClient(base_url="http://127.0.0.1:9/v1", model="other")
-        assert explicit.base_urls == ["http://127.0.0.1:9/v1"] and explicit.model == "other"
+def test_env_var_compatibility(fake_judge, monkeypatch):
+    server = fake_judge(models=["my-judge"])
+    monkeypatch.setenv("OPENAI_API_URL", f"{server.base_url}/chat/completions")  # the reference code's form
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    monkeypatch.setenv("REWARD_MODEL", "my-judge")
+    client = ThinkingRewardClient(timeout=2.0)
+    assert (client.base_urls, client.model) == ([server.base_url], "my-judge")
+    assert client.score(["q"], ["r"]) == [0.7]
+    assert server.headers[0]["Authorization"] == f"Bearer {SECRET}" and server.requests[0]["model"] == "my-judge"
+    # Arguments win over the environment; a comma-separated URL lists replicas.
+    explicit = ThinkingRewardClient(base_url="http://127.0.0.1:9/v1", model="other")
+    assert explicit.base_urls == ["http://127.0.0.1:9/v1"] and explicit.model == "other"
+    monkeypatch.setenv("OPENAI_API_URL", "http://a:1/v1/chat/completions,http://b:2/v1")
+    assert ThinkingRewardClient().base_urls == ["http://a:1/v1", "http://b:2/v1"]
 
-    def test_comma_separated_replicas_from_env(self, monkeypatch):
-        monkeypatch.setenv("OPENAI_API_URL", "http://a:1/v1/chat/completions,http://b:2/v1")
-        assert ThinkingRewardClient().base_urls == ["http://a:1/v1", "http://b:2/v1"]
 
-    def test_api_key_never_in_repr_logs_or_pickle(self, fake_judge, monkeypatch, caplog):
-        # A misbehaving server that echoes the Authorization header in its error messages.
-        def behaviour(body: dict, attempt: int) -> tuple:
-            return ("status", 401, f"bad key {SECRET}") if attempt == 0 else ("ok", "0.5")
+def test_api_key_never_in_repr_logs_errors_or_pickle(fake_judge, monkeypatch, caplog):
+    # A misbehaving server that echoes the Authorization header in its error messages.
+    def behaviour(body: dict, attempt: int) -> tuple:
+        return ("status", 401, f"bad key {SECRET}") if attempt == 0 else ("ok", "0.5")
 
-        server = fake_judge(behaviour)
-        monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-        client = fast_client(server.base_url, api_key=SECRET)
-        with caplog.at_level(logging.DEBUG):
-            scores = client.score(*items(2))
-            with pytest.raises(JudgeUnavailableError) as excinfo:
-                fast_client(f"http://127.0.0.1:{_free_port()}/v1", api_key=SECRET).check_server()
-        assert all_nan(scores)  # 401 is not retried
-        assert server.headers[0]["Authorization"] == f"Bearer {SECRET}"  # ... but the key was used
-        assert "bad key ***" in caplog.text  # the server's message is logged, redacted
-        assert SECRET not in caplog.text and SECRET not in str(excinfo.value)
-        assert SECRET not in repr(client) and SECRET not in str(client)
-        assert SECRET not in json.dumps(client.to_dict()) and SECRET not in repr(client.stats)
-        payload = pickle.dumps(client)
-        assert SECRET.encode() not in payload
-        # Unpickled (or deep-copied: the same path), the key comes from the environment again.
-        monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
-        for restored in (pickle.loads(payload), copy.deepcopy(client)):
-            assert restored.to_dict() == client.to_dict()
-            restored.score(["fresh q"], ["fresh r"])
-            assert server.headers[-1]["Authorization"] == "Bearer sk-from-env"
-
-    def test_url_credentials_are_rejected_without_showing_them(self):
-        with pytest.raises(ValueError, match="API key") as excinfo:
-            ThinkingRewardClient(base_url=f"http://judge:{PASSWORD}@127.0.0.1:8000/v1")
-        assert PASSWORD not in str(excinfo.value) and "http://127.0.0.1:8000/v1" in str(excinfo.value)
-
-    def test_check_server_names_urls_model_and_command(self, fake_judge, refused_url):
+    server = fake_judge(behaviour)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    client = fast_client(server.base_url, api_key=SECRET)
+    with caplog.at_level(logging.DEBUG):
+        scores = client.score(*items(2))
         with pytest.raises(JudgeUnavailableError) as excinfo:
-            fast_client(refused_url).check_server()
-        message = str(excinfo.value)
-        assert isinstance(excinfo.value, RuntimeError)
-        assert refused_url in message and MODEL in message and "unreachable" in message
-        assert "examples/serve_thinking_reward_model.sh" in message
-        assert "--served-model-name thinking-reward-model" in message
+            fast_client(f"http://127.0.0.1:{_free_port()}/v1", api_key=SECRET).check_server()
+    assert all_nan(scores)  # 401 is not retried
+    assert server.headers[0]["Authorization"] == f"Bearer {SECRET}"  # ... but the key was used
+    # The NaNs are logged with their kind and the server's last message, redacted.
+    assert "2 of 2 items got no score (NaN): 2 http_401" in caplog.text and "bad key ***" in caplog.text
+    assert SECRET not in caplog.text and SECRET not in str(excinfo.value)
+    assert SECRET not in repr(client) and SECRET not in str(client)
+    assert SECRET not in json.dumps(client.to_dict()) and SECRET not in repr(client.stats)
+    payload = pickle.dumps(client)
+    assert SECRET.encode() not in payload
+    # Unpickled (or deep-copied: the same path), the key comes from the environment again.
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
+    for restored in (pickle.loads(payload), copy.deepcopy(client)):
+        assert restored.to_dict() == client.to_dict()
+        restored.score(["fresh q"], ["fresh r"])
+        assert server.headers[-1]["Authorization"] == "Bearer sk-from-env"
 
-        other = fake_judge(models=["some-other-model"])
-        with pytest.raises(JudgeUnavailableError) as excinfo:
-            fast_client(other.base_url).check_server()
-        message = str(excinfo.value)
-        assert other.base_url in message and "not listed" in message and "some-other-model" in message
 
-        wrong_key = fake_judge(lambda body, attempt: ("ok", "0.7"))
-        wrong_key.models_status = 401
-        with pytest.raises(JudgeUnavailableError, match="OPENAI_API_KEY"):
-            fast_client(wrong_key.base_url).check_server()
+def test_check_server_error_names_urls_model_and_command(fake_judge, refused_url):
+    wrong_model, wrong_key = fake_judge(models=["some-other-model"]), fake_judge()
+    wrong_key.models_status = 401
+    with pytest.raises(JudgeUnavailableError) as excinfo:
+        fast_client([refused_url, wrong_model.base_url, wrong_key.base_url]).check_server()
+    message = str(excinfo.value)
+    assert f"{refused_url}: unreachable" in message and "examples/serve_thinking_reward_model.sh" in message
+    assert "--served-model-name thinking-reward-model" in message
+    assert f"{wrong_model.base_url}: model {MODEL!r} not listed" in message and "some-other-model" in message
+    assert f"{wrong_key.base_url}: GET /models failed (http_401 (check OPENAI_API_KEY / api_key))" in message
 
-    def test_check_server_with_replicas(self, fake_judge, refused_url, caplog):
-        live = fake_judge()
-        client = fast_client([refused_url, live.base_url])
-        with caplog.at_level(logging.WARNING, logger="sophiavl_trl"):
-            assert client.check_server() == [live.base_url]
-        assert refused_url in caplog.text and "unreachable" in caplog.text
 
-    def test_check_server_waits_for_a_starting_server(self, fake_judge):
-        port = _free_port()
-        client = fast_client(f"http://127.0.0.1:{port}/v1")
-
-        def start_later() -> None:
-            time.sleep(1.5)
-
-            async def models(request: web.Request) -> web.Response:
-                return web.json_response({"data": [{"id": MODEL, "object": "model"}]})
-
-            server = web.Application()
-            server.router.add_get("/v1/models", models)
-            loop = asyncio.new_event_loop()
-            runner = web.AppRunner(server, handle_signals=False)
-            loop.run_until_complete(runner.setup())
-            loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-            holder["stop"] = lambda: loop.call_soon_threadsafe(loop.stop)
-            loop.run_forever()
-
-        holder: dict[str, Callable] = {}
-        thread = threading.Thread(target=start_later, daemon=True)
-        thread.start()
-        (healthy, elapsed) = timed(lambda: client.check_server(wait_seconds=10))
-        assert healthy == client.base_urls and 1.0 < elapsed < 8.0
-        holder["stop"]()
-        thread.join(5)
+def test_check_server_keeps_live_replicas_and_waits_for_a_starting_server(fake_judge, refused_url, caplog):
+    server = fake_judge()
+    server.models_status = 503  # starting: vLLM answers before the model is loaded
+    threading.Timer(1.5, setattr, (server, "models_status", None)).start()
+    client = fast_client([refused_url, server.base_url])
+    with caplog.at_level(logging.WARNING, logger="sophiavl_trl"):
+        healthy, elapsed = timed(lambda: client.check_server(wait_seconds=10))
+    assert healthy == [server.base_url] and 1.0 < elapsed < 8.0
+    assert refused_url in caplog.text and "unreachable" in caplog.text  # the dead replica is named, not dropped
 
 
 # ------------------------------------------------------------------------------------------------ the reward function
@@ -922,10 +709,7 @@ def test_serve_script_uses_the_model_card_options():
         "--max-num-seqs": "64",
         "--max-model-len": "32768",
     }
-
-
-def test_serve_script_scales_with_data_parallel_replicas():
-    command = _serve_script_dry_run("/models/judge", TP="1", DP="4").stdout.split()
+    command = _serve_script_dry_run("/models/judge", TP="1", DP="4").stdout.split()  # data-parallel replicas
     options = dict(zip(command[3::2], command[4::2]))
     assert options["--tensor-parallel-size"] == "1" and options["--data-parallel-size"] == "4"
 

@@ -2,7 +2,6 @@
 """A concurrent, bounded-time client for the thinking reward model behind an OpenAI-compatible server such as vLLM."""
 
 import asyncio
-import copy
 import hashlib
 import importlib.util
 import logging
@@ -13,18 +12,11 @@ import time
 import weakref
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from sophiavl_trl.judge.prompt import (
-    DEFAULT_MAX_IMAGE_PIXELS,
-    SCORE_CHOICES,
-    build_judge_messages,
-    encode_image_data_url,
-    parse_score,
-    validate_template,
-)
+from sophiavl_trl.judge import prompt
 
 
 __all__ = [
@@ -47,9 +39,8 @@ class ResponseTooLargeError(RuntimeError):
 
 
 def api_key_from_env(name: str | None = None) -> str | None:
-    """The judge's API key from the environment variable `name`; `None` (no variable named) reads `OPENAI_API_KEY`, or
-    gives no key when that is unset. A named variable that is unset or empty, or an empty name, raises `ValueError`:
-    the key sent to the judge's host is never one from another variable than the one named."""
+    """The judge's API key from the environment variable `name`, or from `OPENAI_API_KEY` (if set) when `name` is
+    `None`. A named variable that is unset or empty, or an empty name, raises `ValueError`: no other key is sent."""
     if name is None:
         return os.environ.get("OPENAI_API_KEY") or None
     if not name.strip():
@@ -71,7 +62,7 @@ def normalize_base_url(url: str) -> str:
                          "password as the API key (api_key=, or the variable named by judge_api_key_env).")  # fmt: skip
     path = parts.path.rstrip("/")
     for suffix in ("/chat/completions", "/completions", "/models"):
-        path = path[: -len(suffix)].rstrip("/") if path.endswith(suffix) else path
+        path = path.removesuffix(suffix).rstrip("/")
     return urlunsplit((parts.scheme, parts.netloc, path or "/v1", "", ""))
 
 
@@ -98,62 +89,54 @@ async def _read_capped(response: Any) -> None:
     response._content = bytes(body)  # what httpx's `aread()` then returns to openai, without reading again
 
 
-def _http_client(transport: str | None, timeout: float) -> Any:
-    """openai's aiohttp transport (the faster: benchmarks/bench_judge.py) when installed, else httpx; capped."""
+def _failure(exc: BaseException) -> tuple[str, str]:
+    """The kind of a failed request and what happened (openai's "Connection error." says little, its cause more)."""
     import openai
 
-    options = {"timeout": timeout, "event_hooks": {"response": [_read_capped]}}
-    if transport == "httpx" or (transport is None and importlib.util.find_spec("aiohttp") is None):
-        return openai.DefaultAsyncHttpxClient(**options)
-    return openai.DefaultAioHttpClient(**options)  # without openai's `aiohttp` extra: a RuntimeError saying so
+    chain = [exc]
+    while chain[-1].__cause__ is not None and len(chain) < 8:
+        chain.append(chain[-1].__cause__)
+    # aiohttp's transport reports a refused connection as a timeout: the OSError in the chain tells them apart.
+    refused = any(isinstance(e, OSError) and not isinstance(e, TimeoutError) for e in chain)
+    if any(isinstance(e, ResponseTooLargeError) for e in chain):
+        kind = "too_large"
+    elif isinstance(exc, openai.APIStatusError):
+        kind = f"http_{exc.status_code}"
+    elif refused or (isinstance(exc, openai.APIConnectionError) and not isinstance(exc, openai.APITimeoutError)):
+        kind = "connection"
+    else:
+        kind = "timeout" if isinstance(exc, (openai.APITimeoutError, TimeoutError)) else "bad_response"
+    return kind, repr(exc) + (f" from {exc.__cause__!r}" if exc.__cause__ is not None else "")
+
+
+@dataclass
+class JudgeStats:
+    """Counters of a [`ThinkingRewardClient`]. `errors` counts the items that got NaN by cause (`"unparseable"`,
+    `"timeout"`, `"connection"`, `"http_503"`, `"too_large"`, `"deadline"`...)."""
+
+    items: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    calls: int = 0
+    seconds: float = 0.0
+    failures = property(lambda self: sum(self.errors.values()))
+    parse_failures = property(lambda self: self.errors.get("unparseable", 0))
+    request_failures = property(lambda self: self.failures - self.parse_failures)
+    scored = property(lambda self: self.items - self.failures)
+
+    def as_dict(self) -> dict[str, Any]:
+        names = ("scored", "parse_failures", "request_failures", "failures")
+        return {**asdict(self), **{name: getattr(self, name) for name in names}}
 
 
 def _shutdown(loop: asyncio.AbstractEventLoop, clients: dict[int, list[Any]]) -> None:
     """Close the openai clients on their loop, then stop it (without waiting: this may run in a finalizer)."""
 
     async def close() -> None:
-        await asyncio.gather(*(c.close() for c in next(iter(clients.values()), [])), return_exceptions=True)
+        await asyncio.gather(*(c.close() for c in clients.get(0, [])), return_exceptions=True)
         loop.stop()
 
     if not loop.is_closed():
         asyncio.run_coroutine_threadsafe(close(), loop)
-
-
-def _failure(exc: BaseException) -> tuple[str, str]:
-    """The kind of a failed request (`timeout`, `connection`, `too_large`, `http_503`, `bad_response`) and a
-    description."""
-    import openai
-
-    chain = [exc]
-    while chain[-1].__cause__ is not None and len(chain) < 8:
-        chain.append(chain[-1].__cause__)
-    kind = f"http_{exc.status_code}" if isinstance(exc, openai.APIStatusError) else "bad_response"
-    if any(isinstance(e, ResponseTooLargeError) for e in chain):
-        kind = "too_large"
-    elif any(isinstance(e, OSError) and not isinstance(e, TimeoutError) for e in chain) or isinstance(exc, openai.APIConnectionError) and not isinstance(exc, openai.APITimeoutError):  # fmt: skip
-        kind = "connection"  # refused, reset, DNS (aiohttp's transport reports a refused connection as a timeout)
-    elif isinstance(exc, (openai.APITimeoutError, TimeoutError)):
-        kind = "timeout"
-    # openai's "Connection error." says little: its cause (refused, reset, DNS...) says what happened.
-    return kind, repr(exc) + (f" from {exc.__cause__!r}" if exc.__cause__ is not None else "")
-
-
-@dataclass
-class JudgeStats:
-    """Counters of a [`ThinkingRewardClient`]: `items == scored + parse_failures + request_failures`; `errors` counts
-    NaN items by cause (`"unparseable"`, `"timeout"`, `"http_503"`, `"deadline"`...)."""
-
-    items: int = 0
-    scored: int = 0
-    parse_failures: int = 0
-    request_failures: int = 0
-    errors: dict[str, int] = field(default_factory=dict)
-    calls: int = 0
-    seconds: float = 0.0
-    failures = property(lambda self: self.parse_failures + self.request_failures)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "failures": self.failures}
 
 
 class ThinkingRewardClient:
@@ -161,28 +144,25 @@ class ThinkingRewardClient:
     Client for the thinking reward model (SophiaVL-R1's judge) behind an OpenAI-compatible server such as vLLM.
 
     Each item is one `chat.completions.create` request ([`~sophiavl_trl.judge.build_judge_messages`], temperature 0),
-    at most `max_concurrency` in flight, round-robin over the replicas; a failed request fails over to the other
-    replicas. An item that fails everywhere, or whose answer holds no verdict in [0, 1], gets NaN (counted in
-    `stats`), never 0, and never raises. The requests run on the client's own event loop, in a daemon thread:
-    `score()` works from any thread, inside a running loop too, and `await ascore()` from any loop. The API key never
-    shows in `repr`, `to_dict()`, `stats`, logs, errors or pickles.
+    at most `max_concurrency` in flight, round-robin over the replicas, failing over to the others. An item that fails
+    everywhere, or whose answer holds no verdict in [0, 1], gets NaN (counted in `stats`), never 0. The requests run
+    on the client's own event loop in a daemon thread: `score()` works from any thread, inside a running loop too, and
+    `await ascore()` from any loop. The API key never shows in `repr`, `to_dict()`, `stats`, logs, errors or pickles.
 
     Args:
-        base_url (`str` or `list[str]`, *optional*): server URL(s), a list or comma-separated string for replicas.
-            Defaults to `OPENAI_API_URL`, else `"http://127.0.0.1:8000/v1"`. No `user:password@`: use `api_key`.
-        model (`str`, *optional*): served model name. Defaults to `REWARD_MODEL`, else `"thinking-reward-model"`.
-        max_concurrency (`int`, defaults to `64`): requests in flight.
-        timeout (`float`, defaults to `60.0`) and max_retries (`int`, defaults to `3`): openai's, per request and
-            replica.
-        api_key (`str`, *optional*): vLLM's `--api-key`. Defaults to `OPENAI_API_KEY` (see [`api_key_from_env`]).
-        constrained_decoding (`bool`, defaults to `False`): send vLLM's `structured_outputs={"choice": SCORE_CHOICES}`:
-            the answer is then the score alone, so nothing the judge quotes can become the score.
-        template (`str`, *optional*): evaluator prompt with `{question}` and `{reasoning}`; defaults to the card's.
-        max_image_pixels (`int` or `None`, defaults to `4194304`): larger images are downscaled before sending.
-        deadline (`float`, defaults to `600.0`): seconds a `score()` call may take; items still unscored get NaN
-            (counted as `"deadline"`). It also cuts a server that answers one byte at a time.
-        http_transport (`str`, *optional*): `"aiohttp"` (the default when openai's `aiohttp` extra is installed) or
-            `"httpx"`. Either way, a response body is read up to `MAX_RESPONSE_BYTES` once decoded, no further.
+        base_url: server URL(s), a list or comma-separated string for replicas; defaults to `OPENAI_API_URL`, else
+            `"http://127.0.0.1:8000/v1"`. No `user:password@`: use `api_key`.
+        model: the served model name; defaults to `REWARD_MODEL`, else `"thinking-reward-model"`.
+        max_concurrency, timeout, max_retries: requests in flight; openai's timeout and retries, per request and replica.
+        api_key: vLLM's `--api-key`; defaults to `OPENAI_API_KEY` (see [`api_key_from_env`]).
+        constrained_decoding: send vLLM's `structured_outputs={"choice": SCORE_CHOICES}`: the answer is then the score
+            alone, so nothing the judge quotes can become the score.
+        template: evaluator prompt with `{question}` and `{reasoning}`; defaults to the model card's.
+        max_image_pixels: larger images are downscaled before sending.
+        deadline: seconds a `score()` call may take; items still unscored get NaN (counted as `"deadline"`), also
+            against a server that answers one byte at a time.
+        http_transport: `"aiohttp"` (the default when openai's `aiohttp` extra is installed) or `"httpx"`. Either way,
+            a response body is read up to `MAX_RESPONSE_BYTES` once decoded, no further.
     """
 
     def __init__(
@@ -195,53 +175,53 @@ class ThinkingRewardClient:
         api_key: str | None = None,
         constrained_decoding: bool = False,
         template: str | None = None,
-        max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
+        max_image_pixels: int | None = prompt.DEFAULT_MAX_IMAGE_PIXELS,
         deadline: float = 600.0,
         http_transport: str | None = None,
     ) -> None:
         base_url = base_url or os.environ.get("OPENAI_API_URL") or "http://127.0.0.1:8000/v1"
-        self.base_urls = [normalize_base_url(url) for url in (base_url.split(",") if isinstance(base_url, str) else base_url)]  # fmt: skip
+        self.base_urls = [
+            normalize_base_url(u) for u in (base_url.split(",") if isinstance(base_url, str) else base_url)
+        ]
         if max_concurrency < 1 or not timeout > 0 or max_retries < 0 or not deadline > 0:
             raise ValueError("Need max_concurrency >= 1, timeout > 0, max_retries >= 0, deadline > 0; got "
                              f"{max_concurrency, timeout, max_retries, deadline}.")  # fmt: skip
         if template is not None:
-            validate_template(template)
+            prompt.validate_template(template)
         self.model: str = model or os.environ.get("REWARD_MODEL") or "thinking-reward-model"
         self.max_concurrency, self.timeout, self.max_retries = max_concurrency, float(timeout), max_retries
-        self.constrained_decoding, self.template, self.max_image_pixels = constrained_decoding, template, max_image_pixels  # fmt: skip
-        self.deadline, self.http_transport = float(deadline), http_transport
+        self.constrained_decoding, self.template = constrained_decoding, template
+        self.max_image_pixels, self.deadline, self.http_transport = max_image_pixels, float(deadline), http_transport
         self._api_key = api_key if api_key is not None else api_key_from_env()
-        self._stats, self._lock, self._rr = JudgeStats(), threading.Lock(), 0
-        self._thread: threading.Thread | None = None
-        self._clients: dict[int, list[Any]] = {}  # max_retries -> one openai client per replica, on the loop
+        self._stats, self._lock, self._rr, self._thread = JudgeStats(), threading.Lock(), 0, None
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration, without the API key (what pickling keeps)."""
         names = "model max_concurrency timeout max_retries constrained_decoding template max_image_pixels deadline"
         return {"base_url": list(self.base_urls), **{k: getattr(self, k) for k in names.split() + ["http_transport"]}}
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(base_url={self.base_urls!r}, model={self.model!r}, timeout={self.timeout})"
-
     __getstate__ = to_dict
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(**state)  # an unpickled client reads OPENAI_API_KEY again
 
-    def _redact(self, text: str) -> str:
-        return text.replace(self._api_key, "***") if self._api_key else text
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_urls!r}, model={self.model!r}, timeout={self.timeout})"
+
+    def _redact(self, text: str, limit: int) -> str:
+        return (text.replace(self._api_key, "***") if self._api_key else text)[:limit]
 
     @property
     def stats(self) -> JudgeStats:
         """A snapshot of the counters (see [`JudgeStats`])."""
         with self._lock:
-            return copy.deepcopy(self._stats)
+            return replace(self._stats, errors=dict(self._stats.errors))
 
-    def _submit(self, coro: Any) -> Any:
+    def _run(self, coro: Any) -> Any:
         """Run `coro` on the client's event loop; a `concurrent.futures.Future` of its result."""
         with self._lock:
             if self._thread is None or not self._thread.is_alive():  # first use, or a forked child (no thread)
-                self._loop, self._clients = asyncio.new_event_loop(), {}
+                self._loop, self._clients = asyncio.new_event_loop(), {}  # max_retries -> openai client per replica
                 self._semaphore = asyncio.Semaphore(self.max_concurrency)  # shared by concurrent calls
                 self._thread = threading.Thread(target=self._loop.run_forever, name="judge-client", daemon=True)
                 self._thread.start()
@@ -250,12 +230,19 @@ class ThinkingRewardClient:
         return asyncio.run_coroutine_threadsafe(coro, self._loop)
 
     def _replicas(self, retries: int) -> list[Any]:
-        if not self._clients:  # built on the client's loop, which alone uses them
+        """The openai clients, one per replica, with `retries` (0 or `max_retries`); built on the client's loop."""
+        if not self._clients:
             import openai
 
+            # openai's aiohttp transport is the faster (benchmarks/bench_judge.py); without the extra, it says so.
+            transport = self.http_transport or ("aiohttp" if importlib.util.find_spec("aiohttp") else "httpx")
+            http = openai.DefaultAsyncHttpxClient if transport == "httpx" else openai.DefaultAioHttpClient
             options = {"api_key": self._api_key or "EMPTY", "timeout": self.timeout, "max_retries": self.max_retries}
-            http = [_http_client(self.http_transport, self.timeout) for _ in self.base_urls]
-            clients = [openai.AsyncOpenAI(base_url=u, http_client=h, **options) for u, h in zip(self.base_urls, http)]
+            hooks = {"response": [_read_capped]}
+            clients = [
+                openai.AsyncOpenAI(base_url=url, http_client=http(timeout=self.timeout, event_hooks=hooks), **options)
+                for url in self.base_urls
+            ]
             self._clients.update({self.max_retries: clients, 0: [c.with_options(max_retries=0) for c in clients]})
         return self._clients[retries]
 
@@ -268,7 +255,7 @@ class ThinkingRewardClient:
 
     def build_messages(self, question: str, reasoning: str, image: Any = None) -> list[dict[str, Any]]:
         """The chat messages sent for one item (see [`~sophiavl_trl.judge.build_judge_messages`])."""
-        return build_judge_messages(question, reasoning, image, self.template, max_pixels=self.max_image_pixels)
+        return prompt.build_judge_messages(question, reasoning, image, self.template, max_pixels=self.max_image_pixels)
 
     def score(
         self, questions: Sequence[str], reasonings: Sequence[str], images: Sequence | None = None
@@ -276,11 +263,11 @@ class ThinkingRewardClient:
         """Score reasonings: one score in [0, 1] per item, NaN where none was obtained, within `deadline` seconds.
         `images` holds one image (PIL image, path, bytes) or `None` per item. Raises `ValueError`, `OSError` or
         `TypeError` on bad inputs only."""
-        return self._submit(self._ascore(questions, reasonings, images)).result()
+        return self._run(self._ascore(questions, reasonings, images)).result()
 
     async def ascore(self, questions: Sequence[str], reasonings: Sequence[str], images: Sequence | None = None) -> list[float]:  # fmt: skip
         """[`~ThinkingRewardClient.score`], awaitable from any event loop."""
-        return await asyncio.wrap_future(self._submit(self._ascore(questions, reasonings, images)))
+        return await asyncio.wrap_future(self._run(self._ascore(questions, reasonings, images)))
 
     async def _ascore(self, questions: Sequence[str], reasonings: Sequence[str], images: Any) -> list[float]:
         n = len(questions)
@@ -290,10 +277,10 @@ class ThinkingRewardClient:
             raise ValueError(f"Got {n} questions, {len(reasonings)} reasonings and "
                              f"{'no' if images is None else len(images)} images: pass one of each per item.")  # fmt: skip
         keys = [None if image is None else image_key(image) for image in images or [None] * n]
-        urls: dict[Any, str] = {}
-        for key, image in zip(keys, images or ()):
-            if key is not None and key not in urls:
-                urls[key] = encode_image_data_url(image, max_pixels=self.max_image_pixels)
+        unique = {key: image for key, image in zip(keys, images or ()) if key is not None}  # each encoded once
+        urls = {
+            key: prompt.encode_image_data_url(img, max_pixels=self.max_image_pixels) for key, img in unique.items()
+        }
         messages = [self.build_messages(q, r, urls.get(key)) for q, r, key in zip(questions, reasonings, keys)]
         if not messages:
             return []
@@ -306,20 +293,19 @@ class ThinkingRewardClient:
         results = [task.result() if task.done() and not task.cancelled() else (math.nan, "deadline") for task in tasks]
         errors = Counter(kind for _, kind in results if kind != "ok")
         with self._lock:
-            stats, failed = self._stats, sum(errors.values())
-            stats.calls, stats.seconds, stats.items = stats.calls + 1, stats.seconds + time.monotonic() - start, stats.items + n  # fmt: skip
-            stats.scored += n - failed
-            stats.parse_failures += errors["unparseable"]
-            stats.request_failures += failed - errors["unparseable"]
-            stats.errors = dict(Counter(stats.errors) + errors)
+            self._stats.calls, self._stats.items = self._stats.calls + 1, self._stats.items + n
+            self._stats.seconds += time.monotonic() - start
+            self._stats.errors = dict(Counter(self._stats.errors) + errors)
         if errors:
-            why = ", ".join(f"{c} {k}" + (f" (last: {last_error[k]})" if k in last_error else "") for k, c in errors.items())  # fmt: skip
-            logger.warning("Thinking judge: %d of %d items got no score (NaN): %s.", failed, n, why)
+            why = ", ".join(
+                f"{c} {k}" + (f" (last: {last_error[k]})" if k in last_error else "") for k, c in errors.items()
+            )
+            logger.warning("Thinking judge: %d of %d items got no score (NaN): %s.", errors.total(), n, why)
         return [score for score, _ in results]
 
     async def _score_one(self, messages: list, first: int, last_error: dict[str, str]) -> tuple[float, str]:
         n, kind = len(self.base_urls), "bad_response"
-        extra = {"structured_outputs": {"choice": SCORE_CHOICES}} if self.constrained_decoding else None
+        extra = {"structured_outputs": {"choice": prompt.SCORE_CHOICES}} if self.constrained_decoding else None
         # With several replicas, one quick pass (a dead or failing replica hands over at once), then one with retries.
         async with self._semaphore:
             for retries in [0, self.max_retries] if n > 1 and self.max_retries else [self.max_retries]:
@@ -331,24 +317,23 @@ class ThinkingRewardClient:
                         text = response.choices[0].message.content
                     except Exception as exc:  # whatever the server or the network does is a failed request
                         kind, description = _failure(exc)
-                        last_error[kind] = self._redact(f"{self.base_urls[index]}: {description}")[:300]
+                        last_error[kind] = self._redact(f"{self.base_urls[index]}: {description}", 300)
                         continue
-                    score = parse_score(text if isinstance(text, str) else None)
+                    score = prompt.parse_score(text if isinstance(text, str) else None)
                     return score, "unparseable" if math.isnan(score) else "ok"
         return math.nan, kind
 
     def check_server(self, wait_seconds: float = 0.0) -> list[str]:
         """The replicas that answer and list the model (`GET /v1/models`), polling every second for up to
         `wait_seconds` until one does; raises `JudgeUnavailableError`, saying what is wrong with each, if none does."""
-        end, problems = time.monotonic() + wait_seconds, self._submit(self._check()).result()
-        while all(problems) and time.monotonic() + 1.0 < end:
+        end = time.monotonic() + wait_seconds
+        while all(problems := self._run(self._check()).result()) and time.monotonic() + 1.0 < end:
             time.sleep(1.0)
-            problems = self._submit(self._check()).result()
         healthy = [url for url, problem in zip(self.base_urls, problems) if problem is None]
         lines = "\n".join(f"  - {url}: {problem}" for url, problem in zip(self.base_urls, problems) if problem)
+        if healthy and lines:
+            logger.warning("Judge replicas left unchecked, requests will still try them:\n%s", lines)
         if healthy:
-            if lines:
-                logger.warning("Judge replicas left unchecked, requests will still try them:\n%s", lines)
             return healthy
         raise JudgeUnavailableError(
             f"The thinking reward model {self.model!r} is not available from any judge server:\n{lines}\nStart it with "
@@ -357,17 +342,15 @@ class ThinkingRewardClient:
         )
 
     async def _check(self) -> list[str | None]:
-        seconds = min(self.timeout, 10.0)
-
-        async def one(client: Any) -> str | None:
+        async def problem(client: Any, seconds: float = min(self.timeout, 10.0)) -> str | None:
             try:
                 page = await asyncio.wait_for(client.models.list(timeout=seconds), seconds + 1)
             except Exception as exc:
                 kind, description = _failure(exc)
                 hint = " (check OPENAI_API_KEY / api_key)" if kind in ("http_401", "http_403") else ""
                 what = "unreachable" if kind in ("timeout", "connection") else f"GET /models failed ({kind}{hint})"
-                return self._redact(f"{what}: {description}")[:500]
+                return self._redact(f"{what}: {description}", 500)
             models = [m.id for m in page.data]
             return None if self.model in models else f"model {self.model!r} not listed; available models: {models}"
 
-        return list(await asyncio.gather(*(one(client) for client in self._replicas(0))))
+        return list(await asyncio.gather(*(problem(client) for client in self._replicas(0))))
