@@ -81,6 +81,12 @@ if [ "${JUDGE:-trained}" != rule ]; then
     f'[compare] the judge fails the gate: Spearman {r[\"spearman\"]:.3f} < 0.7 against the step rule; '
     'JUDGE=rule bash scripts/compare.sh runs the comparison with the rule itself (the upper bound)')" \
     "$run/judge_report.json"
+  echo "[compare]     probe: traces that misread an operand, an error the judge's records do not show (not the gate)"
+  "$PY" -m sophiavl_trl.cli judge-eval --records "$run/data/judge_probe.jsonl" --base-url "$judge_url" \
+    --model thinking-reward-model --constrained-decoding true --quiet true \
+    --predictions "$run/judge_probe_predictions.jsonl" > /dev/null
+  "$PY" "$QS"/report.py judge "$run/judge_probe_predictions.jsonl" | tee "$run/judge_probe_report.json" \
+    | sed 's/^/    /'
   judge_args=(--judge trained --judge_url "$judge_url")
   took
 fi

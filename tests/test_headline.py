@@ -66,8 +66,27 @@ def test_traces_follow_the_error_model():
     assert right / n > sound / n + 0.05 and lucky > 0
 
 
+def test_operand_misreads_are_unchained_steps():
+    # The probe's error: a step that misreads an operand is never chained-true, whatever its sum; its value chains on.
+    task, rng = ChainTask(), random.Random(1)
+    misread = 0
+    for _ in range(2000):
+        terms = rng.choice(task.questions())
+        reasoning, answer = task.trace(rng, terms, p_step=1.0, p_operand=0.5)  # every sum right: only misreads
+        steps = [tuple(map(int, re.fullmatch(r"(\d+)\+(\d+)=(\d+)", s).groups())) for s in reasoning.split(",")]
+        previous, bad = terms[0], 0
+        for (left, right, total), term in zip(steps, terms[1:], strict=True):
+            assert left + right == total and total >= 0
+            bad += (left, right) != (previous, term)
+            previous = total
+        assert step_label(chain_task.question(terms), reasoning) == pytest.approx(1 - bad / 3)
+        assert answer == steps[-1][2]
+        misread += bad
+    assert misread / 6000 == pytest.approx(0.5, abs=0.03)
+
+
 def test_write_task(tmp_path):
-    registry = chain_task.write_task(tmp_path, num_sft=200, num_judge=300)
+    registry = chain_task.write_task(tmp_path, num_sft=200, num_judge=300, num_probe=300)
     entries = json.loads(registry.read_text())
     assert set(entries) == {"chain", "chain_heldout", "chain_sft"}
     rows = {name: json.loads((tmp_path / f"{name}.json").read_text()) for name in entries}
@@ -81,6 +100,15 @@ def test_write_task(tmp_path):
     assert len(records) == 300
     assert {r["score"] for r in records} == {0.0, 0.3, 0.7, 1.0}  # 0, 1/3, 2/3, 1 on the judge's 0.1 grid
     assert all(r["score"] == round(step_label(r["question"], r["reasoning"]), 1) for r in records)
+    probe = [json.loads(line) for line in (tmp_path / "judge_probe.jsonl").read_text().splitlines()]
+    assert len(probe) == 300 and all(r["score"] == round(step_label(r["question"], r["reasoning"]), 1) for r in probe)
+
+    def misreads_a_term(record: dict) -> bool:
+        rights = [int(re.match(r"\d+\+(\d+)", step)[1]) for step in record["reasoning"].split(",")]
+        return rights != chain_task.terms_of(record["question"])[1:]
+
+    assert 0.2 < sum(map(misreads_a_term, probe)) / len(probe) < 0.8  # the probe shows what the records never do
+    assert not any(map(misreads_a_term, records))
 
     from sophiavl_trl.data import load_sophiavl_dataset
 

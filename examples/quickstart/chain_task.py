@@ -21,7 +21,9 @@ Design choices (the parameters of `ChainTask`):
 `write_task(out)` writes the registry `dataset_info.json` with entries `chain` (GRPO prompts: the 192 questions not held
 out), `chain_heldout` (64 questions never used as GRPO prompts) and `chain_sft` (cold-start rows over all 256
 questions, with a `completion` column), and judge records `judge_train.jsonl` / `judge_heldout.jsonl` (traces at
-per-step error rates 0.2, 0.5 and 0.8, scored by `step_label` on the judge's 0.1 grid). Command line:
+per-step error rates 0.2, 0.5 and 0.8, scored by `step_label` on the judge's 0.1 grid), and `judge_probe.jsonl`: traces
+that also misread an operand (`p_operand=0.3`), an error the judge's records do not show, to measure what the judge
+has not been taught (a diagnostic, not the gate). Command line:
 `python examples/quickstart/chain_task.py OUT [--model DIR]`.
 """
 
@@ -57,15 +59,24 @@ class ChainTask:
         random.Random(seed).shuffle(items)
         return items[num_heldout:], items[:num_heldout]
 
-    def trace(self, rng: random.Random, terms: tuple[int, ...], p_step: float | None = None) -> tuple[str, int]:
-        """A chained reasoning and its answer (the last value written): each step right with probability `p_step`."""
+    def trace(self, rng: random.Random, terms: tuple[int, ...], p_step: float | None = None,
+              p_operand: float = 0.0) -> tuple[str, int]:  # fmt: skip
+        """A chained reasoning and its answer (the last value written): each step's sum right with probability
+        `p_step`; with probability `p_operand` the step first misreads an operand (a term other than the question's,
+        or a left operand that is not the previous value), which makes it unchained whatever its sum."""
         p_step = self.p_step if p_step is None else p_step
         value, steps = terms[0], []
         for term in terms[1:]:
-            total = value + term
+            left, right = value, term
+            if p_operand and rng.random() < p_operand:  # no draw at 0: cold-start rows stay as they were
+                if rng.random() < 0.5:
+                    right = rng.choice([t for t in range(self.low, self.high + 1) if t != term])
+                else:
+                    left = rng.choice([value + o for o in self.offsets if value + o >= 0])
+            total = left + right
             if rng.random() >= p_step:
                 total += rng.choice([o for o in self.offsets if total + o >= 0])
-            steps.append(f"{value}+{term}={total}")
+            steps.append(f"{left}+{right}={total}")
             value = total
         return ",".join(steps), value
 
@@ -116,7 +127,8 @@ def grid(score: float) -> float:
 
 
 def write_task(out: str | Path, task: ChainTask = ChainTask(), *, num_sft: int = 8000, num_judge: int = 20000,
-               judge_p_steps: tuple[float, ...] = (0.2, 0.5, 0.8), num_heldout: int = 64, seed: int = 0) -> Path:  # fmt: skip
+               judge_p_steps: tuple[float, ...] = (0.2, 0.5, 0.8), num_probe: int = 1000, num_heldout: int = 64,
+               seed: int = 0) -> Path:  # fmt: skip
     """Write the registry, the GRPO / held-out / cold-start rows and the judge records to `out` (module docstring)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -138,14 +150,21 @@ def write_task(out: str | Path, task: ChainTask = ChainTask(), *, num_sft: int =
     entries = {name: {"file_path": f"{name}.json"} for name in ("chain", "chain_heldout", "chain_sft")}
     (out / "dataset_info.json").write_text(json.dumps(entries, indent=1))
 
-    records = []
-    for i in range(num_judge):
-        terms = rng.choice(task.questions())
-        reasoning, _ = task.trace(rng, terms, judge_p_steps[i % len(judge_p_steps)])
-        score = grid(step_label(question(terms), reasoning))
-        records.append({"question": question(terms), "reasoning": reasoning, "score": score})
-    cut = int(0.8 * len(records))
-    for name, part in (("judge_train", records[:cut]), ("judge_heldout", records[cut:])):
+    def records(rng: random.Random, n: int, p_operand: float = 0.0) -> list[dict]:
+        found = []
+        for i in range(n):
+            terms = rng.choice(task.questions())
+            reasoning, _ = task.trace(rng, terms, judge_p_steps[i % len(judge_p_steps)], p_operand)
+            found.append({"question": question(terms), "reasoning": reasoning,
+                          "score": grid(step_label(question(terms), reasoning))})  # fmt: skip
+        return found
+
+    judge = records(rng, num_judge)
+    cut = int(0.8 * len(judge))
+    # The probe: traces that also misread operands, an error the judge's records never show (its own random stream,
+    # so the other files do not depend on it).
+    probe = records(random.Random(seed + 1), num_probe, p_operand=0.3)
+    for name, part in (("judge_train", judge[:cut]), ("judge_heldout", judge[cut:]), ("judge_probe", probe)):
         (out / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in part))
     return out / "dataset_info.json"
 
