@@ -83,10 +83,9 @@ def check_images(
     """`Dataset.map` batch function: adds each missing (or, with `verify`, unreadable, or too thin for the pixel `bounds`)
     image of a row to its issues; `seen` caches the verdicts."""
     refs = list(dict.fromkeys((ref["path"], ref["bytes"]) for row in images for ref in row).keys() - seen.keys())
+    problem = partial(_image_problem, verify=verify, bounds=bounds)
     with ThreadPoolExecutor(min(16, 2 * (os.cpu_count() or 1))) as pool:  # decoding mostly releases the GIL
-        seen.update(
-            zip(refs, pool.map(partial(_image_problem, verify=verify, bounds=bounds), refs))
-        )  # rows often share images
+        seen.update(zip(refs, pool.map(problem, refs)))  # rows often share images
     verdicts = [[seen[(ref["path"], ref["bytes"])] for ref in row] for row in images]
     return {"issues": [old + [f"field 'path': {v}" for v in new if v] for old, new in zip(issues, verdicts)]}
 

@@ -30,9 +30,8 @@ def check_prompt_lengths(
     """
     limits = {"max_prompt_length": getattr(args, "max_prompt_length", None)}
     if getattr(args, "use_vllm", False) and getattr(args, "vllm_max_model_length", None):
-        limits["vllm_max_model_length - max_completion_length"] = (
-            args.vllm_max_model_length - args.max_completion_length
-        )
+        vllm_limit = args.vllm_max_model_length - args.max_completion_length
+        limits["vllm_max_model_length - max_completion_length"] = vllm_limit
     limits = sorted((value, name) for name, value in limits.items() if value is not None)
     if not limits:
         return dataset
@@ -46,24 +45,19 @@ def check_prompt_lengths(
     # only the prompts that might not fit are tokenized.
     extra = [tokens - len(refs) for tokens, refs in zip(vision, rows["images"], strict=True)]
     suspects = [i for i, text in enumerate(texts) if len(text.encode()) + extra[i] > limit]
-    ids = (
-        processing_class.tokenizer([texts[i] for i in suspects], add_special_tokens=False)["input_ids"]
-        if suspects
-        else []
-    )
-    over = {
-        i: len(tokens) + extra[i] for i, tokens in zip(suspects, ids, strict=True) if len(tokens) + extra[i] > limit
-    }
+    tokenize = partial(processing_class.tokenizer, add_special_tokens=False)
+    ids = tokenize([texts[i] for i in suspects])["input_ids"] if suspects else []
+    totals = {i: len(tokens) + extra[i] for i, tokens in zip(suspects, ids, strict=True)}
+    over = {i: total for i, total in totals.items() if total > limit}
     report = ValidationReport(len(dataset), invalid_rows=[(rows["source"][i], rows["row_index"][i]) for i in over])
     for (source, row), (i, total) in zip(report.invalid_rows, over.items(), strict=True):
         images = f", or lower max_pixels (its images take {vision[i]:,})" if vision[i] >= total - limit else ""
         report.issues.append(f"{source}, row {row}, field 'problem': the prompt is {total:,} tokens, over {name} = "
                              f"{limit:,}; shorten the question{images}")  # fmt: skip
+    if not report.issues:
+        return dataset
     keep = [i for i in range(len(dataset)) if i not in over]
-    if report.issues and (on_invalid == "error" or not keep):
+    if on_invalid == "error" or not keep:
         raise DatasetValidationError("Prompt length check failed.\n" + report.format(), report)
-    if report.issues:
-        logger.warning(
-            "Skipped prompts that are too long (on_invalid='skip'); %d kept.\n%s", len(keep), report.format()
-        )
-    return dataset.select(keep) if report.issues else dataset
+    logger.warning("Skipped prompts that are too long (on_invalid='skip'); %d kept.\n%s", len(keep), report.format())
+    return dataset.select(keep)

@@ -65,20 +65,11 @@ IMAGE_PLACEHOLDER = "<image>"
 
 def build_question(problem: str, problem_type: str, options: Sequence[Any] | None = None) -> str:
     r"""
-    Build the user text of one example: the question, its options, the reasoning instruction and the per-type
-    instruction, exactly as SophiaVL-R1's training code does.
-
-    For `"multiple choice"`, the options are joined with `"; "` and appended directly after the problem text (no
-    separator is inserted, as in the original: problems usually end with a space or a newline, or hold the options
-    already and come with an empty list).
-
-    Args:
-        problem (`str`):
-            The question text.
-        problem_type (`str`):
-            A key of `TYPE_TEMPLATE` (any spelling `normalize_problem_type` maps to one).
-        options (`Sequence`, *optional*):
-            The options of a multiple-choice question, such as `["A. 3", "B. 5"]`. Ignored for other types.
+    The user text of one example, exactly as SophiaVL-R1's training code builds it: the question, its options, the
+    reasoning instruction and the instruction of `problem_type` (a `TYPE_TEMPLATE` key, in any spelling
+    `normalize_problem_type` maps to one). The options of a `"multiple choice"` question (`["A. 3", "B. 5"]`, ignored
+    for other types) are joined with `"; "` and appended directly after the problem text (no separator is inserted, as
+    in the original: problems usually end with a space or a newline, or hold the options already and come with none).
 
     Example:
     ```python
@@ -89,11 +80,10 @@ def build_question(problem: str, problem_type: str, options: Sequence[Any] | Non
     ```
     """
     instruction = TYPE_TEMPLATE[template_type(problem_type)]
-    question = problem
     if normalize_problem_type(problem_type) == "multiple choice" and options:
-        question = problem + "; ".join(str(option) for option in options)
+        problem += "; ".join(str(option) for option in options)
     # str.format on the template only substitutes the template's own field: braces in the question are kept as is.
-    return QUESTION_TEMPLATE.format(Question=question) + instruction
+    return QUESTION_TEMPLATE.format(Question=problem) + instruction
 
 
 def build_prompt(
@@ -105,22 +95,11 @@ def build_prompt(
     system_prompt: str | None = SYSTEM_PROMPT,
 ) -> list[dict[str, Any]]:
     r"""
-    Build the conversational `prompt` of one example, in the format TRL's `GRPOTrainer` expects.
-
-    Image examples get a user message whose content is a list of parts: one `{"type": "image"}` placeholder per
-    image (TRL fills them from the `images` column) and one text part. The placeholders go where the question has
-    `<image>` markers, or else before the text. Text-only examples (`num_images=0`) get a plain string content.
-
-    Args:
-        problem, problem_type, options:
-            As in `build_question`.
-        num_images (`int`, *optional*, defaults to `1`):
-            Number of images of the example; `0` for a text-only example.
-        system_prompt (`str` or `None`, *optional*, defaults to `SYSTEM_PROMPT`):
-            System message; `None` or `""` for none.
-
-    Returns:
-        `list[dict[str, Any]]`: the messages.
+    The conversational `prompt` (messages) of one example, in the format TRL's `GRPOTrainer` expects: the
+    `system_prompt` (`None` or `""`: none), then the user text of `build_question`. With `num_images` > 0, the user
+    content is a list of parts: one `{"type": "image"}` per image (TRL fills them from the `images` column), where the
+    question has `<image>` markers or else before the text, and the text parts. Text-only examples (`num_images=0`) get
+    a plain string content.
 
     Example:
     ```python
@@ -134,29 +113,21 @@ def build_prompt(
     if num_images < 0:
         raise ValueError(f"num_images must be >= 0, got {num_images}.")
     question = build_question(problem, problem_type, options)
-    messages: list[dict[str, Any]] = []
-    if system_prompt:
-        messages.append({"role": "system", "content": system_prompt})
+    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
     if num_images == 0:
-        messages.append({"role": "user", "content": question})
-        return messages
-
-    content: list[dict[str, Any]] = []
+        return messages + [{"role": "user", "content": question}]
     num_markers = question.count(IMAGE_PLACEHOLDER)
-    if num_markers == 0:
-        content.extend({"type": "image"} for _ in range(num_images))
-        content.append({"type": "text", "text": question})
-    elif num_markers == num_images:
-        pieces = question.split(IMAGE_PLACEHOLDER)
-        for index, piece in enumerate(pieces):
-            if piece:
-                content.append({"type": "text", "text": piece})
-            if index < num_images:
-                content.append({"type": "image"})
-    else:
+    if num_markers not in (0, num_images):
         raise ValueError(
             f"The question has {num_markers} {IMAGE_PLACEHOLDER} placeholder(s) but the example has {num_images} "
             "image(s): they must match, or the question must have none."
         )
-    messages.append({"role": "user", "content": content})
-    return messages
+    if num_markers == 0:  # the images go before the text
+        question = IMAGE_PLACEHOLDER * num_images + question
+    content: list[dict[str, Any]] = []
+    for index, piece in enumerate(question.split(IMAGE_PLACEHOLDER)):
+        if index:
+            content.append({"type": "image"})
+        if piece:
+            content.append({"type": "text", "text": piece})
+    return messages + [{"role": "user", "content": content}]

@@ -389,12 +389,12 @@ def prepare_dataset(
     """
     from datasets import Image as ImageFeature
 
-    rules = _Rules(**options)
+    source = source or dataset.info.dataset_name or "dataset"
+    rules = _Rules(**options, columns=dict(columns or {}), base=image_base_path, source=source)
     dataset, features = dataset.with_format(None), dataset.features.copy()  # a deep copy
     images = [f for f in (getattr(f, "feature", f) for f in features.values()) if isinstance(f, ImageFeature)]
     for feature in images:  # `Image()` and `List(Image())` columns: validation reads paths and bytes, not pixels
         feature.decode = False
     dataset = dataset.cast(features) if images else dataset
-    source, report = source or dataset.info.dataset_name or "dataset", ValidationReport()
-    rules = replace(rules, columns=dict(columns or {}), base=image_base_path, source=source)
+    report = ValidationReport()
     return _finish([_canonical(dataset, rules, report)], report, rules, return_report)

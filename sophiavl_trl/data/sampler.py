@@ -9,13 +9,13 @@ from collections.abc import Iterator, Sequence, Sized
 from typing import Any
 
 import torch
-from torch.utils.data import Sampler
+from trl.trainer.utils import RepeatSampler
 
 
 logger = logging.getLogger(__name__)
 
 
-class ModalityGroupedRepeatSampler(Sampler[int]):
+class ModalityGroupedRepeatSampler(RepeatSampler):
     r"""
     TRL's `RepeatSampler` with every chunk of `batch_size` unique prompts drawn from a single modality.
 
@@ -25,21 +25,9 @@ class ModalityGroupedRepeatSampler(Sampler[int]):
     an epoch is completed with rows of its modality from the start of the epoch's order and emitted last (nothing is
     dropped; those rows are seen twice, and the count is logged). With one modality the output is `RepeatSampler`'s.
 
-    Args:
-        data_source (`Sized`):
-            Data set to sample from.
-        mini_repeat_count (`int`):
-            Number of times to repeat each index per chunk (GRPO's `num_generations`).
-        batch_size (`int`, *optional*, defaults to `1`):
-            Number of unique indices per chunk.
-        repeat_count (`int`, *optional*, defaults to `1`):
-            Number of times to repeat each chunk.
-        shuffle (`bool`, *optional*, defaults to `True`):
-            Whether to shuffle the data set.
-        seed (`int`, *optional*):
-            Random seed for reproducibility (only affects this sampler).
-        modalities (`Sequence[str]`):
-            One label per row of `data_source` (e.g. its `data_type` column, see `modality_labels`).
+    The arguments are `RepeatSampler`'s (`mini_repeat_count`: GRPO's `num_generations`; `batch_size`: unique indices
+    per chunk; `seed` only affects this sampler), and `modalities`: one label per row of `data_source` (e.g. its
+    `data_type` column, see `modality_labels`).
 
     Example:
     ```python
@@ -75,56 +63,33 @@ class ModalityGroupedRepeatSampler(Sampler[int]):
                 f"mini_repeat_count, batch_size and repeat_count must be >= 1, got {mini_repeat_count}, {batch_size}, "
                 f"{repeat_count}."
             )
-        self.data_source = data_source
-        self.mini_repeat_count = mini_repeat_count
-        self.batch_size = batch_size
-        self.repeat_count = repeat_count
-        self.num_samples = len(data_source)
-        self.shuffle = shuffle
-        self.seed = seed
+        super().__init__(data_source, mini_repeat_count, batch_size, repeat_count, shuffle, seed)
         self.modalities = list(modalities)
         self.modality_counts = Counter(self.modalities)
-
-        if shuffle:
-            self.generator = torch.Generator()  # a local generator, as in RepeatSampler
-            if seed is not None:
-                self.generator.manual_seed(seed)
-
-        padded = sum(-count % batch_size for count in self.modality_counts.values())
-        if padded:
+        if padded := sum(-count % batch_size for count in self.modality_counts.values()):
+            counts = ", ".join(f"{k!r}: {v} rows" for k, v in sorted(self.modality_counts.items(), key=str))
             logger.warning(
                 "ModalityGroupedRepeatSampler: %d of %d rows are drawn twice each epoch to complete the last chunk of "
                 "each modality (%s; %d unique prompts a chunk); no row is dropped.",
-                padded, self.num_samples, ", ".join(f"{k!r}: {v} rows" for k, v in sorted(self.modality_counts.items(),
-                key=str)), batch_size,
+                padded, self.num_samples, counts, batch_size,
             )  # fmt: skip
 
     def chunks(self) -> list[list[int]]:
-        r"""
-        Draw one epoch's chunks (advances the generator, like `__iter__`).
-
-        Returns:
-            `list[list[int]]`: the chunks of unique indices, in order, each of one modality.
-        """
+        r"""One epoch's chunks of unique indices, each of one modality (advances the generator, as `__iter__` does)."""
         if self.shuffle:
             indexes = torch.randperm(self.num_samples, generator=self.generator).tolist()
         else:
             indexes = list(range(self.num_samples))
-
-        buffers: dict[Any, list[int]] = {}
         orders: dict[Any, list[int]] = {}  # this epoch's rows of each modality, in order
         chunks = []
         for index in indexes:
-            orders.setdefault(self.modalities[index], []).append(index)
-            buffer = buffers.setdefault(self.modalities[index], [])
-            buffer.append(index)
-            if len(buffer) == self.batch_size:
-                chunks.append(buffer)
-                buffers[self.modalities[index]] = []
-        for label, buffer in buffers.items():  # complete the leftovers from the start of the epoch: nothing dropped
-            if buffer:
-                order = orders[label]
-                chunks.append(buffer + [order[i % len(order)] for i in range(self.batch_size - len(buffer))])
+            order = orders.setdefault(self.modalities[index], [])
+            order.append(index)
+            if len(order) % self.batch_size == 0:
+                chunks.append(order[-self.batch_size :])
+        for order in orders.values():  # complete the leftovers from the start of the epoch: nothing dropped
+            if left := len(order) % self.batch_size:
+                chunks.append(order[-left:] + [order[i % len(order)] for i in range(self.batch_size - left)])
         return chunks
 
     def __iter__(self) -> Iterator[int]:
@@ -155,9 +120,8 @@ def group_stream_by_modality(dataset: Any, batch_size: int, column: str = "data_
             buffer = buffers.setdefault(row.get(column) or "image", [])
             buffer.append(row)
             if len(buffer) == batch_size:
-                for full in buffer:
-                    for key in out:
-                        out[key].append(full[key])
+                for key in out:
+                    out[key] += [full[key] for full in buffer]
                 buffer.clear()
         return out
 
@@ -167,18 +131,8 @@ def group_stream_by_modality(dataset: Any, batch_size: int, column: str = "data_
 def modality_labels(dataset: Any, column: str = "data_type") -> list[str] | None:
     r"""
     The per-row modality labels of a data set, for `ModalityGroupedRepeatSampler`.
-
-    Reads the column without decoding any image (the data set's transform is bypassed).
-
-    Args:
-        dataset (`Any`):
-            Usually a `datasets.Dataset`.
-        column (`str`, *optional*, defaults to `"data_type"`):
-            The column holding the labels.
-
-    Returns:
-        `list[str]` or `None`: the labels (missing values become `"image"`, the original's default), or `None`
-        when `dataset` is not a `datasets.Dataset` with that column.
+    Reads the `column` without decoding any image (the data set's transform is bypassed). Missing values become
+    `"image"` (the original's default); `None` when `dataset` is not a `datasets.Dataset` with that column.
 
     Example:
     ```python
@@ -189,10 +143,8 @@ def modality_labels(dataset: Any, column: str = "data_type") -> list[str] | None
 
     ```
     """
-    try:
-        from datasets import Dataset
-    except ImportError:
-        return None
+    from datasets import Dataset
+
     if not isinstance(dataset, Dataset) or column not in dataset.column_names:
         return None
     values = dataset.with_format(None).select_columns([column]).to_dict()[column]

@@ -13,6 +13,7 @@ import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from sophiavl_trl.scripts import CLIError, parse_args
@@ -54,32 +55,23 @@ def find_entries(root: Path) -> dict[str, Path]:
     if not root.is_dir():
         raise CLIError(f"download folder not found: {root} (get it with `{DOWNLOAD} {root}`)")
     if not (root / "json").is_dir():
-        hint = (
-            f"give the folder above it, {root.parent}"
-            if any(p.suffix in SUFFIXES for p in root.iterdir())
-            else f"is it a download of SophiaVL-R1-130k? (`{DOWNLOAD} {root}`)"
-        )
-        raise CLIError(f"no json/ folder in {root}: {hint}")
+        if any(p.suffix in SUFFIXES for p in root.iterdir()):
+            raise CLIError(f"no json/ folder in {root}: give the folder above it, {root.parent}")
+        raise CLIError(f"no json/ folder in {root}: is it a download of SophiaVL-R1-130k? (`{DOWNLOAD} {root}`)")
     files = sorted(p.relative_to(root / "json") for p in (root / "json").rglob("*") if p.suffix in SUFFIXES)
     if not files:
         raise CLIError(f"no .json, .jsonl or .parquet files in {root / 'json'}: is the download complete?")
-    names = Counter(map(subset_name, files))
-    return {
-        (n if names[n] == 1 else f.with_suffix("").as_posix()): root / "json" / f
-        for f, n in zip(files, map(subset_name, files), strict=True)
-    }
+    names = [subset_name(file) for file in files]
+    shared = {name for name, count in Counter(names).items() if count > 1}  # such files keep their own names
+    return {(f.with_suffix("").as_posix() if n in shared else n): root / "json" / f for f, n in zip(files, names)}
 
 
 def write_registry(root: Path, entries: dict[str, Path], output: Path) -> None:
     r"""Write the registry: paths relative to its folder when it sits in the download, absolute otherwise."""
     folder = output.resolve().parent
-    inside = folder.is_relative_to(root.resolve())
-
-    def where(path: Path) -> str:
-        return os.path.relpath(path.resolve(), folder) if inside else str(path.resolve())
-
+    where = partial(os.path.relpath, start=folder) if folder.is_relative_to(root.resolve()) else str
     registry = {
-        name: {"file_path": where(path), "image_base_path": where(root), "columns": COLUMNS}
+        name: {"file_path": where(path.resolve()), "image_base_path": where(root.resolve()), "columns": COLUMNS}
         for name, path in [*entries.items(), (ALL, root / "json")]
     }
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -132,12 +124,9 @@ def main(argv: list[str]) -> int:
     logging.getLogger("sophiavl_trl.data.registry").setLevel(logging.ERROR)  # skipped rows: counted in the table
     stats = {name: summarize(name, registry, args.verify_images) for name in entries}
     header = ("subset", "rows", "problem types", "image/text", "missing images", "other invalid")
-    lines = [header] + [
-        (n, s["rows"], s["types"], s["modality"], s["missing"], s["invalid"]) for n, s in stats.items()
-    ]
-    lines.append(
-        ("total", sum(s["rows"] for s in stats.values()), "", "", sum(s["missing"] for s in stats.values()), "")
-    )
+    rows = [(n, s["rows"], s["types"], s["modality"], s["missing"], s["invalid"]) for n, s in stats.items()]
+    total = ("total", sum(s["rows"] for s in stats.values()), "", "", sum(s["missing"] for s in stats.values()), "")
+    lines = [header, *rows, total]
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
     print(f"wrote {output}: {', '.join([*entries, ALL])} ({ALL}: every file of {root / 'json'})")
     for line in lines:
