@@ -114,10 +114,9 @@ class ImageTransform:
         self.min_pixels, self.max_pixels = min_pixels, max_pixels
 
     def resize(self, image: Any) -> Any:
-        r"""A PIL image as RGB, resized within the pixel bounds."""
+        r"""A PIL image as RGB, resized within the pixel bounds (factor 28: 14-pixel patches, merged 2 x 2)."""
         from qwen_vl_utils import fetch_image
 
-        # image_patch_size 14 -> factor 28 (patch 14 x spatial merge 2), as Qwen2.5-VL's processor expects.
         spec = {"image": image, "min_pixels": self.min_pixels, "max_pixels": self.max_pixels}
         return fetch_image(spec, image_patch_size=14)
 

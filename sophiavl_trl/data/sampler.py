@@ -95,9 +95,7 @@ class ModalityGroupedRepeatSampler(RepeatSampler):
     def __iter__(self) -> Iterator[int]:
         for chunk in self.chunks():
             for _ in range(self.repeat_count):
-                for index in chunk:
-                    for _ in range(self.mini_repeat_count):
-                        yield index
+                yield from (index for index in chunk for _ in range(self.mini_repeat_count))
 
     def __len__(self) -> int:
         chunks = sum(-(-count // self.batch_size) for count in self.modality_counts.values())

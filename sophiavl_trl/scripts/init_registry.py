@@ -1,9 +1,7 @@
 # Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
-r"""`sophiavl-trl init-registry DOWNLOAD_DIR [-o dataset_info.json] [--overwrite] [--verify_images]`: write the
-`dataset_info.json` registry of a local copy of SophiaVL-R1-130k (`huggingface-cli download bunny127/SophiaVL-R1-130k
---repo-type dataset --local-dir DOWNLOAD_DIR`, zips unzipped in place; docs/dataset.md): one entry per data file of
-`json/` (Chart, General, Knowledge, Math, OCR) and `SophiaVL-R1-130k` for all of them, then load every entry back with
-`load_sophiavl_dataset` and print rows, problem types, image/text rows and rows whose images are missing."""
+r"""`sophiavl-trl init-registry DOWNLOAD_DIR [-o dataset_info.json] [--overwrite] [--verify_images]`: the registry of a
+local copy of SophiaVL-R1-130k (`DOWNLOAD` below, zips unzipped in place), one entry per data file of `json/` and
+`SophiaVL-R1-130k` for all of them, each loaded back and summarized (docs/dataset.md)."""
 
 from __future__ import annotations
 
