@@ -162,22 +162,12 @@ class SophiaVLScriptArguments(ScriptArguments):
             What the judge reads: the `<think>` content, or the whole `completion` (as the released code does).
         forbid_vision_tokens (`bool`, *optional*, defaults to `True`):
             Never sample Qwen's vision special tokens in completions (a stray `<|image_pad|>` breaks training).
-        judge_base_url (`list[str]`, *optional*):
-            OpenAI-compatible base URL(s) of the thinking reward model, e.g. `http://127.0.0.1:8000/v1`; several
-            replicas may be given (a list, or comma-separated). Default: `OPENAI_API_URL` from the environment.
-        judge_model (`str`, *optional*):
-            Served model name. Default: `REWARD_MODEL` from the environment, else `"thinking-reward-model"`.
+        judge_base_url, judge_model, judge_timeout, judge_max_retries, judge_max_concurrency, judge_constrained_decoding:
+            The [`~sophiavl_trl.rewards.ThinkingRewardClient`] arguments of those names without `judge_`, with the same
+            defaults (`judge_base_url`: one URL, or several replicas as a list or comma-separated).
         judge_api_key_env (`str`, *optional*):
             Name of the environment variable holding the API key; it must be set and non-empty. Unset: `OPENAI_API_KEY`
             if set, else no key. The key itself is never stored.
-        judge_timeout (`float`, *optional*, defaults to `60.0`):
-            Seconds per request attempt.
-        judge_max_retries (`int`, *optional*, defaults to `3`):
-            Retries after a connection error, timeout, 429 or 5xx.
-        judge_max_concurrency (`int`, *optional*, defaults to `64`):
-            Requests in flight per process.
-        judge_constrained_decoding (`bool`, *optional*, defaults to `False`):
-            Ask a vLLM judge to answer with one of "0", "0.1", ..., "1.0" (structured outputs): every answer parses.
         allow_resume_with_changed_reward (`bool`, *optional*, defaults to `False`):
             Resume a checkpoint trained with other reward settings (`trust_mode`, `num_generations`, ...), logged.
     """
@@ -193,8 +183,7 @@ class SophiaVLScriptArguments(ScriptArguments):
         default="error", metadata={"help": "Invalid rows: 'error' (stop and list them) or 'skip' (drop and report)."}
     )
     reward_funcs: list[str] = field(
-        default_factory=lambda: ["accuracy"],
-        metadata={"help": "Outcome reward names (accuracy, format) or dotted paths."},
+        default_factory=lambda: ["accuracy"], metadata={"help": "Outcome rewards (accuracy, format) or dotted paths."}
     )
     use_thinking_reward: bool = field(default=True, metadata={"help": "Score the thinking with the judge."})
     judge_reasoning_source: Literal["think", "completion"] = field(
@@ -202,16 +191,13 @@ class SophiaVLScriptArguments(ScriptArguments):
     )
     forbid_vision_tokens: bool = field(default=True, metadata={"help": "Never sample Qwen's vision special tokens."})
     judge_base_url: list[str] | None = field(
-        default=None,
-        metadata={"help": "OpenAI-compatible base URL(s) of the thinking judge. Default: $OPENAI_API_URL."},
+        default=None, metadata={"help": "OpenAI-compatible base URL(s) of the judge. Default: $OPENAI_API_URL."}
     )
     judge_model: str | None = field(
-        default=None,
-        metadata={"help": "Served judge model name. Default: $REWARD_MODEL, else 'thinking-reward-model'."},
+        default=None, metadata={"help": "Served judge model. Default: $REWARD_MODEL, else 'thinking-reward-model'."}
     )
     judge_api_key_env: str | None = field(
-        default=None,
-        metadata={"help": "Environment variable holding the judge API key (never stored). Default: $OPENAI_API_KEY."},
+        default=None, metadata={"help": "Variable holding the judge API key (not stored). Default: $OPENAI_API_KEY."}
     )
     judge_timeout: float = field(default=60.0, metadata={"help": "Seconds per judge request attempt."})
     judge_max_retries: int = field(default=3, metadata={"help": "Retries on connection errors, timeouts, 429, 5xx."})

@@ -55,27 +55,22 @@ def set_pixel_bounds(processor: Any, min_pixels: int | None, max_pixels: int | N
     processor.image_processor.size = {"shortest_edge": low, "longest_edge": high}
 
 
-FLASH_ATTN_FIX = (
-    'pip install flash-attn --no-build-isolation (after torch, on the CUDA machine; README, "Install (GPU)"), or set '
-    "`attn_implementation: sdpa` (PyTorch's attention: no extra package, more memory on padded batches)"
-)
-
-
 def check_attn_implementation(attn_implementation: str | None, where: str = "attn_implementation") -> None:
-    """Raise before any model loads when `attn_implementation` is `flash_attention_2` and flash-attn cannot run here,
-    naming the fix (the training scripts call it with the recipe's value).
+    """Raise before any model loads when `attn_implementation` is `flash_attention_2` and flash-attn cannot run here.
 
     A failure, not a fallback to sdpa: the GPU recipes are sized (batch, `vllm_gpu_memory_utilization`) with
     flash-attn's padding-free memory use, and a run that switched kernels quietly could run out of memory hours later.
     """
-    if attn_implementation != "flash_attention_2":
-        return
     from transformers.utils import is_flash_attn_2_available
 
-    if is_flash_attn_2_available():
+    if attn_implementation != "flash_attention_2" or is_flash_attn_2_available():
         return
     if importlib.util.find_spec("flash_attn") is None:
         reason = "the flash-attn package is not installed"
     else:
         reason = "flash-attn is installed but cannot run here (it needs a CUDA GPU and flash-attn >= 2.3.3)"
-    raise RuntimeError(f"{where}: flash_attention_2 is requested, but {reason}. Fix: {FLASH_ATTN_FIX}.")
+    raise RuntimeError(
+        f"{where}: flash_attention_2 is requested, but {reason}. Fix: pip install flash-attn --no-build-isolation "
+        '(after torch, on the CUDA machine; README, "Install (GPU)"), or set `attn_implementation: sdpa` (PyTorch\'s '
+        "attention: no extra package, more memory on padded batches)."
+    )

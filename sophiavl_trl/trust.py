@@ -55,10 +55,8 @@ def anneal_scale(step: int, *, alpha: float, anneal_steps: float) -> float:
 
 
 def uniform_groups(outcome: torch.Tensor, skip_uniform: tuple[float, float] | None) -> torch.Tensor:
-    """Boolean (num_groups,): groups whose outcomes are all >= `high` or all <= `low`, with `(low, high) = skip_uniform`.
-
-    `skip_uniform=None` disables the rule (no group is uniform).
-    """
+    """Boolean (num_groups,): groups whose outcomes are all >= `high` or all <= `low`, with `(low, high) = skip_uniform`
+    (`None`: no group is uniform)."""
     if skip_uniform is None:
         return torch.zeros(outcome.shape[0], dtype=torch.bool, device=outcome.device)
     low, high = skip_uniform
@@ -79,15 +77,10 @@ def judge_query_mask(
     (`skip_uniform=(0.1, 0.9)`); the others get a thinking score of 0 without a request.
 
     Args:
-        outcome (`torch.Tensor`):
-            Outcome scores, shape (num_groups, G). NaN counts as 0.
-        query_threshold (`float`, *optional*):
-            Minimum outcome to be judged; `None` judges every completion.
-        skip_uniform (`tuple[float, float]`, *optional*):
-            `(low, high)`: groups with all outcomes <= low or all >= high are not judged at all.
-
-    Returns:
-        `torch.Tensor`: boolean mask, shape (num_groups, G).
+        outcome (`torch.Tensor`): outcome scores, shape (num_groups, G); NaN counts as 0.
+        query_threshold (`float`, *optional*): minimum outcome to be judged; `None` judges every completion.
+        skip_uniform (`tuple[float, float]`, *optional*): `(low, high)`: groups with all outcomes <= low or all >=
+            high (see `uniform_groups`) are not judged at all.
 
     Example:
     ```python
@@ -120,23 +113,17 @@ def trust_weights(
     r"""Per-group Trust-GRPO weights of the thinking reward.
 
     Args:
-        outcome (`torch.Tensor`):
-            Outcome (correctness) scores in [0, 1], shape (num_groups, G). NaN counts as 0 (incorrect).
-        thinking (`torch.Tensor`):
-            Thinking scores in [0, 1], shape (num_groups, G); NaN means "no score" and is left out of the means.
-        step (`int`):
-            The optimisation step at generation time.
-        alpha (`float`, *optional*, defaults to `0.3`):
-            Initial scale of the thinking reward.
-        anneal_steps (`float`):
-            Annealing horizon T of `exp(-step / T)`.
-        correct_threshold (`float`, *optional*, defaults to `0.5`):
-            A completion with outcome >= this is "correct".
-        skip_uniform (`tuple[float, float]`, *optional*, defaults to `(0.1, 0.9)`):
-            `(low, high)`: a group with all outcomes <= low or all >= high gets weight 0. `None` disables the rule.
+        outcome (`torch.Tensor`): outcome (correctness) scores in [0, 1], shape (num_groups, G); NaN counts as 0.
+        thinking (`torch.Tensor`): thinking scores in [0, 1], same shape; NaN ("no score") is left out of the means.
+        step (`int`): the optimisation step at generation time.
+        alpha (`float`, *optional*, defaults to `0.3`): initial scale of the thinking reward.
+        anneal_steps (`float`): annealing horizon T of `exp(-step / T)`.
+        correct_threshold (`float`, *optional*, defaults to `0.5`): a completion with outcome >= this is "correct".
+        skip_uniform (`tuple[float, float]`, *optional*, defaults to `(0.1, 0.9)`): a uniform group (see
+            `uniform_groups`) gets weight 0; `None` disables the rule.
 
     Returns:
-        `TrustWeights`: `weight`, `gamma`, `mu_correct`, `mu_incorrect` and `skipped`, each of shape (num_groups,).
+        [`TrustWeights`], each field of shape (num_groups,).
 
     Example:
     ```python
@@ -157,22 +144,14 @@ def trust_weights(
     outcome = torch.nan_to_num(outcome.float(), nan=0.0)
     thinking = thinking.float()
     correct = outcome >= correct_threshold
-    scored = ~torch.isnan(thinking)
-    mu_correct = _masked_mean(thinking, correct & scored)
-    mu_incorrect = _masked_mean(thinking, ~correct & scored)
+    nan = torch.full_like(thinking, float("nan"))  # NaN thinking scores and the other side drop out of each mean
+    mu_correct = torch.where(correct, thinking, nan).nanmean(dim=1)
+    mu_incorrect = torch.where(~correct, thinking, nan).nanmean(dim=1)
 
-    both_sides = ~torch.isnan(mu_correct) & ~torch.isnan(mu_incorrect)
-    distrust = both_sides & (mu_correct < mu_incorrect)
+    distrust = mu_correct < mu_incorrect  # False where a side has no score (NaN)
     gamma = torch.where(distrust, torch.exp(mu_correct - mu_incorrect), torch.ones_like(mu_correct))
 
     skipped = uniform_groups(outcome, skip_uniform)
     weight = anneal_scale(step, alpha=alpha, anneal_steps=anneal_steps) * gamma
     weight = torch.where(skipped, torch.zeros_like(weight), weight)
     return TrustWeights(weight=weight, gamma=gamma, mu_correct=mu_correct, mu_incorrect=mu_incorrect, skipped=skipped)
-
-
-def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Row-wise mean of `values` where `mask` holds; NaN for rows with no such entry."""
-    total = torch.where(mask, values, torch.zeros_like(values)).sum(dim=1)
-    count = mask.sum(dim=1)
-    return torch.where(count > 0, total / count.clamp(min=1), torch.full_like(total, float("nan")))

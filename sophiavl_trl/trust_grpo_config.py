@@ -28,9 +28,8 @@ class TrustGRPOConfig(GRPOConfig):
         > Parameters that control the trust weighting
 
         trust_mode (`str`, *optional*, defaults to `"paper"`):
-            `"paper"` (arXiv 2505.17018, section 3.4: every completion is judged, T = total training steps) or
-            `"reference"` (the released code: only completions with outcome >= 0.2 are judged, the others score 0;
-            uniform groups are not judged and get weight 0; T = 12000). The knobs below override the mode's choice.
+            `"paper"` (arXiv 2505.17018, section 3.4) or `"reference"` (the released code): the defaults of the knobs
+            below left unset.
         trust_alpha (`float`, *optional*, defaults to `0.3`):
             Initial scale alpha of the thinking reward.
         trust_anneal_steps (`int`, *optional*):
@@ -62,11 +61,9 @@ class TrustGRPOConfig(GRPOConfig):
             Stop training when every judge request failed in this many consecutive generation steps (0: never).
             Failures are always counted and logged; they never silently become zeros.
         judge_overlap (`bool`, *optional*, defaults to `True`):
-            Send the judge requests as soon as the completions and their outcome rewards are known, so that the judge
-            works while the old and reference log-probs are computed; `False` judges after the log-prob pass (TRL's
-            order). The requests, scores and rewards are the same either way. `thinking_reward` is called from a
-            worker thread, which with `judge_overlap` runs while the training thread computes: it must not use the
-            policy model.
+            Send the judge requests as soon as the outcome rewards are known, so that the judge works during the old
+            and reference log-prob pass (`False`: after it, TRL's order; the rewards are the same). `thinking_reward`
+            then runs in a worker thread while the training thread computes: it must not use the policy model.
     """
 
     trust_mode: Literal["paper", "reference"] = field(
@@ -74,36 +71,25 @@ class TrustGRPOConfig(GRPOConfig):
     )
     trust_alpha: float = field(default=0.3, metadata={"help": "Initial scale alpha of the thinking reward."})
     trust_anneal_steps: int | None = field(
-        default=None,
-        metadata={"help": "Annealing horizon T. Default: total training steps ('paper') or 12000 ('reference')."},
+        default=None, metadata={"help": "Annealing horizon T. Default: total steps (paper), 12000 (reference)."}
     )
     trust_correct_threshold: float = field(
         default=0.5, metadata={"help": "Correctness reward >= this counts as correct when splitting a group."}
     )
     judge_query_threshold: float | None = field(
-        default=None,
-        metadata={"help": "Only completions with correctness >= this are judged; others score 0. Default: mode's."},
+        default=None, metadata={"help": "Judge only correctness >= this; others score 0. Default: the mode's."}
     )
     trust_skip_uniform: bool | None = field(
-        default=None,
-        metadata={
-            "help": "Give uniform groups weight 0 and do not judge them. Default: False (paper), True (reference)."
-        },
+        default=None, metadata={"help": "Give uniform groups weight 0 and do not judge them. Default: the mode's."}
     )
     trust_uniform_low: float = field(default=0.1, metadata={"help": "Lower bound of the uniform-group rule."})
     trust_uniform_high: float = field(default=0.9, metadata={"help": "Upper bound of the uniform-group rule."})
     correctness_reward: str | None = field(
-        default=None,
-        metadata={
-            "help": "Reward function splitting correct from incorrect. Default: accuracy_reward, else the first."
-        },
+        default=None, metadata={"help": "Splits correct from incorrect. Default: accuracy_reward, else the first."}
     )
-    judge_check_on_start: bool = field(
-        default=True, metadata={"help": "Check that the judge is up before training starts."}
-    )
+    judge_check_on_start: bool = field(default=True, metadata={"help": "Check the judge is up before training."})
     judge_max_failed_steps: int = field(
-        default=3,
-        metadata={"help": "Stop when every judge request failed in this many consecutive steps (0: never)."},
+        default=3, metadata={"help": "Stop when every judge request failed in this many steps in a row (0: never)."}
     )
     judge_overlap: bool = field(
         default=True, metadata={"help": "Judge while the log-probs are computed (False: after them, TRL's order)."}

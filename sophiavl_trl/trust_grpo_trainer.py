@@ -72,11 +72,7 @@ class TrustGRPOTrainer(GRPOTrainer):
     this touches are listed in the README ("TRL and vLLM internals used").
 
     Args:
-        model, reward_funcs, train_dataset, eval_dataset, processing_class, ...:
-            As in [`trl.GRPOTrainer`]. `reward_funcs` are the outcome rewards (e.g. `accuracy_reward`,
-            `format_reward`).
-        args ([`TrustGRPOConfig`], *optional*):
-            Training configuration, including the trust and judge settings.
+        args ([`TrustGRPOConfig`], *optional*): training configuration, including the trust and judge settings.
         thinking_reward (`Callable`, *optional*):
             Scores the thinking of completions in [0, 1]. Called like a TRL reward function (keyword arguments
             `prompts`, `completions`, `completion_ids`, the dataset columns and `trainer_state`), but only on the
@@ -85,8 +81,8 @@ class TrustGRPOTrainer(GRPOTrainer):
             `judge_check_on_start`) and should raise when the judge is unreachable. For example
             [`~sophiavl_trl.rewards.ThinkingReward`] (the vLLM judge), a local model, or any function. `None` trains
             plain GRPO: rewards and advantages are exactly `GRPOTrainer`'s.
-        **kwargs:
-            Passed to [`trl.GRPOTrainer`].
+
+    The other arguments are [`trl.GRPOTrainer`]'s; `reward_funcs` are the outcome rewards (e.g. `accuracy_reward`).
     """
 
     _tag_names = ["trl", "grpo", "trust-grpo", "sophiavl-r1"]
@@ -121,7 +117,12 @@ class TrustGRPOTrainer(GRPOTrainer):
         self._failed_judge_steps = 0  # consecutive steps in which every judge request failed
         self._judge_pool = None if thinking_reward is None else ThreadPoolExecutor(1, "thinking-judge")
         self.thinking_reward = thinking_reward
-        self._correctness_index = self._find_correctness_index(args.correctness_reward)
+        # The reward that splits correct from incorrect: `correctness_reward`, else accuracy_reward, else the first.
+        names, correctness = self.reward_func_names, args.correctness_reward
+        if correctness is not None and correctness not in names:
+            raise ValueError(f"correctness_reward={correctness!r} is not among the reward functions {names}.")
+        correctness = "accuracy_reward" if correctness is None else correctness
+        self._correctness_index = names.index(correctness) if correctness in names else 0
 
         if self.use_vllm:
             from sophiavl_trl.vllm_colocate import patch_cpu_weight_sync
@@ -146,14 +147,6 @@ class TrustGRPOTrainer(GRPOTrainer):
                 self._sync_seconds += time.perf_counter() - start
 
         return timed
-
-    def _find_correctness_index(self, name: str | None) -> int:
-        names = self.reward_func_names
-        if name is not None:
-            if name not in names:
-                raise ValueError(f"correctness_reward={name!r} is not among the reward functions {names}.")
-            return names.index(name)
-        return names.index("accuracy_reward") if "accuracy_reward" in names else 0
 
     def _modality_sampler(self, dataset, generations: int, prompts_per_batch: int, **kwargs):
         """TRL 1.16 cannot generate for a batch mixing image and text-only prompts: keep every batch to one modality.

@@ -56,27 +56,14 @@ def patch_cpu_weight_sync(trainer: Any) -> bool:
 
     For any TRL trainer that generates through `trl.generation.VLLMGeneration` (`GRPOTrainer`, `RLOOTrainer`, ...)
     with `use_vllm=True, vllm_mode="colocate"` on a CPU: the trainer's `vllm_generation.sync_weights` is routed through
-    vLLM's layerwise reload, then run once, so a platform that cannot sync fails now with a clear message rather than
-    at step 0. Call it on every process (under ZeRO-3 the sync gathers collectively), after building the trainer and
-    before `train()`. Anywhere else (a GPU, server mode, no vLLM) it does nothing. Calling it twice is harmless.
-    `TrustGRPOTrainer` calls it itself.
-
-    Args:
-        trainer (`transformers.Trainer`):
-            A TRL trainer; its `vllm_generation` (when it has one) is patched in place.
-
-    Returns:
-        `bool`: whether the sync now goes through vLLM's layerwise reload.
-
-    Raises:
-        `RuntimeError`: the weights cannot be pushed to the colocated engine on this platform (e.g. a vLLM without the
-        layerwise reload API); the message says what to use instead.
+    vLLM's layerwise reload, then run once, so a platform that cannot sync raises a `RuntimeError` now, saying what to
+    use instead, rather than failing at step 0. Call it on every process (under ZeRO-3 the sync gathers collectively),
+    after building the trainer and before `train()`; `TrustGRPOTrainer` calls it itself. Anywhere else (a GPU, server
+    mode, no vLLM) it does nothing. Calling it twice is harmless. Returns whether the sync now goes through vLLM's
+    layerwise reload.
 
     Example:
     ```python
-    from trl import GRPOConfig, GRPOTrainer
-    from sophiavl_trl.vllm_colocate import patch_cpu_weight_sync
-
     args = GRPOConfig(use_vllm=True, vllm_mode="colocate", use_cpu=True, bf16=False)
     trainer = GRPOTrainer(model=..., reward_funcs=..., args=args, train_dataset=...)
     patch_cpu_weight_sync(trainer)

@@ -457,10 +457,6 @@ class TestRewardNames:
         assert get_reward_funcs(["accuracy", "format"]) == [accuracy_reward, format_reward]
         assert get_reward_funcs(["sophiavl_trl.rewards.format_rewards.format_reward"]) == [format_reward]
 
-    def test_bare_string(self):
-        assert get_reward_funcs("accuracy") == [accuracy_reward]
-        assert get_reward_funcs("accuracy, format") == [accuracy_reward, format_reward]
-
     @pytest.mark.parametrize("names", [["acuracy"], ["no_such_module.f"], ["sophiavl_trl.rewards.nope"]])
     def test_unknown_names_raise(self, names):
         with pytest.raises(ValueError, match=names[0]):

@@ -1,8 +1,7 @@
 # Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
-"""Reward functions with TRL's signature: `accuracy_reward` (format-gated, the released outcome reward), `format_reward`
-(an optional bonus), `register_verifier`; `ThinkingRewardClient` (the judge client) and `ThinkingReward`, its reward
-function form; `get_reward_funcs`, recipe names (`reward_funcs: [accuracy]`) to callables. Plain imports: only the
-standard library loads here (no torch, no HTTP client until a request is made)."""
+"""Reward functions with TRL's signature (outcome: `accuracy_reward`, `format_reward`; thinking: `ThinkingReward`), and
+`get_reward_funcs`: recipe names to callables. Plain imports: only the standard library loads here (no torch, no HTTP
+client until a request is made)."""
 
 from collections.abc import Callable
 from importlib import import_module
@@ -22,11 +21,9 @@ REWARD_FUNCS_REGISTRY: dict[str, Callable] = {
 }
 
 
-def get_reward_funcs(names: list[str] | str) -> list[Callable]:
+def get_reward_funcs(names: list[str]) -> list[Callable]:
     """The reward functions of `names`, in order: keys of `REWARD_FUNCS_REGISTRY` or dotted paths such as
-    `my_module.my_reward`; a single string is read as a comma-separated list (`"accuracy,format"`)."""
-    if isinstance(names, str):
-        names = [name.strip() for name in names.split(",") if name.strip()]
+    `my_module.my_reward` (a recipe's bare `reward_funcs: accuracy,format` is split by `SophiaVLScriptArguments`)."""
     funcs = []
     for name in names:
         if name in REWARD_FUNCS_REGISTRY:

@@ -4,7 +4,6 @@ of the weighted sum), never 0 for a judge failure."""
 
 import math
 import time
-from collections.abc import Sequence
 from typing import Any
 
 from sophiavl_trl.judge.client import ThinkingRewardClient
@@ -58,23 +57,21 @@ class ThinkingReward:
         """See [`~sophiavl_trl.judge.ThinkingRewardClient.check_server`]."""
         return self.client.check_server(wait_seconds=wait_seconds)
 
-    def _inputs(
-        self, prompts: Sequence[Any], completions: Sequence[Any], problem=None, images=None, image=None, **_: Any
-    ) -> tuple:
+    def __call__(
+        self, prompts, completions, log_metric=None, problem=None, images=None, image=None, **_
+    ) -> list[float]:
+        """Score a batch, with TRL's reward-function keywords (`problem`, `images` or `image`, `log_metric`; other
+        dataset columns are ignored): one score per completion, NaN where there is none."""
         if len(prompts) != len(completions):
             raise ValueError(f"Got {len(prompts)} prompts but {len(completions)} completions.")
+        start = time.monotonic()
         problem = problem if problem is not None else [None] * len(prompts)
         questions = [str(q) if q is not None else _question(p) for p, q in zip(prompts, problem)]
         texts = [completion_to_text(c) for c in completions]
         reasonings = [extract_thinking(t) for t in texts] if self.reasoning_source == "think" else texts
         rows = images if images is not None else image
         firsts = [(row[0] if row else None) if isinstance(row, (list, tuple)) else row for row in rows or []]
-        return questions, reasonings, firsts if any(img is not None for img in firsts) else None
-
-    def __call__(self, prompts: Sequence, completions: Sequence, log_metric: Any = None, **kwargs: Any) -> list[float]:
-        """Score a batch, with TRL's reward-function keywords (`problem`, `images` or `image`, `log_metric`; other
-        dataset columns are ignored): one score per completion, NaN where there is none."""
-        start, scores = time.monotonic(), self.client.score(*self._inputs(prompts, completions, **kwargs))
+        scores = self.client.score(questions, reasonings, firsts if any(img is not None for img in firsts) else None)
         if log_metric is not None and scores:
             log_metric(f"{self.__name__}/nan_fraction", sum(map(math.isnan, scores)) / len(scores))
             log_metric(f"{self.__name__}/seconds", time.monotonic() - start)
