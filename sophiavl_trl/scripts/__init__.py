@@ -5,7 +5,6 @@ and the one-line input error."""
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 
 class CLIError(ValueError):
@@ -37,9 +36,3 @@ def check_positive(args: Any, *names: str) -> None:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise CLIError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
-
-
-def redact(text: str, url: str) -> str:
-    r"""`text` without the password of `url` (`http://user:password@host/...`), which must never be printed."""
-    password = urlsplit(url).password
-    return text.replace(password, "***") if password else text

@@ -121,24 +121,21 @@ def main(argv: list[str]) -> int:
     dataset = load_eval_dataset(args, bounds)  # validated before the model loads
     generate = load_generator(args, processor)
     if args.limit is not None:
-        dataset = dataset.select(range(min(args.limit, len(dataset))))
+        dataset = dataset.take(args.limit)
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     start, predictions = time.monotonic(), []
+    columns = ("source", "row_index", "problem_type", "problem", "options", "solution")
     with (
         open(output / "predictions.jsonl", "w", encoding="utf-8") as sink,
         tqdm(total=len(dataset), desc="eval") as bar,
     ):
-        for begin in range(0, len(dataset), args.batch_size):
-            batch = dataset[begin : begin + args.batch_size]
+        for batch in dataset.iter(args.batch_size):
             texts = generate(batch["prompt"], batch["images"])
             scores = accuracy_reward(texts, solution=batch["solution"], problem_type=batch["problem_type"])
             for offset, (text, score) in enumerate(zip(texts, scores, strict=True)):
-                parsed = parse_completion(text)
-                columns = ("source", "row_index", "problem_type", "problem", "options", "solution")
-                record = {"index": begin + offset, **{c: batch[c][offset] for c in columns}, "completion": text}
-                record.update(thinking=parsed["thinking"], answer=parsed["answer"], accuracy=score)
-                record["well_formatted"] = parsed["well_formatted"]
+                record = {"index": len(predictions), **{c: batch[c][offset] for c in columns}, "completion": text}
+                record |= {k: v for k, v in parse_completion(text).items() if k != "raw"} | {"accuracy": score}
                 predictions.append(record)
                 sink.write(json.dumps(record, ensure_ascii=False) + "\n")
             bar.update(len(texts))

@@ -66,25 +66,13 @@ class InferArguments(GenerationArguments):
 
 def problem_type_key(problem_type: str) -> str:
     r"""The `TYPE_TEMPLATE` key of a loosely written problem type (`multiple_choice`, `ocr`, `Free Form`)."""
-    from sophiavl_trl.data import TYPE_TEMPLATE
-    from sophiavl_trl.rewards.accuracy_rewards import normalize_problem_type
+    from sophiavl_trl.data import TYPE_TEMPLATE, template_type
 
-    key = normalize_problem_type(problem_type)
-    if match := next((name for name in TYPE_TEMPLATE if normalize_problem_type(name) == key), None):
-        return match
-    raise CLIError(f"--type: unknown problem type {problem_type!r}; choose one of {sorted(TYPE_TEMPLATE)}")
-
-
-def check_model_path(model: str) -> None:
-    r"""Fail early (a `CLIError`) unless `model` is a folder with a `config.json` or looks like a Hub id."""
-    path = Path(model).expanduser()
-    if path.is_dir() and not (path / "config.json").is_file():
-        raise CLIError(f"model folder {model} has no config.json (is it a saved checkpoint?)")
-    if path.is_file():
-        raise CLIError(f"model path {model} is a file; pass the checkpoint folder")
-    parts = model.split("/")
-    if not path.exists() and (len(parts) != 2 or not all(parts) or model.startswith((".", "~"))):
-        raise CLIError(f"model path not found: {model}")
+    try:
+        return template_type(problem_type)
+    except ValueError:
+        known = sorted(TYPE_TEMPLATE)
+        raise CLIError(f"--type: unknown problem type {problem_type!r}; choose one of {known}") from None
 
 
 def check_device(device: str) -> None:
@@ -119,14 +107,21 @@ def load_image(path: str) -> Any:
 
 def load_processor(args: GenerationArguments) -> tuple[Any, tuple[int, int]]:
     r"""The model's processor (with the pixel bounds of `args`) and its `(min_pixels, max_pixels)`, what images are
-    resized to as in training. Cheap: data can be checked with it before the model loads."""
+    resized to as in training. Cheap: data can be checked with it before the model loads. Fails early (a `CLIError`)
+    unless `args.model` is a folder with a `config.json` or looks like a Hub id."""
     import importlib.util
 
     from transformers import AutoProcessor
 
     from sophiavl_trl.model_utils import set_pixel_bounds
 
-    check_model_path(args.model)
+    path, parts = Path(args.model).expanduser(), args.model.split("/")
+    if path.is_dir() and not (path / "config.json").is_file():
+        raise CLIError(f"model folder {args.model} has no config.json (is it a saved checkpoint?)")
+    if path.is_file():
+        raise CLIError(f"model path {args.model} is a file; pass the checkpoint folder")
+    if not path.exists() and (len(parts) != 2 or not all(parts) or args.model.startswith((".", "~"))):
+        raise CLIError(f"model path not found: {args.model}")
     if args.backend == "vllm" and importlib.util.find_spec("vllm") is None:
         raise CLIError("the vllm backend needs vLLM: pip install 'sophiavl-trl[vllm]' (or use --backend transformers)")
     try:
@@ -140,14 +135,41 @@ def load_processor(args: GenerationArguments) -> tuple[Any, tuple[int, int]]:
 
 def load_generator(args: GenerationArguments, processor: Any, max_images: int = 4) -> Generate:
     r"""Load the model of `args` for greedy generation: `generate(prompts, images) -> texts`, where a prompt is TRL
-    conversational messages with `{"type": "image"}` placeholders, filled in order by its images."""
-    if args.backend == "vllm":
-        size = processor.image_processor.size
-        return _vllm_generator(args, (size["shortest_edge"], size["longest_edge"]), max_images)
+    conversational messages with `{"type": "image"}` placeholders, filled in order by its images. Both backends get
+    the prompt text of the processor's chat template, as TRL's trainers do."""
     import torch
     from transformers import AutoModelForImageTextToText
     from trl.data_utils import prepare_multimodal_messages
 
+    def chat_texts(prompts: list[list[dict]], images: list[list[Any]]) -> list[str]:
+        return [
+            processor.apply_chat_template(
+                prepare_multimodal_messages(p, images=i), add_generation_prompt=True, tokenize=False
+            )
+            for p, i in zip(prompts, images, strict=True)
+        ]
+
+    if args.backend == "vllm":
+        # vLLM logs to stdout by default; keep stdout for the results (`infer --json`). Its engine process inherits it.
+        os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+        from vllm import LLM, SamplingParams
+
+        overridden = args.min_pixels is not None or args.max_pixels is not None  # then set_pixel_bounds wrote `size`
+        llm = LLM(
+            model=args.model, max_model_len=args.max_model_len, dtype=args.dtype or "auto",
+            limit_mm_per_prompt={"image": max_images, "video": 0},
+            mm_processor_kwargs={"size": processor.image_processor.size} if overridden else None,
+        )  # fmt: skip
+        params = SamplingParams(temperature=0.0, max_tokens=args.max_new_tokens)
+
+        def generate_vllm(prompts: list[list[dict]], images: list[list[Any]]) -> list[str]:
+            requests = [
+                {"prompt": text, "multi_modal_data": {"image": i}} if i else {"prompt": text}
+                for text, i in zip(chat_texts(prompts, images), images, strict=True)
+            ]
+            return [output.outputs[0].text for output in llm.generate(requests, params, use_tqdm=False)]
+
+        return generate_vllm
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = args.dtype or ("bfloat16" if device.startswith("cuda") else "float32")
     model = AutoModelForImageTextToText.from_pretrained(
@@ -156,15 +178,9 @@ def load_generator(args: GenerationArguments, processor: Any, max_images: int = 
     model = model.to(device).eval()
 
     def generate(prompts: list[list[dict]], images: list[list[Any]]) -> list[str]:
-        texts = [
-            processor.apply_chat_template(
-                prepare_multimodal_messages(p, images=i), add_generation_prompt=True, tokenize=False
-            )
-            for p, i in zip(prompts, images, strict=True)
-        ]
         inputs = processor(
-            text=texts, images=images if any(images) else None, padding=True, padding_side="left",
-            return_tensors="pt", add_special_tokens=False,  # the chat template has them
+            text=chat_texts(prompts, images), images=images if any(images) else None, padding=True,
+            padding_side="left", return_tensors="pt", add_special_tokens=False,  # the chat template has them
         ).to(device)  # fmt: skip
         with torch.inference_mode():
             output = model.generate(
@@ -172,37 +188,6 @@ def load_generator(args: GenerationArguments, processor: Any, max_images: int = 
                 top_k=None, pad_token_id=processor.tokenizer.pad_token_id,
             )  # fmt: skip
         return processor.batch_decode(output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
-
-    return generate
-
-
-def _vllm_generator(args: GenerationArguments, bounds: tuple[int, int], max_images: int) -> Generate:
-    # vLLM logs to stdout by default; keep stdout for the results (`infer --json`). Its engine process inherits this.
-    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
-    from vllm import LLM, SamplingParams
-
-    overridden = args.min_pixels is not None or args.max_pixels is not None
-    llm = LLM(
-        model=args.model, max_model_len=args.max_model_len, dtype=args.dtype or "auto",
-        limit_mm_per_prompt={"image": max_images, "video": 0},
-        mm_processor_kwargs={"size": {"shortest_edge": bounds[0], "longest_edge": bounds[1]}} if overridden else None,
-    )  # fmt: skip
-    params = SamplingParams(temperature=0.0, max_tokens=args.max_new_tokens)
-
-    def fill(messages: list[dict], images: list[Any]) -> list[dict]:
-        """TRL's `{"type": "image"}` placeholders -> vLLM's `image_pil` parts, in order."""
-        queue = iter(images)
-        return [
-            m if isinstance(m["content"], str) else {**m, "content": [
-                {"type": "image_pil", "image_pil": next(queue)} if part["type"] == "image" else part
-                for part in m["content"]
-            ]}
-            for m in messages
-        ]  # fmt: skip
-
-    def generate(prompts: list[list[dict]], images: list[list[Any]]) -> list[str]:
-        outputs = llm.chat([fill(p, i) for p, i in zip(prompts, images, strict=True)], params, use_tqdm=False)
-        return [output.outputs[0].text for output in outputs]
 
     return generate
 
@@ -224,7 +209,6 @@ def main(argv: list[str]) -> int:
     problem_type = problem_type_key(args.type)
     if args.options and problem_type != "multiple choice":
         raise CLIError(f"--options only apply to --type 'multiple choice', not {problem_type!r}")
-    check_model_path(args.model)
     images = [load_image(path) for path in args.image]
     processor, bounds = load_processor(args)
     generate = load_generator(args, processor, max_images=max(1, len(images)))

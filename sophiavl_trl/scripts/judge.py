@@ -96,8 +96,7 @@ def read_completions(paths: list[str], reasoning_source: str = "think", image_di
         for row in rows:
             reasoning, completion = row.get("reasoning"), row.get("completion")
             if not isinstance(reasoning, str) and completion is not None:
-                if not isinstance(completion, str):
-                    completion = completion_to_text([{**m, "content": _text(m["content"])} for m in completion])
+                completion = completion_to_text(completion)  # a string, or TRL's conversational completion
                 reasoning = extract_thinking(completion) if reasoning_source == "think" else completion
             question, image = row.get("question"), row.get("image")
             if not isinstance(question, str) or not question.strip() or not isinstance(reasoning, str) or not reasoning.strip():  # fmt: skip
@@ -111,10 +110,6 @@ def read_completions(paths: list[str], reasoning_source: str = "think", image_di
                 "row_key": (row["source"], int(row["row_index"])) if row.get("row_index") is not None else None,
             })  # fmt: skip
     return items, rows_read
-
-
-def _text(content: Any) -> str:
-    return content if isinstance(content, str) else "".join(p.get("text") or "" for p in content or [] if p.get("type") == "text")  # fmt: skip
 
 
 def attach_training_images(items: list[dict], registry: str, names: str) -> None:

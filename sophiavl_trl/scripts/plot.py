@@ -1,7 +1,6 @@
 # Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
-r"""`sophiavl-trl plot RUN_DIR [RUN_DIR ...] [-o PNG] [--labels NAME ...] [--timing_output PNG]`: reward curves of
-training runs (TRL's `trainer_state.json` log history), several runs overlaid, raw (light) and EMA-smoothed (bold);
-optionally where each step's time went (`timing/*`, first run)."""
+r"""`sophiavl-trl plot`: reward curves of training runs (TRL's `trainer_state.json`), several runs overlaid, raw and
+EMA-smoothed; optionally where each step's time went (`timing/*`, first run)."""
 
 from __future__ import annotations
 
@@ -53,32 +52,18 @@ def read_log_history(run_dir: str | Path) -> list[dict]:
     raise FileNotFoundError(f"no trainer_state.json in {run_dir} or its checkpoints: is it a training output folder?")
 
 
-def smooth(values: Sequence[float], weight: float) -> list[float]:
-    r"""Exponential moving average with TensorBoard's bias correction (the first points are not pulled towards 0)."""
-    out, last = [], 0.0
-    for count, value in enumerate(values, start=1):
-        last = weight * last + (1 - weight) * value
-        out.append(last / (1 - weight**count))
-    return out
-
-
-def _save(plt: Any, fig: Any, output: str) -> Path:
-    fig.tight_layout()
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
+def _save(fig: Any, output: str) -> Path:
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(output, dpi=110)
-    plt.close(fig)
-    return output
+    return Path(output)
 
 
 def plot_runs(
     run_dirs: Sequence[str], output: str, smoothing: float = 0.6, labels: Sequence[str] | None = None
 ) -> Path:
     r"""Draw the reward curves of `run_dirs` (legend: `labels`, default the folder names) into the PNG `output`."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import pandas as pd
+    from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
     histories = [read_log_history(d) for d in run_dirs]
@@ -88,7 +73,8 @@ def plot_runs(
         raise ValueError(f"no reward metrics in the logs of {list(run_dirs)}")
     cols = min(3, len(panels))
     rows = math.ceil(len(panels) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    fig = Figure(figsize=(4.2 * cols, 3.2 * rows), layout="tight")  # no pyplot: no global state, no GUI backend
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax, (key, title) in zip(axes.flat, panels):
         for i, (history, label) in enumerate(zip(histories, labels, strict=True)):
             # NaN (e.g. a step where the judge scored nothing) would poison the moving average: left out.
@@ -96,17 +82,20 @@ def plot_runs(
             points = [(step, value) for step, value in values.items() if math.isfinite(value)]
             if points:
                 steps, values = zip(*points)
-                style = {"color": f"C{i % 10}", "linewidth": 2, "label": label}
-                ax.plot(steps, values, color=style["color"], alpha=0.25, linewidth=1)
-                # A line style per run as well: coinciding runs stay visible.
-                ax.plot(steps, smooth(values, smoothing), linestyle=("-", "--", ":", "-.")[i % 4], **style)
+                ax.plot(steps, values, color=f"C{i % 10}", alpha=0.25, linewidth=1)
+                # EMA with TensorBoard's bias correction (pandas' `adjust=True`); a line style per run as well:
+                # coinciding runs stay visible.
+                ema = pd.Series(values).ewm(alpha=1 - smoothing).mean()
+                ax.plot(
+                    steps, ema, color=f"C{i % 10}", linewidth=2, label=label, linestyle=("-", "--", ":", "-.")[i % 4]
+                )
         ax.set(title=title, xlabel="step")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=8)
-    return _save(plt, fig, output)
+    return _save(fig, output)
 
 
 # The phases on a step's critical path, stacked; the judge's own wall time overlaps the log-prob pass (drawn as a line).
@@ -115,16 +104,14 @@ TIMING = ["generation", "weight_sync", "logprobs", "outcome_rewards", "judge_wai
 
 def plot_timing(run_dir: str, output: str) -> Path:
     r"""Draw one stacked bar per step of the run's `timing/*` metrics (seconds) into the PNG `output`."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     history = [h for h in read_log_history(run_dir) if "timing/generation" in h and "step" in h]
     if not history:
         raise ValueError(f"no timing/* metrics in the log of {run_dir} (written by TrustGRPOTrainer)")
     steps = [h["step"] for h in history]
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.25 * len(steps)), 3.6))
+    fig = Figure(figsize=(max(6.0, 0.25 * len(steps)), 3.6), layout="tight")
+    ax = fig.subplots()
     bottom = [0.0] * len(steps)
     for i, phase in enumerate(TIMING):
         values = [h.get(f"timing/{phase}", 0.0) or 0.0 for h in history]
@@ -137,7 +124,7 @@ def plot_timing(run_dir: str, output: str) -> Path:
     ax.set(xlabel="step", ylabel="seconds", title=f"where each step's time went: {Path(run_dir).name}")
     ax.legend(fontsize=7, ncols=2)
     ax.grid(alpha=0.3, axis="y")
-    return _save(plt, fig, output)
+    return _save(fig, output)
 
 
 def main(argv: list[str]) -> int:
