@@ -4,6 +4,7 @@ of the weighted sum), never 0 for a judge failure."""
 
 import math
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sophiavl_trl.judge.client import ThinkingRewardClient
@@ -58,7 +59,14 @@ class ThinkingReward:
         return self.client.check_server(wait_seconds=wait_seconds)
 
     def __call__(
-        self, prompts, completions, log_metric=None, problem=None, images=None, image=None, **_
+        self,
+        prompts: Sequence[Any],
+        completions: Sequence[Any],
+        log_metric: Callable[[str, float], None] | None = None,
+        problem: Sequence[str | None] | None = None,
+        images: Sequence[Any] | None = None,
+        image: Sequence[Any] | None = None,
+        **_: Any,
     ) -> list[float]:
         """Score a batch, with TRL's reward-function keywords (`problem`, `images` or `image`, `log_metric`; other
         dataset columns are ignored): one score per completion, NaN where there is none."""
