@@ -457,6 +457,10 @@ class TestRewardNames:
         assert get_reward_funcs(["accuracy", "format"]) == [accuracy_reward, format_reward]
         assert get_reward_funcs(["sophiavl_trl.rewards.format_rewards.format_reward"]) == [format_reward]
 
+    def test_a_bare_string_is_refused_with_the_list_to_pass(self):
+        with pytest.raises(TypeError, match=r"not the string 'accuracy,format'.*\['accuracy', 'format'\]"):
+            get_reward_funcs("accuracy,format")
+
     @pytest.mark.parametrize("names", [["acuracy"], ["no_such_module.f"], ["sophiavl_trl.rewards.nope"]])
     def test_unknown_names_raise(self, names):
         with pytest.raises(ValueError, match=names[0]):

@@ -24,6 +24,8 @@ REWARD_FUNCS_REGISTRY: dict[str, Callable] = {
 def get_reward_funcs(names: list[str]) -> list[Callable]:
     """The reward functions of `names`, in order: keys of `REWARD_FUNCS_REGISTRY` or dotted paths such as
     `my_module.my_reward` (a recipe's bare `reward_funcs: accuracy,format` is split by `SophiaVLScriptArguments`)."""
+    if isinstance(names, str):  # iterating it would look up "a", "c", ...
+        raise TypeError(f"get_reward_funcs takes a list of names, not the string {names!r}: e.g. {names.split(',')}.")
     funcs = []
     for name in names:
         if name in REWARD_FUNCS_REGISTRY:
