@@ -18,10 +18,8 @@ MAX_ASPECT_RATIO = 200
 
 
 def resolve_image(path: str, base: str | os.PathLike | None, where: str = "") -> str:
-    r"""The local file of an image path: `file://` dropped; a relative path is joined to `base` (`image_base_path`) and
-    must stay inside it once every symbolic link is resolved. Returns the normalised path (links kept, as the user wrote
-    it); raises a `ValueError`, prefixed with `where` (such as `"data.json, row 3, field 'path'"`), for a remote URL or a
-    path that leaves `base`. Absolute paths are taken as they are; `base=None` leaves relative paths unchecked."""
+    r"""The normalised local path of an image (relative: joined to `base`, and refused, with a `ValueError` prefixed
+    with `where`, when it leaves `base` even through a link), as docs/dataset.md describes; remote URLs are refused."""
     prefix = f"{where}: " if where else ""
     if path.startswith(("http://", "https://")):
         raise ValueError(f"{prefix}remote image URLs are not supported: {path!r}; download the images first")
@@ -80,8 +78,8 @@ def _image_problem(ref: tuple[str | None, bytes | None], verify: bool, bounds: t
 def check_images(
     images: list[list[dict]], issues: list[list[str]], *, verify: bool, seen: dict, bounds: tuple
 ) -> dict:
-    """`Dataset.map` batch function: adds each missing (or, with `verify`, unreadable, or too thin for the pixel `bounds`)
-    image of a row to its issues; `seen` caches the verdicts."""
+    """`Dataset.map` batch function: adds each missing (with `verify`, unreadable or misshapen) image of a row to its
+    issues; `seen` caches the verdicts."""
     refs = list(dict.fromkeys((ref["path"], ref["bytes"]) for row in images for ref in row).keys() - seen.keys())
     problem = partial(_image_problem, verify=verify, bounds=bounds)
     with ThreadPoolExecutor(min(16, 2 * (os.cpu_count() or 1))) as pool:  # decoding mostly releases the GIL
@@ -91,8 +89,8 @@ def check_images(
 
 
 def image_tokens(refs: list[dict[str, Any]], min_pixels: int, max_pixels: int) -> int:
-    """The vision tokens of a row's images once `ImageTransform` has resized them: one per 28 x 28 pixels (Qwen2.5-VL's
-    14-pixel patches, merged 2 x 2). Reads only the image headers."""
+    """The vision tokens of a row's images once `ImageTransform` has resized them (one per 28 x 28 pixels), from the
+    image headers."""
     from PIL import Image
     from qwen_vl_utils import smart_resize
 
@@ -105,8 +103,8 @@ def image_tokens(refs: list[dict[str, Any]], min_pixels: int, max_pixels: int) -
 
 
 class ImageTransform:
-    r"""`Dataset.with_transform` transform: opens a row's images when it is read, as RGB, resized by qwen-vl-utils'
-    `fetch_image` (sides multiples of 28, pixel count within `[min_pixels, max_pixels]`, aspect ratio kept)."""
+    r"""`Dataset.with_transform` transform: opens a row's images when it is read, as RGB, resized within the pixel
+    bounds by qwen-vl-utils' `fetch_image` (sides multiples of 28: 14-pixel patches, merged 2 x 2)."""
 
     def __init__(self, min_pixels: int = DEFAULT_MIN_PIXELS, max_pixels: int = DEFAULT_MAX_PIXELS):
         if not 0 < min_pixels <= max_pixels:
@@ -114,14 +112,13 @@ class ImageTransform:
         self.min_pixels, self.max_pixels = min_pixels, max_pixels
 
     def resize(self, image: Any) -> Any:
-        r"""A PIL image as RGB, resized within the pixel bounds (factor 28: 14-pixel patches, merged 2 x 2)."""
+        r"""A PIL image as RGB, resized within the pixel bounds."""
         from qwen_vl_utils import fetch_image
 
         spec = {"image": image, "min_pixels": self.min_pixels, "max_pixels": self.max_pixels}
         return fetch_image(spec, image_patch_size=14)
 
     def load_image(self, ref: Mapping[str, Any]) -> Any:
-        r"""Open one `{"bytes", "path"}` image reference, convert it to RGB and resize it within the pixel bounds."""
         from PIL import Image
 
         try:

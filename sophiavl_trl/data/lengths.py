@@ -22,11 +22,9 @@ def check_prompt_lengths(
     dataset: "Dataset", processing_class: Any, args: Any, on_invalid: OnInvalid = "error"
 ) -> "Dataset":
     r"""
-    Check, before training, that every prompt of a `load_sophiavl_dataset` / `prepare_dataset` result fits: its tokens
-    (the chat template's text, and its images' tokens at the processor's pixel bounds) must not exceed
-    `args.max_prompt_length` (when the config has one), nor, with vLLM, `args.vllm_max_model_length -
-    args.max_completion_length` (vLLM refuses a longer prompt mid-training). `on_invalid="error"` raises a
-    `DatasetValidationError` naming the file, row and field of each; `"skip"` returns the data set without them.
+    Refuse, before training, the prompts of a `load_sophiavl_dataset` / `prepare_dataset` result whose tokens (text and
+    images) exceed `args.max_prompt_length` or, with vLLM, `args.vllm_max_model_length - args.max_completion_length`
+    (docs/dataset.md): `on_invalid="error"` raises a `DatasetValidationError`, `"skip"` drops them.
     """
     limits = {"max_prompt_length": getattr(args, "max_prompt_length", None)}
     if getattr(args, "use_vllm", False) and getattr(args, "vllm_max_model_length", None):

@@ -26,9 +26,8 @@ QUESTION_TEMPLATE = (
     "<answer> </answer> tags."
 )
 
-# Per-problem-type instruction appended after the question template. Its types are the ones data validation accepts by
-# default. Extend it (`TYPE_TEMPLATE["my type"] = " ..."`), and the accuracy reward's verifiers
-# (`sophiavl_trl.rewards.register_verifier`), to train on a new problem type.
+# The instruction of each problem type (the types validation accepts by default). A new type needs one here and a
+# verifier (`sophiavl_trl.rewards.register_verifier`).
 TYPE_TEMPLATE: dict[str, str] = {
     "multiple choice": " Please provide only the single option letter (e.g., A, B, C, D, etc.) within the "
     "<answer> </answer> tags.",
@@ -41,14 +40,13 @@ TYPE_TEMPLATE: dict[str, str] = {
 
 
 def normalize_problem_type(problem_type: str) -> str:
-    r"""The one spelling of a problem type that data validation, prompts and the accuracy reward's verifier registry
-    compare: case-folded, runs of `_`, `-` and whitespace read as one space (`"Free_Form"` -> `"free form"`)."""
+    r"""The spelling of a problem type that validation, prompts and verifiers compare: case-folded, runs of `_`, `-`
+    and whitespace as one space (`"Free_Form"` -> `"free form"`)."""
     return " ".join(re.sub(r"[_\-]+", " ", str(problem_type)).split()).casefold()
 
 
 def template_type(problem_type: str) -> str:
-    r"""The `TYPE_TEMPLATE` key of a loosely written problem type (`"multiple_choice"` -> `"multiple choice"`); a
-    `ValueError` that lists the known types if it has none."""
+    r"""The `TYPE_TEMPLATE` key of a loosely written problem type (`"multiple_choice"` -> `"multiple choice"`)."""
     wanted = normalize_problem_type(problem_type)
     if match := next((key for key in TYPE_TEMPLATE if normalize_problem_type(key) == wanted), None):
         return match
@@ -58,18 +56,15 @@ def template_type(problem_type: str) -> str:
     )
 
 
-# Marks where an image goes inside a question (the original's convention). Questions without it get their images
-# before the text, which is where the original put its `<image>` prefix.
+# Where an image goes in a question (the original's convention); without one, the images go before the text.
 IMAGE_PLACEHOLDER = "<image>"
 
 
 def build_question(problem: str, problem_type: str, options: Sequence[Any] | None = None) -> str:
     r"""
-    The user text of one example, exactly as SophiaVL-R1's training code builds it: the question, its options, the
-    reasoning instruction and the instruction of `problem_type` (a `TYPE_TEMPLATE` key, in any spelling
-    `normalize_problem_type` maps to one). The options of a `"multiple choice"` question (`["A. 3", "B. 5"]`, ignored
-    for other types) are joined with `"; "` and appended directly after the problem text (no separator is inserted, as
-    in the original: problems usually end with a space or a newline, or hold the options already and come with none).
+    The user text of one example as SophiaVL-R1's training code builds it: the question, a multiple-choice question's
+    options (joined with `"; "`, appended with no separator, as in the original), the reasoning instruction and the
+    instruction of `problem_type`.
 
     Example:
     ```python
@@ -95,11 +90,9 @@ def build_prompt(
     system_prompt: str | None = SYSTEM_PROMPT,
 ) -> list[dict[str, Any]]:
     r"""
-    The conversational `prompt` (messages) of one example, in the format TRL's `GRPOTrainer` expects: the
-    `system_prompt` (`None` or `""`: none), then the user text of `build_question`. With `num_images` > 0, the user
-    content is a list of parts: one `{"type": "image"}` per image (TRL fills them from the `images` column), where the
-    question has `<image>` markers or else before the text, and the text parts. Text-only examples (`num_images=0`) get
-    a plain string content.
+    The conversational `prompt` of one example for TRL's `GRPOTrainer`: the `system_prompt` (`None` or `""`: none),
+    then `build_question`'s text, with one `{"type": "image"}` part per image at its `<image>` marker or before the
+    text (text-only examples, `num_images=0`, get a plain string).
 
     Example:
     ```python
@@ -122,12 +115,6 @@ def build_prompt(
             f"The question has {num_markers} {IMAGE_PLACEHOLDER} placeholder(s) but the example has {num_images} "
             "image(s): they must match, or the question must have none."
         )
-    if num_markers == 0:  # the images go before the text
-        question = IMAGE_PLACEHOLDER * num_images + question
-    content: list[dict[str, Any]] = []
-    for index, piece in enumerate(question.split(IMAGE_PLACEHOLDER)):
-        if index:
-            content.append({"type": "image"})
-        if piece:
-            content.append({"type": "text", "text": piece})
+    pieces = re.split(f"({IMAGE_PLACEHOLDER})", IMAGE_PLACEHOLDER * (num_images - num_markers) + question)
+    content = [{"type": "image"} if p == IMAGE_PLACEHOLDER else {"type": "text", "text": p} for p in pieces if p]
     return messages + [{"role": "user", "content": content}]

@@ -51,15 +51,14 @@ class DatasetSpec:
 
 @dataclass
 class ValidationReport:
-    r"""What validation found: `total_rows` read, `issues` (`"file, row N, field 'x': what"` lines; whole-file problems
-    have no row) and the `(file, row)` of the `invalid_rows` (those dropped with `on_invalid="skip"`)."""
+    r"""What validation found: `total_rows` read, `issues` (`"file, row N, field 'x': what"`) and the `(file, row)` of
+    the `invalid_rows`."""
 
     total_rows: int = 0
     issues: list[str] = field(default_factory=list)
     invalid_rows: list[tuple[str, int]] = field(default_factory=list)
 
     def format(self, max_issues: int = 10) -> str:
-        r"""Counts, then the first `max_issues` issues, one per line."""
         lines = [f"{len(self.invalid_rows)} invalid row(s) out of {self.total_rows}."] if self.invalid_rows else []
         lines.append(f"First {min(max_issues, len(self.issues))} of {len(self.issues)} issue(s):")
         return "\n".join(lines + [f"  - {issue}" for issue in self.issues[:max_issues]])
@@ -88,8 +87,7 @@ def _unique_keys(path: Path, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def load_registry(path: str | os.PathLike) -> dict[str, DatasetSpec]:
-    r"""Read a `dataset_info.json` registry (see the module docstring) into entry name -> `DatasetSpec`; a malformed
-    file (invalid JSON or UTF-8, a name defined twice, a bad entry) raises a `ValueError` naming it."""
+    r"""Entry name -> `DatasetSpec` of a `dataset_info.json`; a malformed one raises a `ValueError` naming the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Dataset registry not found: {path}")
@@ -115,7 +113,7 @@ def load_registry(path: str | os.PathLike) -> dict[str, DatasetSpec]:
 
 
 def data_files(path: Path) -> list[Path]:
-    """The data files (json, jsonl, parquet) of a file or, recursively, of a folder, sorted."""
+    """A data file, or the data files (json, jsonl, parquet) in a folder tree, sorted."""
     if not path.exists():
         raise FileNotFoundError(f"{path}: data file not found")
     files = sorted(p for p in path.rglob("*") if p.suffix.lower() in _BUILDERS) if path.is_dir() else [path]
@@ -160,8 +158,8 @@ def _load_file(file: Path) -> "Dataset":
 
 
 def read_table(path: str | os.PathLike) -> "Dataset":
-    r"""Read a `.json` (array or JSON lines), `.jsonl` or `.parquet` file, or a folder of them (concatenated in sorted
-    order), with `datasets.load_dataset`, unvalidated. Errors name the file (for JSON, the line or row too)."""
+    r"""A `.json` (array or lines), `.jsonl` or `.parquet` file, or a folder of them, read unvalidated; errors name the
+    file (and the JSON line or row)."""
     from datasets import concatenate_datasets
 
     tables = [_load_file(file) for file in data_files(Path(path))]
@@ -174,8 +172,7 @@ def read_table(path: str | os.PathLike) -> "Dataset":
 def resolve_columns(
     columns: Mapping[str, str] | None, names: Sequence[str], aliases: Mapping[str, str] = _ALIASES
 ) -> tuple[dict[str, str], list[str]]:
-    """Canonical name -> file column, and the problems of the mapping (`aliases`: column or role -> canonical name;
-    judge records pass theirs)."""
+    """Canonical name -> file column, and the problems of the mapping (`aliases`: column or role -> canonical name)."""
     present, mapping, problems = set(names), {}, []
     for key, value in (columns or {}).items():
         if (role := _ROLE_KEY.match(key)) and role.group(1) in aliases:
@@ -200,13 +197,13 @@ def resolve_columns(
     return mapping, problems
 
 
-def _as_text(value: Any, missing: str) -> tuple[str | None, str | None]:
-    """Strings as is, numbers as their text (JSON answers are often bare numbers); else why not."""
+def _text(value: Any, missing: str, empty: str, filler: str) -> tuple[str | None, str | None]:
+    """A cell as text (numbers too: JSON answers are often bare numbers), or why not (`empty`: only `filler` in it)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None, missing
-    if isinstance(value, str) or (isinstance(value, int | float) and not isinstance(value, bool)):
-        return str(value), None
-    return None, f"expected a string, got {type(value).__name__}"
+    if not isinstance(value, str) and (isinstance(value, bool) or not isinstance(value, int | float)):
+        return None, f"expected a string, got {type(value).__name__}"
+    return str(value), None if re.sub(filler, "", str(value)).strip() else empty
 
 
 @dataclass
@@ -236,15 +233,11 @@ class _Rules:
         """One file row as a canonical row, with what is wrong with it (`issues`, empty when it can be trained on)."""
         get = {name: record.get(column) for name, column in self.columns.items()}.get
         row, why = {"source": self.source, "row_index": index}, {}  # why: field -> what is wrong
-        row["problem"], why["problem"] = _as_text(get("problem"), "missing problem (the prompt is empty)")
-        problem = row["problem"]
-        if problem is not None and not problem.replace(IMAGE_PLACEHOLDER, "").strip():
-            why["problem"] = "empty prompt"
-        elif problem is not None and len(problem) > MAX_QUESTION_CHARS:  # checked before any tokenizer sees it
+        problem, why["problem"] = _text(get("problem"), "missing problem", "empty prompt", IMAGE_PLACEHOLDER)
+        if not why["problem"] and len(problem) > MAX_QUESTION_CHARS:  # checked before any tokenizer sees it
             why["problem"] = f"the question is {len(problem):,} characters, over the cap of {MAX_QUESTION_CHARS:,}"
-        row["solution"], why["solution"] = _as_text(get("solution"), "missing solution")
-        if row["solution"] is not None and not re.sub(r"</?answer>", "", row["solution"]).strip():
-            why["solution"] = "empty solution"
+        row["problem"] = problem
+        row["solution"], why["solution"] = _text(get("solution"), "missing solution", "empty solution", "</?answer>")
         problem_type = row["problem_type"] = get("problem_type") or self.default_problem_type
         key = type_key(problem_type) if isinstance(problem_type, str) else None
         if problem_type is None:
@@ -340,17 +333,12 @@ def load_sophiavl_dataset(
     return_report: bool = False, **options: Any,
 ) -> "Dataset | tuple[Dataset, ValidationReport]":  # fmt: skip
     r"""
-    Load registered data sets (`names`: a list, or the original's comma-separated `train_files` like `"Chart,OCR@train"`)
-    from `registry_path` (a `dataset_info.json` or a `load_registry` result), validate every row, and combine them into
-    one TRL-ready data set (its columns: docs/dataset.md).
-
-    Keyword `options`: images are resized within `[min_pixels, max_pixels]` (defaults `DEFAULT_MIN_PIXELS`,
-    `DEFAULT_MAX_PIXELS`) when a row is read. `on_invalid="error"` (default) raises a `DatasetValidationError` listing the
-    first offending rows (file, row, field); `"skip"` drops them with a warning (whole-file problems always raise).
-    `system_prompt=None` uses `SYSTEM_PROMPT` (`""`: none); `default_problem_type` fills rows without one; the accepted
-    `problem_types` default to `TYPE_TEMPLATE`'s (the training script passes the accuracy verifiers'). `verify_images`
-    (default) decodes every image once, in threads, to catch corrupt and truncated files (`False`: only checks that
-    they exist). `return_report=True` also returns the `ValidationReport`.
+    Load registered data sets (`names`: a list, or the original's `train_files` like `"Chart,OCR@train"`) from
+    `registry_path` (a `dataset_info.json` or a `load_registry` result), validate every row, and combine them into one
+    TRL-ready data set (docs/dataset.md). `options`: `min_pixels`/`max_pixels` (images are resized within them when a
+    row is read); `on_invalid` (`"error"` raises a `DatasetValidationError` naming file, row and field; `"skip"` drops
+    such rows with a warning); `system_prompt` (`None`: `SYSTEM_PROMPT`, `""`: none); `default_problem_type`;
+    `problem_types` (accepted, default `TYPE_TEMPLATE`'s); `verify_images` (decode every image, not only find it).
     """
     rules = _Rules(**options)
     registry = registry_path if isinstance(registry_path, Mapping) else load_registry(registry_path)
@@ -380,13 +368,8 @@ def prepare_dataset(
     return_report: bool = False,
     **options: Any,
 ) -> "Dataset | tuple[Dataset, ValidationReport]":
-    r"""
-    Validate and convert a `datasets.Dataset` with SophiaVL columns (from `datasets.load_dataset`, `read_table`, ...)
-    like `load_sophiavl_dataset`, whose keyword `options` (`min_pixels`, `on_invalid`, ...) it takes. Relative image
-    paths are relative to `image_base_path`; `datasets.Image` columns work too (not decoded here). `columns` maps
-    columns as a registry entry does; `source` names the data in messages and in the `source` column (default: the
-    data set's name).
-    """
+    r"""`load_sophiavl_dataset` for a `datasets.Dataset` (its `options` too): image paths relative to `image_base_path`
+    or `datasets.Image` columns, `columns` mapped as in a registry entry, `source` naming the data in messages."""
     from datasets import Image as ImageFeature
 
     source = source or dataset.info.dataset_name or "dataset"

@@ -1,7 +1,6 @@
 # Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
-"""A drop-in replacement for TRL's `RepeatSampler` that never mixes image and text-only prompts in one batch: TRL 1.16
-fails on a process batch holding both, and SophiaVL-R1's data mixes them. One sampler chunk is one global generation
-batch in `GRPOTrainer`, so a chunk of one modality makes every process's batch homogeneous."""
+"""TRL's `RepeatSampler`, never mixing image and text-only prompts in a batch: TRL 1.16 fails on a process batch
+holding both, and SophiaVL-R1's data mixes them. A sampler chunk is one global generation batch in `GRPOTrainer`."""
 
 import logging
 from collections import Counter
@@ -17,17 +16,13 @@ logger = logging.getLogger(__name__)
 
 class ModalityGroupedRepeatSampler(RepeatSampler):
     r"""
-    TRL's `RepeatSampler` with every chunk of `batch_size` unique prompts drawn from a single modality.
+    TRL's `RepeatSampler` (same arguments, plus `modalities`: one label per row, see `modality_labels`) with every
+    chunk of `batch_size` unique prompts drawn from a single modality.
 
-    Each epoch draws `RepeatSampler`'s permutation (same generator, seed and call) and walks it, filling one buffer per
-    modality; a full buffer is emitted as a chunk (each index repeated `mini_repeat_count` times, the chunk
-    `repeat_count` times), so modalities interleave in proportion to their sizes. A buffer left incomplete at the end of
-    an epoch is completed with rows of its modality from the start of the epoch's order and emitted last (nothing is
-    dropped; those rows are seen twice, and the count is logged). With one modality the output is `RepeatSampler`'s.
-
-    The arguments are `RepeatSampler`'s (`mini_repeat_count`: GRPO's `num_generations`; `batch_size`: unique indices
-    per chunk; `seed` only affects this sampler), and `modalities`: one label per row of `data_source` (e.g. its
-    `data_type` column, see `modality_labels`).
+    Each epoch walks `RepeatSampler`'s permutation, filling one buffer per modality and emitting each full buffer as a
+    chunk, so modalities interleave in proportion to their sizes. A buffer left incomplete at the end of the epoch is
+    completed from the start of its modality's order and emitted last: nothing is dropped (the repeats are logged).
+    With one modality the output is `RepeatSampler`'s.
 
     Example:
     ```python
@@ -54,15 +49,10 @@ class ModalityGroupedRepeatSampler(RepeatSampler):
         modalities: Sequence[Any],
     ):
         if len(modalities) != len(data_source):
-            raise ValueError(
-                f"modalities has {len(modalities)} labels but the data set has {len(data_source)} rows: give one "
-                "label per row."
-            )
-        if mini_repeat_count < 1 or batch_size < 1 or repeat_count < 1:
-            raise ValueError(
-                f"mini_repeat_count, batch_size and repeat_count must be >= 1, got {mini_repeat_count}, {batch_size}, "
-                f"{repeat_count}."
-            )
+            raise ValueError(f"modalities has {len(modalities)} labels but the data set has {len(data_source)} rows.")
+        if min(mini_repeat_count, batch_size, repeat_count) < 1:
+            counts = f"{mini_repeat_count}, {batch_size}, {repeat_count}"
+            raise ValueError(f"mini_repeat_count, batch_size and repeat_count must be >= 1, got {counts}.")
         super().__init__(data_source, mini_repeat_count, batch_size, repeat_count, shuffle, seed)
         self.modalities = list(modalities)
         self.modality_counts = Counter(self.modalities)
@@ -76,13 +66,10 @@ class ModalityGroupedRepeatSampler(RepeatSampler):
 
     def chunks(self) -> list[list[int]]:
         r"""One epoch's chunks of unique indices, each of one modality (advances the generator, as `__iter__` does)."""
-        if self.shuffle:
-            indexes = torch.randperm(self.num_samples, generator=self.generator).tolist()
-        else:
-            indexes = list(range(self.num_samples))
-        orders: dict[Any, list[int]] = {}  # this epoch's rows of each modality, in order
-        chunks = []
-        for index in indexes:
+        n = self.num_samples
+        indexes = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        orders, chunks = {}, []  # orders: this epoch's rows of each modality, in order
+        for index in indexes.tolist():
             order = orders.setdefault(self.modalities[index], [])
             order.append(index)
             if len(order) % self.batch_size == 0:
@@ -103,13 +90,9 @@ class ModalityGroupedRepeatSampler(RepeatSampler):
 
 
 def group_stream_by_modality(dataset: Any, batch_size: int, column: str = "data_type") -> Any:
-    r"""
-    The streaming counterpart of [`ModalityGroupedRepeatSampler`] for a `datasets.IterableDataset`: reorders the
-    stream so that every run of `batch_size` consecutive rows has one modality (the `column` value, missing =
-    `"image"`). Rows wait in a buffer per modality until it holds `batch_size` of them; what is left at the end of an
-    epoch is carried into the next one, so nothing is dropped while the stream cycles. Apply it after any shuffle and
-    before TRL's `repeat_iterable_dataset` (`TrustGRPOTrainer` does).
-    """
+    r"""`ModalityGroupedRepeatSampler` for a `datasets.IterableDataset`: every run of `batch_size` rows has one
+    modality (buffered per modality; leftovers carry into the next epoch). Apply it after any shuffle, before TRL's
+    `repeat_iterable_dataset`."""
     buffers: dict[str, list[dict]] = {}
 
     def regroup(batch: dict[str, list]) -> dict[str, list]:
@@ -128,9 +111,8 @@ def group_stream_by_modality(dataset: Any, batch_size: int, column: str = "data_
 
 def modality_labels(dataset: Any, column: str = "data_type") -> list[str] | None:
     r"""
-    The per-row modality labels of a data set, for `ModalityGroupedRepeatSampler`.
-    Reads the `column` without decoding any image (the data set's transform is bypassed). Missing values become
-    `"image"` (the original's default); `None` when `dataset` is not a `datasets.Dataset` with that column.
+    The per-row modality labels of a data set (missing: `"image"`, the original's default) read without decoding any
+    image, for `ModalityGroupedRepeatSampler`; `None` when `dataset` is not a `datasets.Dataset` with that column.
 
     Example:
     ```python

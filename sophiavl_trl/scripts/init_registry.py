@@ -76,9 +76,9 @@ def write_registry(root: Path, entries: dict[str, Path], output: Path) -> None:
     output.write_text(json.dumps(registry, indent=4) + "\n", encoding="utf-8")
 
 
-def summarize(name: str, registry: dict, verify_images: bool) -> dict:
-    r"""Load the entry `name` (invalid rows skipped) and count its rows, problem types, image/text rows and rows with a
-    missing image; `error` is set when a file cannot be read at all."""
+def summarize(name: str, registry: dict, root: Path, verify_images: bool) -> tuple[tuple, list[str], str | None]:
+    r"""Load the entry `name` (invalid rows skipped): its table row (rows, problem types, image/text rows, rows with a
+    missing image, other invalid rows), the lines that explain its invalid rows, and why a file cannot be read."""
     from sophiavl_trl.data import DatasetValidationError, load_sophiavl_dataset
 
     options = {"on_invalid": "skip", "verify_images": verify_images, "return_report": True}
@@ -88,19 +88,20 @@ def summarize(name: str, registry: dict, verify_images: bool) -> dict:
         types, modality = Counter(kept["problem_type"]), Counter(kept["data_type"])
     except DatasetValidationError as exc:  # no row left, or an unreadable file
         report, types, modality = exc.report, Counter(), Counter()
-    missing = [issue for issue in report.issues if MISSING in issue]
-    rows_missing = {issue.partition(", field ")[0] for issue in missing}
+    missing, notes = [issue for issue in report.issues if MISSING in issue], []
+    rows_missing = len({issue.partition(", field ")[0] for issue in missing})
+    invalid = len(report.invalid_rows) - rows_missing
     error = next((i for i in report.issues if ", row " not in i), None) if not report.total_rows else None
-    return {
-        "rows": report.total_rows,
-        "types": ", ".join(f"{t} {n}" for t, n in sorted(types.items())) or "-",
-        "modality": f"{modality['image']}/{modality['text']}",
-        "missing": len(rows_missing),
-        "invalid": len(report.invalid_rows) - len(rows_missing),
-        "first_missing": missing[0].rpartition(f"{MISSING}: ")[2] if missing else None,
-        "issues": [i for i in report.issues if MISSING not in i],
-        "error": error,
-    }
+    if missing:
+        zipped = f"; unzip {name}.zip in {root}" if (root / f"{name}.zip").is_file() else ""
+        first = missing[0].rpartition(f"{MISSING}: ")[2]
+        notes.append(f"{name}: {rows_missing} row(s) name images that are not there (first: {first}){zipped}")
+    if invalid and not error:
+        first = next(issue for issue in report.issues if MISSING not in issue)
+        notes.append(f"{name}: {invalid} other invalid row(s), first: {first}")
+    types = ", ".join(f"{t} {n}" for t, n in sorted(types.items())) or "-"
+    row = (name, report.total_rows, types, f"{modality['image']}/{modality['text']}", rows_missing, invalid)
+    return row, notes, error
 
 
 def main(argv: list[str]) -> int:
@@ -120,24 +121,16 @@ def main(argv: list[str]) -> int:
     write_registry(root, entries, output)
     registry = load_registry(output)  # what training reads
     logging.getLogger("sophiavl_trl.data.registry").setLevel(logging.ERROR)  # skipped rows: counted in the table
-    stats = {name: summarize(name, registry, args.verify_images) for name in entries}
+    rows, notes, errors = zip(*(summarize(name, registry, root, args.verify_images) for name in entries))
     header = ("subset", "rows", "problem types", "image/text", "missing images", "other invalid")
-    rows = [(n, s["rows"], s["types"], s["modality"], s["missing"], s["invalid"]) for n, s in stats.items()]
-    total = ("total", sum(s["rows"] for s in stats.values()), "", "", sum(s["missing"] for s in stats.values()), "")
-    lines = [header, *rows, total]
-    widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
+    lines = [header, *rows, ("total", sum(row[1] for row in rows), "", "", sum(row[4] for row in rows), "")]
+    widths = [max(len(str(cell)) for cell in column) for column in zip(*lines)]
     print(f"wrote {output}: {', '.join([*entries, ALL])} ({ALL}: every file of {root / 'json'})")
     for line in lines:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
-    for name, s in stats.items():
-        if s["missing"]:
-            zipped = f"; unzip {name}.zip in {root}" if (root / f"{name}.zip").is_file() else ""
-            print(
-                f"{name}: {s['missing']} row(s) name images that are not there (first: {s['first_missing']}){zipped}"
-            )
-        if s["invalid"] and not s["error"]:
-            print(f"{name}: {s['invalid']} other invalid row(s), first: {s['issues'][0]}")
-    if errors := [s["error"] for s in stats.values() if s["error"]]:
+    for note in sum(notes, []):
+        print(note)
+    if errors := [error for error in errors if error]:
         raise CLIError("\n".join([f"cannot load {len(errors)} file(s) (the registry was written):", *errors]))
     print(f"train with --dataset_registry {output} --train_files {ALL} (or a list: {','.join(entries)})")
     return 0
