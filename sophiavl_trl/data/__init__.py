@@ -1,8 +1,6 @@
 # Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
-"""Training data: SophiaVL-R1's prompts (`prompts.py`), the dataset registry and row validation giving TRL-ready
-`datasets.Dataset`s (`registry.py`), the prompt-length check (`lengths.py`), images (`images.py`) and a
-modality-grouped sampler (`sampler.py`). Imports are lazy: `import sophiavl_trl.data` loads neither torch nor datasets
-until a name is used."""
+"""Training data: prompts, the registry and row validation giving TRL-ready `datasets.Dataset`s, the prompt-length
+check, images and a modality-grouped sampler. Imports are lazy: torch and datasets load when a name is used."""
 
 from sophiavl_trl._lazy import lazy_exports
 

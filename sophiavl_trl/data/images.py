@@ -78,8 +78,7 @@ def _image_problem(ref: tuple[str | None, bytes | None], verify: bool, bounds: t
 def check_images(
     images: list[list[dict]], issues: list[list[str]], *, verify: bool, seen: dict, bounds: tuple
 ) -> dict:
-    """`Dataset.map` batch function: adds each missing (with `verify`, unreadable or misshapen) image of a row to its
-    issues; `seen` caches the verdicts."""
+    """`Dataset.map` batch function: adds each missing (`verify`: or bad) image to its row's issues; `seen` caches."""
     refs = list(dict.fromkeys((ref["path"], ref["bytes"]) for row in images for ref in row).keys() - seen.keys())
     problem = partial(_image_problem, verify=verify, bounds=bounds)
     with ThreadPoolExecutor(min(16, 2 * (os.cpu_count() or 1))) as pool:  # decoding mostly releases the GIL
@@ -89,8 +88,7 @@ def check_images(
 
 
 def image_tokens(refs: list[dict[str, Any]], min_pixels: int, max_pixels: int) -> int:
-    """The vision tokens of a row's images once `ImageTransform` has resized them (one per 28 x 28 pixels), from the
-    image headers."""
+    """The vision tokens (one per 28 x 28 pixels) of a row's images once resized, read from the image headers."""
     from PIL import Image
     from qwen_vl_utils import smart_resize
 

@@ -26,12 +26,10 @@ def check_prompt_lengths(
     images) exceed `args.max_prompt_length` or, with vLLM, `args.vllm_max_model_length - args.max_completion_length`
     (docs/dataset.md): `on_invalid="error"` raises a `DatasetValidationError`, `"skip"` drops them.
     """
+    vllm = getattr(args, "vllm_max_model_length", None) if getattr(args, "use_vllm", False) else None
     limits = {"max_prompt_length": getattr(args, "max_prompt_length", None)}
-    if getattr(args, "use_vllm", False) and getattr(args, "vllm_max_model_length", None):
-        vllm_limit = args.vllm_max_model_length - args.max_completion_length
-        limits["vllm_max_model_length - max_completion_length"] = vllm_limit
-    limits = sorted((value, name) for name, value in limits.items() if value is not None)
-    if not limits:
+    limits["vllm_max_model_length - max_completion_length"] = vllm - args.max_completion_length if vllm else None
+    if not (limits := sorted((value, name) for name, value in limits.items() if value is not None)):
         return dataset
     (limit, name), rows = limits[0], dataset.with_format(None)[:]  # no transform: images are not decoded
     size = processing_class.image_processor.size  # the bounds examples/train_sophiavl.py gave the data too
@@ -45,8 +43,7 @@ def check_prompt_lengths(
     suspects = [i for i, text in enumerate(texts) if len(text.encode()) + extra[i] > limit]
     tokenize = partial(processing_class.tokenizer, add_special_tokens=False)
     ids = tokenize([texts[i] for i in suspects])["input_ids"] if suspects else []
-    totals = {i: len(tokens) + extra[i] for i, tokens in zip(suspects, ids, strict=True)}
-    over = {i: total for i, total in totals.items() if total > limit}
+    over = {i: total for i, tokens in zip(suspects, ids, strict=True) if (total := len(tokens) + extra[i]) > limit}
     report = ValidationReport(len(dataset), invalid_rows=[(rows["source"][i], rows["row_index"][i]) for i in over])
     for (source, row), (i, total) in zip(report.invalid_rows, over.items(), strict=True):
         images = f", or lower max_pixels (its images take {vision[i]:,})" if vision[i] >= total - limit else ""

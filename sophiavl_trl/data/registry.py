@@ -1,8 +1,7 @@
 # Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
-r"""Read data with Hugging Face `datasets` (`read_table`), validate every row before training starts (errors name the
-file, row and field), and serve it as a TRL-ready `datasets.Dataset`. Registries use SophiaVL-R1's `dataset_info.json`
-(`{"Chart": {"file_path": ..., "image_base_path": ..., "columns": {...}}}`); docs/dataset.md describes the format, the
-column mapping and the columns of the result."""
+r"""Read data with `datasets` (`read_table`), validate every row before training (errors name the file, row and field),
+and serve it as a TRL-ready `datasets.Dataset`. docs/dataset.md describes the registry (SophiaVL-R1's
+`dataset_info.json`), the column mapping and the columns of the result."""
 
 import json
 import logging
@@ -182,10 +181,8 @@ def resolve_columns(
         elif value in present and key in aliases:
             canonical, column = aliases[key], value
         else:
-            problems.append(
-                f"mapping entry {key!r}: {value!r} names no column of the file (columns: {sorted(present)}) and no "
-                f"known role (roles: {sorted(aliases)})"
-            )
+            known = f"(columns: {sorted(present)}) and no known role (roles: {sorted(aliases)})"
+            problems.append(f"mapping entry {key!r}: {value!r} names no column of the file {known}")
             continue
         if column not in present:
             problems.append(f"mapped column {column!r} is not in the file")
@@ -319,13 +316,16 @@ def _finish(parts: list["Dataset | None"], report: ValidationReport, rules: _Rul
     return (dataset, report) if return_report else dataset
 
 
-def _names(names: str | Sequence[str]) -> list[str]:
+def _specs(names: str | Sequence[str], registry: Mapping[str, DatasetSpec]) -> list[DatasetSpec]:
+    """The registry entries of `names` (a list, or the original's `train_files` like `"Chart,OCR@train"`)."""
     parsed = [item.strip() for item in (names.split(",") if isinstance(names, str) else names) if item.strip()]
     if bad := next((item for item in parsed if item.partition("@")[2] not in ("", "train")), None):
         raise ValueError(f"Dataset {bad!r}: only the 'train' split is supported (a registry entry is one file set).")
     if not parsed:
         raise ValueError(f"No dataset names given ({names!r}).")
-    return [item.partition("@")[0] for item in parsed]
+    if missing := [name for name in (item.partition("@")[0] for item in parsed) if name not in registry]:
+        raise ValueError(f"Dataset {missing[0]!r} is not in the registry. Registered names: {sorted(registry)}.")
+    return [registry[item.partition("@")[0]] for item in parsed]
 
 
 def load_sophiavl_dataset(
@@ -333,20 +333,17 @@ def load_sophiavl_dataset(
     return_report: bool = False, **options: Any,
 ) -> "Dataset | tuple[Dataset, ValidationReport]":  # fmt: skip
     r"""
-    Load registered data sets (`names`: a list, or the original's `train_files` like `"Chart,OCR@train"`) from
-    `registry_path` (a `dataset_info.json` or a `load_registry` result), validate every row, and combine them into one
-    TRL-ready data set (docs/dataset.md). `options`: `min_pixels`/`max_pixels` (images are resized within them when a
-    row is read); `on_invalid` (`"error"` raises a `DatasetValidationError` naming file, row and field; `"skip"` drops
-    such rows with a warning); `system_prompt` (`None`: `SYSTEM_PROMPT`, `""`: none); `default_problem_type`;
-    `problem_types` (accepted, default `TYPE_TEMPLATE`'s); `verify_images` (decode every image, not only find it).
+    Load the registered data sets `names` from `registry_path` (a `dataset_info.json` or a `load_registry` result),
+    validate every row, and combine them into one TRL-ready data set (docs/dataset.md). `options`: `min_pixels` and
+    `max_pixels` (images are resized within them when a row is read); `on_invalid` (`"error"` raises a
+    `DatasetValidationError` naming file, row and field; `"skip"` drops such rows with a warning); `system_prompt`
+    (`None`: `SYSTEM_PROMPT`, `""`: none); `default_problem_type`; `problem_types` (accepted, default
+    `TYPE_TEMPLATE`'s); `verify_images` (decode every image, not only find it).
     """
     rules = _Rules(**options)
     registry = registry_path if isinstance(registry_path, Mapping) else load_registry(registry_path)
-    names = _names(names)
-    if missing := [name for name in names if name not in registry]:
-        raise ValueError(f"Dataset {missing[0]!r} is not in the registry. Registered names: {sorted(registry)}.")
     report, parts = ValidationReport(), []
-    for spec in (registry[name] for name in names):
+    for spec in _specs(names, registry):
         try:
             for file in data_files(spec.file_path):
                 try:  # one unreadable file: go on, to report every file's problems at once
@@ -360,20 +357,14 @@ def load_sophiavl_dataset(
 
 
 def prepare_dataset(
-    dataset: "Dataset",
-    image_base_path: str | os.PathLike | None = None,
-    *,
-    columns: Mapping[str, str] | None = None,
-    source: str | None = None,
-    return_report: bool = False,
-    **options: Any,
+    dataset: "Dataset", image_base_path: str | os.PathLike | None = None, *, return_report: bool = False, **options
 ) -> "Dataset | tuple[Dataset, ValidationReport]":
-    r"""`load_sophiavl_dataset` for a `datasets.Dataset` (its `options` too): image paths relative to `image_base_path`
-    or `datasets.Image` columns, `columns` mapped as in a registry entry, `source` naming the data in messages."""
+    r"""`load_sophiavl_dataset` for a `datasets.Dataset` (same `options`, plus `columns`, mapped as in a registry
+    entry, and `source`, its name in messages): image paths relative to `image_base_path`, or `datasets.Image`."""
     from datasets import Image as ImageFeature
 
-    source = source or dataset.info.dataset_name or "dataset"
-    rules = _Rules(**options, columns=dict(columns or {}), base=image_base_path, source=source)
+    source = options.pop("source", None) or dataset.info.dataset_name or "dataset"
+    rules = _Rules(**options, base=image_base_path, source=source)
     dataset, features = dataset.with_format(None), dataset.features.copy()  # a deep copy
     images = [f for f in (getattr(f, "feature", f) for f in features.values()) if isinstance(f, ImageFeature)]
     for feature in images:  # `Image()` and `List(Image())` columns: validation reads paths and bytes, not pixels

@@ -37,31 +37,21 @@ class ModalityGroupedRepeatSampler(RepeatSampler):
     ```
     """
 
-    def __init__(
-        self,
-        data_source: Sized,
-        mini_repeat_count: int,
-        batch_size: int = 1,
-        repeat_count: int = 1,
-        shuffle: bool = True,
-        seed: int | None = None,
-        *,
-        modalities: Sequence[Any],
-    ):
+    def __init__(self, data_source: Sized, *args: Any, modalities: Sequence[Any], **kwargs: Any):
         if len(modalities) != len(data_source):
             raise ValueError(f"modalities has {len(modalities)} labels but the data set has {len(data_source)} rows.")
-        if min(mini_repeat_count, batch_size, repeat_count) < 1:
-            counts = f"{mini_repeat_count}, {batch_size}, {repeat_count}"
-            raise ValueError(f"mini_repeat_count, batch_size and repeat_count must be >= 1, got {counts}.")
-        super().__init__(data_source, mini_repeat_count, batch_size, repeat_count, shuffle, seed)
+        super().__init__(data_source, *args, **kwargs)  # RepeatSampler's arguments
+        if min(sizes := (self.mini_repeat_count, self.batch_size, self.repeat_count)) < 1:
+            got = ", ".join(map(str, sizes))
+            raise ValueError(f"mini_repeat_count, batch_size and repeat_count must be >= 1, got {got}.")
         self.modalities = list(modalities)
         self.modality_counts = Counter(self.modalities)
-        if padded := sum(-count % batch_size for count in self.modality_counts.values()):
+        if padded := sum(-count % self.batch_size for count in self.modality_counts.values()):
             counts = ", ".join(f"{k!r}: {v} rows" for k, v in sorted(self.modality_counts.items(), key=str))
             logger.warning(
                 "ModalityGroupedRepeatSampler: %d of %d rows are drawn twice each epoch to complete the last chunk of "
                 "each modality (%s; %d unique prompts a chunk); no row is dropped.",
-                padded, self.num_samples, counts, batch_size,
+                padded, self.num_samples, counts, self.batch_size,
             )  # fmt: skip
 
     def chunks(self) -> list[list[int]]:
@@ -96,15 +86,14 @@ def group_stream_by_modality(dataset: Any, batch_size: int, column: str = "data_
     buffers: dict[str, list[dict]] = {}
 
     def regroup(batch: dict[str, list]) -> dict[str, list]:
-        out: dict[str, list] = {key: [] for key in batch}
+        ready = []
         for row in (dict(zip(batch, values)) for values in zip(*batch.values())):
             buffer = buffers.setdefault(row.get(column) or "image", [])
             buffer.append(row)
             if len(buffer) == batch_size:
-                for key in out:
-                    out[key] += [full[key] for full in buffer]
+                ready += buffer
                 buffer.clear()
-        return out
+        return {key: [row[key] for row in ready] for key in batch}
 
     return dataset.map(regroup, batched=True, batch_size=1)
 
@@ -127,5 +116,4 @@ def modality_labels(dataset: Any, column: str = "data_type") -> list[str] | None
 
     if not isinstance(dataset, Dataset) or column not in dataset.column_names:
         return None
-    values = dataset.with_format(None).select_columns([column]).to_dict()[column]
-    return [value if value else "image" for value in values]
+    return [value or "image" for value in dataset.with_format(None).select_columns([column]).to_dict()[column]]

@@ -1,7 +1,6 @@
 # Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
-r"""`sophiavl-trl init-registry DOWNLOAD_DIR [-o dataset_info.json] [--overwrite] [--verify_images]`: the registry of a
-local copy of SophiaVL-R1-130k (`DOWNLOAD` below, zips unzipped in place), one entry per data file of `json/` and
-`SophiaVL-R1-130k` for all of them, each loaded back and summarized (docs/dataset.md)."""
+r"""`sophiavl-trl init-registry DOWNLOAD_DIR`: the registry of a local copy of SophiaVL-R1-130k, one entry per data
+file of `json/` and `SophiaVL-R1-130k` for all of them, each loaded back and summarized (docs/dataset.md)."""
 
 from __future__ import annotations
 
@@ -41,15 +40,13 @@ class InitRegistryArguments:
 
 
 def subset_name(relative: Path) -> str:
-    r"""The subset of a data file of `json/`: the known subset its path names (`chart.json`, `Chart/merged_output_chart
-    .json` -> `Chart`), else the file name without suffix."""
+    r"""The subset a `json/` path names (`Chart/merged_output_chart.json` -> `Chart`), else the path without suffix."""
     words = {word.lower() for part in relative.with_suffix("").parts for word in re.split(r"[^A-Za-z0-9]+", part)}
     return next((name for name in SUBSETS if name.lower() in words), relative.with_suffix("").as_posix())
 
 
 def find_entries(root: Path) -> dict[str, Path]:
-    r"""Subset name -> data file, for the data files under `root/json` (several files of one subset keep their own
-    names); a `CLIError` says what is wrong with a folder that is not such a download."""
+    r"""Subset name -> data file under `root/json`; a `CLIError` if `root` is not a download, saying what is wrong."""
     if not root.is_dir():
         raise CLIError(f"download folder not found: {root} (get it with `{DOWNLOAD} {root}`)")
     if not (root / "json").is_dir():
