@@ -1,9 +1,8 @@
 # Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
-"""The `sophiavl-trl` command: a thin dispatcher over `sophiavl_trl.scripts` (docs/evaluation.md,
-docs/thinking-reward-model.md). Input errors print one `sophiavl-trl <command>: error: ...` line (data validation lists
-the rows after it) and exit with status 2, or 1 for a judge that cannot be reached or scores nothing: a command raises
-`CLIError` (or `ValueError`, `OSError`, PIL's `DecompressionBombError`) for bad input. Heavy modules
-load only once a command runs: `--help` is fast."""
+"""The `sophiavl-trl` command, a dispatcher over `sophiavl_trl.scripts` (see docs/evaluation.md and
+docs/thinking-reward-model.md). Bad input (`CLIError`, `ValueError`, `OSError` or PIL's `DecompressionBombError`)
+prints one `sophiavl-trl <command>: error: ...` line (data validation lists the rows after it) and exits with status
+2, or 1 for a judge that cannot be reached or scores nothing. Commands load on use: `--help` is fast."""
 
 from __future__ import annotations
 
@@ -39,25 +38,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     r"""Run `sophiavl-trl` with `argv` (default: `sys.argv[1:]`); returns the exit status (0, 2 or 1, see above)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    command = build_parser().parse_known_args(argv)[0].command
-    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")  # one bar per data file read: noise in a CLI
-    module, entry, _ = COMMANDS[command]
-    run = getattr(importlib.import_module(f"sophiavl_trl.scripts.{module}"), entry)
     from PIL.Image import DecompressionBombError
 
     from sophiavl_trl.scripts import CLIError
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = build_parser().parse_known_args(argv)[0].command
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")  # one bar per data file read: noise in a CLI
+    module, entry, _ = COMMANDS[command]
     try:
-        return run(argv[argv.index(command) + 1 :])
-    except (OSError, ValueError, DecompressionBombError) as exc:  # input problems (CLIError, missing files, ...)
+        return getattr(importlib.import_module(f"sophiavl_trl.scripts.{module}"), entry)(
+            argv[argv.index(command) + 1 :]
+        )
+    except (OSError, ValueError, DecompressionBombError) as exc:
         message = str(exc).strip() or type(exc).__name__
         if isinstance(exc, DecompressionBombError):  # PIL's guard, whichever command opened the image
-            message += " Downscale the image" + (
-                ", or raise the limit with --max_image_pixels N (images over 2 N pixels are refused)."
-                if command in ("infer", "eval")
-                else "."
-            )
+            bound = ", or raise the limit with --max_image_pixels N (images over 2 N pixels are refused)"
+            message += f" Downscale the image{bound if command in ('infer', 'eval') else ''}."
         first, *rest = message.splitlines()
         sys.stderr.write("".join([f"{PROG} {command}: error: {first}\n", *(f"  {line}\n" for line in rest)]))
         return exc.status if isinstance(exc, CLIError) else 2

@@ -4,6 +4,7 @@ and the one-line input error."""
 
 from __future__ import annotations
 
+from dataclasses import MISSING, field
 from typing import Any
 
 
@@ -14,6 +15,13 @@ class CLIError(ValueError):
     def __init__(self, message: str, status: int = 2) -> None:
         super().__init__(message)
         self.status = status
+
+
+def option(default: Any = MISSING, help: str = "", **metadata: Any) -> Any:
+    r"""A dataclass field with its `--help` text and more `metadata` (e.g. `aliases`); no `default`: required."""
+    if isinstance(default, list):  # a fresh list per instance
+        return field(default_factory=default.copy, metadata={"help": help, **metadata})
+    return field(default=default, metadata={"help": help, **metadata})
 
 
 def parse_args(dataclass_type: type, argv: list[str], command: str, *, positionals: str | None = None) -> Any:
@@ -33,6 +41,5 @@ def parse_args(dataclass_type: type, argv: list[str], command: str, *, positiona
 def check_positive(args: Any, *names: str) -> None:
     r"""Raise a `CLIError` naming the option when one of `names` is set to less than 1."""
     for name in names:
-        value = getattr(args, name)
-        if value is not None and value < 1:
+        if (value := getattr(args, name)) is not None and value < 1:
             raise CLIError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")

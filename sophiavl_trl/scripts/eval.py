@@ -7,33 +7,26 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from sophiavl_trl.scripts import CLIError, check_positive, parse_args
-from sophiavl_trl.scripts.infer import (
-    GenerationArguments,
-    load_generator,
-    load_processor,
-    parse_completion,
-    problem_type_key,
-)
+from sophiavl_trl.scripts import CLIError, check_positive, infer, option, parse_args
 
 
 @dataclass(kw_only=True)
-class EvalArguments(GenerationArguments):
+class EvalArguments(infer.GenerationArguments):
     r"""Evaluate a trained policy: greedy generation with the training prompt, scoring with the training verifiers
     (accuracy_reward), accuracy per problem type. Writes results.json, report.md and predictions.jsonl to --output."""
 
-    data: str = field(metadata={"help": "A .json/.jsonl/.parquet file or folder, or registry names with --registry."})
-    output: str = field(metadata={"help": "Output folder."})
-    registry: str | None = field(default=None, metadata={"help": "A SophiaVL dataset_info.json registry."})
-    batch_size: int = field(default=8, metadata={"help": "Prompts generated together."})
-    limit: int | None = field(default=None, metadata={"help": "Evaluate the first N rows only."})
-    image_dir: str | None = field(default=None, metadata={"help": "Folder of relative image paths (default: file's)."})
-    default_type: str | None = field(default=None, metadata={"help": "Problem type of rows without one."})
-    on_invalid: Literal["error", "skip"] = field(default="error", metadata={"help": "Invalid rows: stop, or skip."})
+    data: str = option(help="A .json/.jsonl/.parquet file or folder, or registry names with --registry.")
+    output: str = option(help="Output folder.")
+    registry: str | None = option(None, "A SophiaVL dataset_info.json registry.")
+    batch_size: int = option(8, "Prompts generated together.")
+    limit: int | None = option(None, "Evaluate the first N rows only.")
+    image_dir: str | None = option(None, "Folder of relative image paths (default: file's).")
+    default_type: str | None = option(None, "Problem type of rows without one.")
+    on_invalid: Literal["error", "skip"] = option("error", "Invalid rows: stop, or skip.")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -44,11 +37,9 @@ def load_eval_dataset(args: EvalArguments, bounds: tuple[int, int]) -> Any:
     r"""The validated rows of `args.data` (TRL-style: `prompt`, `images`, `solution`, `problem_type`, ...)."""
     from sophiavl_trl.data import load_sophiavl_dataset, prepare_dataset, read_table
 
-    options = {
-        "min_pixels": bounds[0], "max_pixels": bounds[1], "on_invalid": args.on_invalid,
-        "system_prompt": args.system_prompt,
-        "default_problem_type": args.default_type and problem_type_key(args.default_type),
-    }  # fmt: skip
+    options = {"min_pixels": bounds[0], "max_pixels": bounds[1], "on_invalid": args.on_invalid}
+    options |= {"system_prompt": args.system_prompt}
+    options["default_problem_type"] = args.default_type and infer.problem_type_key(args.default_type)
     if args.registry is not None:
         return load_sophiavl_dataset(args.data, args.registry, **options)
     path = Path(args.data)
@@ -61,7 +52,7 @@ def load_eval_dataset(args: EvalArguments, bounds: tuple[int, int]) -> Any:
 
 
 def summarize(predictions: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    r"""`accuracy`, `num_samples`, `format_rate`, and `per_type` / `per_source` `{"accuracy", "count"}` of predictions."""
+    r"""`accuracy`, `num_samples`, `format_rate`, and `per_type` / `per_source` (`{"accuracy", "count"}`)."""
 
     def group(key: str) -> dict[str, dict[str, float]]:
         buckets: dict[str, list[float]] = {}
@@ -70,11 +61,9 @@ def summarize(predictions: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         return {name: {"accuracy": sum(v) / len(v), "count": len(v)} for name, v in sorted(buckets.items())}
 
     n = len(predictions)
-    return {
-        "accuracy": sum(row["accuracy"] for row in predictions) / n, "num_samples": n,
-        "format_rate": sum(row["well_formatted"] for row in predictions) / n,
-        "per_type": group("problem_type"), "per_source": group("source"),
-    }  # fmt: skip
+    summary = {"accuracy": sum(row["accuracy"] for row in predictions) / n, "num_samples": n}
+    summary["format_rate"] = sum(row["well_formatted"] for row in predictions) / n
+    return summary | {"per_type": group("problem_type"), "per_source": group("source")}
 
 
 def report(results: Mapping[str, Any]) -> str:
@@ -92,7 +81,8 @@ def report(results: Mapping[str, Any]) -> str:
         lines += [f"| {name} | {e['count']} | {100 * e['accuracy']:.2f}% |" for name, e in results[key].items()]
         lines += [f"| **all** | **{results['num_samples']}** | **{100 * results['accuracy']:.2f}%** |", ""]
     lines += [
-        f"Well-formatted completions (`<think>...</think><answer>...</answer>`): {100 * results['format_rate']:.2f}%.\n",
+        "Well-formatted completions (`<think>...</think><answer>...</answer>`): "
+        f"{100 * results['format_rate']:.2f}%.\n",
         "Accuracy is the mean score of the training verifiers (`sophiavl_trl.rewards.accuracy_reward`, format-gated): "
         "exact match for numerical and multiple choice, exp(-WER) for OCR, mean ROUGE F1 for free-form and text.\n",
     ]
@@ -117,27 +107,24 @@ def main(argv: list[str]) -> int:
         raise CLIError(f"--image_dir {args.image_dir}: no such folder")
     if Path(args.output).exists() and not Path(args.output).is_dir():
         raise CLIError(f"--output {args.output} is a file; give a folder for results.json, report.md, ...")
-    processor, bounds = load_processor(args)
+    processor, bounds = infer.load_processor(args)
     dataset = load_eval_dataset(args, bounds)  # validated before the model loads
-    generate = load_generator(args, processor)
-    if args.limit is not None:
-        dataset = dataset.take(args.limit)
+    generate = infer.load_generator(args, processor)
+    dataset = dataset.take(args.limit) if args.limit is not None else dataset
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     start, predictions = time.monotonic(), []
     columns = ("source", "row_index", "problem_type", "problem", "options", "solution")
-    with (
-        open(output / "predictions.jsonl", "w", encoding="utf-8") as sink,
-        tqdm(total=len(dataset), desc="eval") as bar,
-    ):
+    with open(output / "predictions.jsonl", "w", encoding="utf-8") as f, tqdm(total=len(dataset), desc="eval") as bar:
         for batch in dataset.iter(args.batch_size):
             texts = generate(batch["prompt"], batch["images"])
             scores = accuracy_reward(texts, solution=batch["solution"], problem_type=batch["problem_type"])
             for offset, (text, score) in enumerate(zip(texts, scores, strict=True)):
                 record = {"index": len(predictions), **{c: batch[c][offset] for c in columns}, "completion": text}
-                record |= {k: v for k, v in parse_completion(text).items() if k != "raw"} | {"accuracy": score}
+                record |= {k: v for k, v in infer.parse_completion(text).items() if k != "raw"}
+                record["accuracy"] = score
                 predictions.append(record)
-                sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
             bar.update(len(texts))
     results = summarize(predictions)
     results["config"] = {**asdict(args), "decoding": "greedy", "min_pixels": bounds[0], "max_pixels": bounds[1]}

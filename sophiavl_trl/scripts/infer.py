@@ -1,17 +1,17 @@
 # Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
 """`sophiavl-trl infer`: answer one question with a trained Qwen2.5-VL policy (training prompt, greedy decoding), and
-the generation it shares with `sophiavl-trl eval`: transformers (batched, left padding) or an in-process vLLM engine."""
+the generation it shares with `sophiavl-trl eval`: transformers (batched, left padding) or in-process vLLM."""
 
 from __future__ import annotations
 
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from sophiavl_trl.scripts import CLIError, check_positive, parse_args
+from sophiavl_trl.scripts import CLIError, check_positive, option, parse_args
 
 
 Generate = Callable[[list[list[dict]], list[list[Any]]], list[str]]
@@ -21,24 +21,18 @@ Generate = Callable[[list[list[dict]], list[list[Any]]], list[str]]
 class GenerationArguments:
     r"""The model and how it generates (shared by `infer` and `eval`)."""
 
-    model: str = field(metadata={"help": "Checkpoint folder (with config.json) or Hub id."})
-    backend: Literal["transformers", "vllm"] = field(
-        default="transformers", metadata={"help": "transformers, or vllm (needs vllm installed)."}
+    model: str = option(help="Checkpoint folder (with config.json) or Hub id.")
+    backend: Literal["transformers", "vllm"] = option("transformers", "transformers, or vllm (needs vllm installed).")
+    max_new_tokens: int = option(1024, "Completion budget, in tokens.")
+    system_prompt: str | None = option(None, "System prompt (default: SophiaVL-R1's training one; '' for none).")
+    min_pixels: int | None = option(None, "Image pixel lower bound (default: processor's).")
+    max_pixels: int | None = option(None, "Image pixel upper bound (default: processor's).")
+    device: str | None = option(None, "transformers backend: cuda, cpu, ... (GPU if any).")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] | None = option(
+        None, "Weights dtype (default: bfloat16 on GPU, float32 on CPU)."
     )
-    max_new_tokens: int = field(default=1024, metadata={"help": "Completion budget, in tokens."})
-    system_prompt: str | None = field(
-        default=None, metadata={"help": "System prompt (default: SophiaVL-R1's training one; '' for none)."}
-    )
-    min_pixels: int | None = field(default=None, metadata={"help": "Image pixel lower bound (default: processor's)."})
-    max_pixels: int | None = field(default=None, metadata={"help": "Image pixel upper bound (default: processor's)."})
-    device: str | None = field(default=None, metadata={"help": "transformers backend: cuda, cpu, ... (GPU if any)."})
-    dtype: Literal["auto", "bfloat16", "float16", "float32"] | None = field(
-        default=None, metadata={"help": "Weights dtype (default: bfloat16 on GPU, float32 on CPU)."}
-    )
-    max_model_len: int = field(default=8192, metadata={"help": "vllm backend: context length."})
-    max_image_pixels: int | None = field(
-        default=None, metadata={"help": "PIL's decompression-bomb limit (images over twice it are refused)."}
-    )
+    max_model_len: int = option(8192, "vllm backend: context length.")
+    max_image_pixels: int | None = option(None, "PIL's decompression-bomb limit (images over twice it are refused).")
 
     def __post_init__(self) -> None:
         from PIL import Image
@@ -47,21 +41,30 @@ class GenerationArguments:
 
         check_positive(self, "max_new_tokens", "max_model_len", "max_image_pixels")
         check_pixel_bounds(self.min_pixels, self.max_pixels)
-        if self.device is not None:
-            check_device(self.device)
-        if self.max_image_pixels is not None:
-            Image.MAX_IMAGE_PIXELS = self.max_image_pixels
+        Image.MAX_IMAGE_PIXELS = self.max_image_pixels or Image.MAX_IMAGE_PIXELS
+        if self.device is None:
+            return
+        import torch
+
+        try:
+            kind, index = torch.device(self.device).type, torch.device(self.device).index or 0
+        except RuntimeError:
+            raise CLIError(f"--device {self.device}: not a torch device; use cpu, cuda, cuda:N or mps") from None
+        counts = {"cpu": 1, "cuda": torch.cuda.device_count(), "mps": int(torch.backends.mps.is_available())}
+        if index >= (count := counts.get(kind, 0)):
+            message = f"--device {self.device}: this machine has {count} {kind} device(s)"
+            raise CLIError(f"{message}; use --device cpu or leave it unset")
 
 
 @dataclass(kw_only=True)
 class InferArguments(GenerationArguments):
     r"""Answer one question with a trained Qwen2.5-VL policy (SophiaVL-R1's training prompt, greedy decoding)."""
 
-    question: str = field(metadata={"help": "The question."})
-    type: str = field(metadata={"help": "numerical, multiple choice, OCR, free-form or text (multiple_choice, ...)."})
-    image: list[str] = field(default_factory=list, metadata={"help": "Image file(s), none for a text question."})
-    options: list[str] | None = field(default=None, metadata={"help": "Multiple-choice options: 'A. 3' 'B. 5'."})
-    json: bool = field(default=False, metadata={"help": "Print a JSON object instead of text."})
+    question: str = option(help="The question.")
+    type: str = option(help="numerical, multiple choice, OCR, free-form or text (multiple_choice, ...).")
+    image: list[str] = option([], "Image file(s), none for a text question.")
+    options: list[str] | None = option(None, "Multiple-choice options: 'A. 3' 'B. 5'.")
+    json: bool = option(False, "Print a JSON object instead of text.")
 
 
 def problem_type_key(problem_type: str) -> str:
@@ -71,44 +74,14 @@ def problem_type_key(problem_type: str) -> str:
     try:
         return template_type(problem_type)
     except ValueError:
-        known = sorted(TYPE_TEMPLATE)
-        raise CLIError(f"--type: unknown problem type {problem_type!r}; choose one of {known}") from None
-
-
-def check_device(device: str) -> None:
-    r"""Raise a `CLIError` unless `device` is a torch device that this machine has."""
-    import torch
-
-    try:
-        kind, index = torch.device(device).type, torch.device(device).index or 0
-    except RuntimeError:
-        raise CLIError(f"--device {device}: not a torch device; use cpu, cuda, cuda:N or mps") from None
-    count = {"cpu": 1, "cuda": torch.cuda.device_count(), "mps": int(torch.backends.mps.is_available())}.get(kind, 0)
-    if index >= count:
         raise CLIError(
-            f"--device {device}: this machine has {count} {kind} device(s); use --device cpu or leave it unset"
-        )
-
-
-def load_image(path: str) -> Any:
-    r"""Open an image file as RGB (`CLIError` when it is missing or unreadable)."""
-    from PIL import Image
-
-    if not os.path.isfile(path):
-        raise CLIError(f"image not found: {path}")
-    try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except Image.DecompressionBombError as exc:  # the dispatcher says how to raise the limit
-        raise Image.DecompressionBombError(f"image {path}: {exc}") from None
-    except OSError as exc:
-        raise CLIError(f"cannot read image {path}: {exc}") from None
+            f"--type: unknown problem type {problem_type!r}; choose one of {sorted(TYPE_TEMPLATE)}"
+        ) from None
 
 
 def load_processor(args: GenerationArguments) -> tuple[Any, tuple[int, int]]:
-    r"""The model's processor (with the pixel bounds of `args`) and its `(min_pixels, max_pixels)`, what images are
-    resized to as in training. Cheap: data can be checked with it before the model loads. Fails early (a `CLIError`)
-    unless `args.model` is a folder with a `config.json` or looks like a Hub id."""
+    r"""The model's processor (with the pixel bounds of `args`) and its `(min_pixels, max_pixels)`, to resize images as
+    in training and check data before the model loads; a `CLIError` unless `args.model` is a checkpoint or Hub id."""
     import importlib.util
 
     from transformers import AutoProcessor
@@ -142,51 +115,41 @@ def load_generator(args: GenerationArguments, processor: Any, max_images: int = 
     from trl.data_utils import prepare_multimodal_messages
 
     def chat_texts(prompts: list[list[dict]], images: list[list[Any]]) -> list[str]:
-        return [
-            processor.apply_chat_template(
-                prepare_multimodal_messages(p, images=i), add_generation_prompt=True, tokenize=False
-            )
-            for p, i in zip(prompts, images, strict=True)
-        ]
+        messages = [prepare_multimodal_messages(p, images=i) for p, i in zip(prompts, images, strict=True)]
+        return [processor.apply_chat_template(m, add_generation_prompt=True, tokenize=False) for m in messages]
 
     if args.backend == "vllm":
         # vLLM logs to stdout by default; keep stdout for the results (`infer --json`). Its engine process inherits it.
         os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
         from vllm import LLM, SamplingParams
 
-        overridden = args.min_pixels is not None or args.max_pixels is not None  # then set_pixel_bounds wrote `size`
-        llm = LLM(
-            model=args.model, max_model_len=args.max_model_len, dtype=args.dtype or "auto",
-            limit_mm_per_prompt={"image": max_images, "video": 0},
-            mm_processor_kwargs={"size": processor.image_processor.size} if overridden else None,
-        )  # fmt: skip
+        engine = {"dtype": args.dtype or "auto", "limit_mm_per_prompt": {"image": max_images, "video": 0}}
+        if args.min_pixels is not None or args.max_pixels is not None:  # then set_pixel_bounds wrote `size`
+            engine["mm_processor_kwargs"] = {"size": processor.image_processor.size}
+        llm = LLM(args.model, max_model_len=args.max_model_len, **engine)
         params = SamplingParams(temperature=0.0, max_tokens=args.max_new_tokens)
 
         def generate_vllm(prompts: list[list[dict]], images: list[list[Any]]) -> list[str]:
-            requests = [
-                {"prompt": text, "multi_modal_data": {"image": i}} if i else {"prompt": text}
-                for text, i in zip(chat_texts(prompts, images), images, strict=True)
-            ]
+            media = [{"multi_modal_data": {"image": i}} if i else {} for i in images]
+            requests = [{"prompt": text} | m for text, m in zip(chat_texts(prompts, images), media, strict=True)]
             return [output.outputs[0].text for output in llm.generate(requests, params, use_tqdm=False)]
 
         return generate_vllm
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = args.dtype or ("bfloat16" if device.startswith("cuda") else "float32")
-    model = AutoModelForImageTextToText.from_pretrained(
-        args.model, dtype=dtype if dtype == "auto" else getattr(torch, dtype)
-    )
+    model = AutoModelForImageTextToText.from_pretrained(args.model, dtype=getattr(torch, dtype, dtype))
     model = model.to(device).eval()
 
+    # add_special_tokens=False: the chat template has them
+    encoding = {"padding": True, "padding_side": "left", "return_tensors": "pt", "add_special_tokens": False}
+    sampling = {"max_new_tokens": args.max_new_tokens, "do_sample": False, "temperature": None, "top_p": None}
+    sampling |= {"top_k": None, "pad_token_id": processor.tokenizer.pad_token_id}
+
     def generate(prompts: list[list[dict]], images: list[list[Any]]) -> list[str]:
-        inputs = processor(
-            text=chat_texts(prompts, images), images=images if any(images) else None, padding=True,
-            padding_side="left", return_tensors="pt", add_special_tokens=False,  # the chat template has them
-        ).to(device)  # fmt: skip
+        texts = chat_texts(prompts, images)
+        inputs = processor(text=texts, images=images if any(images) else None, **encoding).to(device)
         with torch.inference_mode():
-            output = model.generate(
-                **inputs, max_new_tokens=args.max_new_tokens, do_sample=False, temperature=None, top_p=None,
-                top_k=None, pad_token_id=processor.tokenizer.pad_token_id,
-            )  # fmt: skip
+            output = model.generate(**inputs, **sampling)
         return processor.batch_decode(output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
 
     return generate
@@ -197,19 +160,31 @@ def parse_completion(text: str) -> dict[str, Any]:
     (whether it passes the format reward) and `raw` text."""
     from sophiavl_trl.rewards.format_rewards import extract_answer, extract_thinking, is_well_formatted
 
-    return {"thinking": extract_thinking(text), "answer": extract_answer(text),
-            "well_formatted": is_well_formatted(text), "raw": text}  # fmt: skip
+    result = {"thinking": extract_thinking(text), "answer": extract_answer(text)}
+    return result | {"well_formatted": is_well_formatted(text), "raw": text}
 
 
 def main(argv: list[str]) -> int:
     r"""`sophiavl-trl infer ARGS`."""
+    from PIL import Image
+
     from sophiavl_trl.data import SYSTEM_PROMPT, ImageTransform, build_prompt
 
     args = parse_args(InferArguments, argv, "infer")
     problem_type = problem_type_key(args.type)
     if args.options and problem_type != "multiple choice":
         raise CLIError(f"--options only apply to --type 'multiple choice', not {problem_type!r}")
-    images = [load_image(path) for path in args.image]
+    images = []
+    for path in args.image:
+        if not os.path.isfile(path):
+            raise CLIError(f"image not found: {path}")
+        try:
+            with Image.open(path) as image:
+                images.append(image.convert("RGB"))
+        except Image.DecompressionBombError as exc:  # the dispatcher says how to raise the limit
+            raise Image.DecompressionBombError(f"image {path}: {exc}") from None
+        except OSError as exc:
+            raise CLIError(f"cannot read image {path}: {exc}") from None
     processor, bounds = load_processor(args)
     generate = load_generator(args, processor, max_images=max(1, len(images)))
     question = args.question
@@ -219,12 +194,9 @@ def main(argv: list[str]) -> int:
     messages = build_prompt(question, problem_type, args.options, num_images=len(images), system_prompt=system_prompt)
     result = parse_completion(generate([messages], [[ImageTransform(*bounds).resize(image) for image in images]])[0])
     if args.json:
-        payload = {
-            "model": args.model, "backend": args.backend, "question": args.question, "type": problem_type,
-            "options": args.options or [], "images": [os.path.abspath(path) for path in args.image], **result,
-            "messages": messages,
-        }  # fmt: skip
-        print(json.dumps(payload, indent=2, ensure_ascii=False))
+        payload = {"model": args.model, "backend": args.backend, "question": args.question, "type": problem_type}
+        payload |= {"options": args.options or [], "images": [os.path.abspath(path) for path in args.image]}
+        print(json.dumps(payload | result | {"messages": messages}, indent=2, ensure_ascii=False))
     else:
         answer = result["answer"] if result["answer"] is not None else "(no <answer> block)"
         print(f"Thinking:\n{result['thinking']}\n\nAnswer:\n{answer}\n\nRaw output:\n{result['raw']}")

