@@ -192,6 +192,14 @@ def run_floor(base_url: str, payloads: list[dict], concurrency: int, timeout: fl
     return asyncio.run(main())
 
 
+async def _gather_warm(one: Any, payloads: list[dict]) -> tuple[float, int]:
+    """One untimed batch (connections open, as for a client reused across training steps), then the timed one."""
+    await asyncio.gather(*(one(payload) for payload in payloads))
+    start = time.perf_counter()
+    ok = sum(await asyncio.gather(*(one(payload) for payload in payloads)))
+    return time.perf_counter() - start, ok
+
+
 def run_floor_httpx(base_url: str, payloads: list[dict], concurrency: int, timeout: float) -> tuple[float, int]:
     """Raw concurrent HTTP on the client's own stack (the OpenAI client's httpx `AsyncClient`), warm: what the
     client's HTTP library costs by itself, without the OpenAI client, retries, parsing or bookkeeping."""
@@ -207,10 +215,31 @@ def run_floor_httpx(base_url: str, payloads: list[dict], concurrency: int, timeo
                     data = response.json()
                     return int(response.status_code == 200 and data["choices"][0]["message"]["content"] is not None)
 
-            await asyncio.gather(*(one(payload) for payload in payloads))
-            start = time.perf_counter()
-            ok = sum(await asyncio.gather(*(one(payload) for payload in payloads)))
-            return time.perf_counter() - start, ok
+            return await _gather_warm(one, payloads)
+
+    return asyncio.run(main())
+
+
+def run_sdk(base_url: str, payloads: list[dict], concurrency: int, timeout: float) -> tuple[float, int]:
+    """The OpenAI SDK alone, warm: `chat.completions.create` per request on its aiohttp transport, `gather` under the
+    same semaphore, no failover, size cap or bookkeeping: the least any client built on `create` can cost."""
+    import openai
+
+    async def main() -> tuple[float, int]:
+        semaphore = asyncio.Semaphore(concurrency)
+        http = openai.DefaultAioHttpClient(timeout=timeout)
+        async with openai.AsyncOpenAI(base_url=base_url, api_key="EMPTY", http_client=http, timeout=timeout) as sdk:
+
+            async def one(payload: dict) -> int:
+                body = {key: value for key, value in payload.items() if key != "structured_outputs"}
+                extra = (
+                    {"structured_outputs": payload["structured_outputs"]} if "structured_outputs" in payload else None
+                )
+                async with semaphore:
+                    response = await sdk.chat.completions.create(**body, extra_body=extra)
+                    return int(response.choices[0].message.content is not None)
+
+            return await _gather_warm(one, payloads)
 
     return asyncio.run(main())
 
@@ -227,11 +256,12 @@ CONTENDERS = {
     "loop": "loop (httpx.post, one at a time)",
     "client": "client (ThinkingRewardClient, aiohttp)",
     "client_httpx": "client (ThinkingRewardClient, httpx)",
+    "sdk": "openai SDK (create + gather, aiohttp, warm)",
     "floor_cold": "floor (raw aiohttp gather, cold)",
     "floor_warm": "floor (raw aiohttp gather, warm)",
     "floor_httpx": "floor (raw httpx gather, warm)",
 }
-FLOORS = ("floor_cold", "floor_warm", "floor_httpx")
+FLOORS = ("sdk", "floor_cold", "floor_warm", "floor_httpx")
 
 
 def bench(
@@ -270,8 +300,8 @@ def bench(
             times[key].append(seconds)
         seconds, oks["floor_httpx"] = run_floor_httpx(base_url, payloads, concurrency, timeout)
         times["floor_httpx"].append(seconds)
-    client.close()
-    client_httpx.close()
+        seconds, oks["sdk"] = run_sdk(base_url, payloads, concurrency, timeout)
+        times["sdk"].append(seconds)
 
     result = {key: statistics.median(values) for key, values in times.items()}
     print(f"\n== {name}: {n} requests, concurrency {concurrency}, median of {repeats} ({base_url})")
@@ -288,7 +318,8 @@ def bench(
             a / b for a, b in zip(times["client_httpx"], times[floor])
         )
     print(
-        f"  client: speedup vs loop {result['loop'] / result['client']:.1f}x; vs floor: aiohttp cold "
+        f"  client: speedup vs loop {result['loop'] / result['client']:.1f}x; vs the openai SDK alone "
+        f"{result['client_vs_sdk']:.2f}x (httpx client: {result['client_httpx_vs_sdk']:.2f}x); vs floor: aiohttp cold "
         f"{result['client_vs_floor_cold']:.2f}x, aiohttp warm {result['client_vs_floor_warm']:.2f}x, httpx warm "
         f"{result['client_vs_floor_httpx']:.2f}x; client_httpx vs aiohttp warm floor "
         f"{result['client_httpx_vs_floor_warm']:.2f}x"
@@ -319,21 +350,13 @@ def main(argv: list[str] | None = None) -> None:
         serve_fake(args.serve_fake, args.latency)
         return
 
-    concurrency = args.max_concurrency
+    common = {"n": args.n, "concurrency": args.max_concurrency, "repeats": args.repeats, "with_images": args.images}
     results = {}
     if not args.skip_fake:
         process, base_url = start_fake_server(args.latency)
         try:
-            results["fake"] = bench(
-                f"fake server, {args.latency * 1000:.0f} ms per request",
-                base_url,
-                args.n,
-                concurrency,
-                args.repeats,
-                constrained=False,
-                with_images=args.images,
-                timeout=30.0,
-            )
+            name = f"fake server, {args.latency * 1000:.0f} ms per request"
+            results["fake"] = bench(name, base_url, **common, constrained=False, timeout=30.0)
         finally:
             process.terminate()
             process.wait(timeout=10)
@@ -358,15 +381,7 @@ def main(argv: list[str] | None = None) -> None:
             base_url = server.base_url
         try:
             results["vllm"] = bench(
-                "vLLM judge",
-                base_url,
-                args.n,
-                concurrency,
-                args.repeats,
-                constrained=True,
-                with_images=args.images,
-                timeout=120.0,
-                loop_n=args.loop_n,
+                "vLLM judge", base_url, **common, constrained=True, timeout=120.0, loop_n=args.loop_n
             )
         finally:
             if server is not None:

@@ -40,7 +40,7 @@ def main(seed: int, out: Path, cold_steps: int, judge_steps: int, num_judge: int
     from transformers import AutoModelForImageTextToText, AutoProcessor
     from trl import ModelConfig, SFTConfig
 
-    from sophiavl_trl.judge.sft import JudgeSFTScriptArguments, judge_sft_example
+    from sophiavl_trl.judge.sft import JudgeRecord, JudgeSFTScriptArguments, build_judge_sft_dataset
 
     result = {"seed": seed, "isa": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
               "cold_steps": cold_steps, "judge_steps": judge_steps, "num_judge": num_judge}  # fmt: skip
@@ -87,9 +87,11 @@ def main(seed: int, out: Path, cold_steps: int, judge_steps: int, num_judge: int
     one, zero = processor.tokenizer.convert_tokens_to_ids(["1", "0"])
     held = [json.loads(line) for line in (data / "judge_heldout.jsonl").read_text().splitlines()]
     scored = []
-    for record in held:
-        image = None if record["image"] is None else str(data / record["image"])
-        example = judge_sft_example(record["question"], record["reasoning"], record["score"], image)
+    examples = build_judge_sft_dataset([  # the exact requests the client sends
+        JudgeRecord(r["question"], r["reasoning"], r["score"], r["image"] and {"path": str(data / r["image"]), "bytes": None})
+        for r in held
+    ])  # fmt: skip
+    for record, example in zip(held, examples, strict=True):
         text = processor.apply_chat_template(example["prompt"], tokenize=False, add_generation_prompt=True)
         ids = processor(text=[text], images=example["images"] or None, return_tensors="pt")
         with torch.no_grad():

@@ -10,35 +10,21 @@
 # Usage: bash scripts/compare.sh [RUN_DIR] [extra compare.py args...]   (RUN_DIR default: runs/compare)
 #        JUDGE=rule bash scripts/compare.sh runs/compare-rule   # the step rule as the judge: the upper bound
 set -euo pipefail
-source "$(dirname "$0")/env.sh"
-cd "$ROOT"
+source "$(dirname "$0")/pipeline.sh"
 # One thread per process: on 2 shared cores, two spinning OpenMP threads made the tiny model's generation 15x slower.
 export OMP_NUM_THREADS=1
-run=${1:-runs/compare}
+pipeline_init compare "${1:-runs/compare}"
 shift || true
-mkdir -p "$run"
-run=$(cd "$run" && pwd)
-start=$(date +%s)
-QS=examples/quickstart
 COLD_ARGS=(--train_files chain_sft --num_train_epochs 2 --per_device_train_batch_size 16 --learning_rate 2e-3 --use_cpu
   --report_to none --save_strategy no --logging_steps 50 --disable_tqdm true --seed 0)
 # 3,000 steps on 16,000 records: at 600 steps on 3,200 the judge had learned the labels' mean (Spearman 0.087).
 JUDGE_ARGS=(--config examples/recipes/thinking_reward_model/config_cpu.yaml --max_steps 3000 --learning_rate 1e-3
   --lr_scheduler_type cosine --warmup_steps 100 --per_device_train_batch_size 16 --logging_steps 250 --disable_tqdm true)
-key=$( (cat "$QS"/chain_task.py "$QS"/make_task.py "$QS"/cold_start.py examples/train_thinking_reward_model.py \
-  examples/recipes/thinking_reward_model/config_cpu.yaml sophiavl_trl/testing/tiny_model.py sophiavl_trl/data/prompts.py \
-  sophiavl_trl/judge/prompt.py sophiavl_trl/judge/sft.py; echo "$VENV ${COLD_ARGS[*]} ${JUDGE_ARGS[*]}") \
-  | sha256sum | cut -c1-12)
-cache=$CACHE/chain-$key
+cache=$CACHE/chain-$(cache_key "$QS"/chain_task.py "$QS"/make_task.py "$QS"/cold_start.py \
+  examples/train_thinking_reward_model.py examples/recipes/thinking_reward_model/config_cpu.yaml \
+  sophiavl_trl/testing/tiny_model.py sophiavl_trl/data/prompts.py sophiavl_trl/judge/prompt.py sophiavl_trl/judge/sft.py \
+  -- "${COLD_ARGS[*]} ${JUDGE_ARGS[*]}")
 mkdir -p "$cache"
-
-judge_pid=""
-cleanup() { if [ -n "$judge_pid" ]; then kill -TERM -- "-$judge_pid" 2>/dev/null || true; fi; }
-trap cleanup EXIT
-t0=$start
-phase() { echo "[compare] $*"; t0=$(date +%s); }
-took() { echo "[compare]     ... $(( $(date +%s) - t0 )) s"; }
-fail() { echo "[compare] failed; the end of $1:"; tail -n 30 "$1"; exit 1; }
 
 phase "1/5 chain task -> $run/data; tiny Qwen2.5-VL -> $cache/model"
 model_arg=(); [ -f "$cache/model/model.safetensors" ] || model_arg=(--model "$cache/model")
@@ -46,47 +32,26 @@ model_arg=(); [ -f "$cache/model/model.safetensors" ] || model_arg=(--model "$ca
 took
 
 phase "2/5 cold start: SFT on noisy chained traces -> $cache/cold_start (log: $run/cold_start.log)"
-if [ ! -f "$cache/cold_start/model.safetensors" ]; then
-  "$PY" "$QS"/cold_start.py --model_name_or_path "$cache/model" --dataset_registry "$run/data/dataset_info.json" \
-    --output_dir "$cache/cold_start.tmp" "${COLD_ARGS[@]}" > "$run/cold_start.log" 2>&1 || fail "$run/cold_start.log"
-  rm -rf "$cache/cold_start"; mv "$cache/cold_start.tmp" "$cache/cold_start"
-else
-  echo "[compare]     cached"
-fi
+cached_sft "$cache/cold_start" "$run/cold_start.log" "$QS"/cold_start.py --model_name_or_path "$cache/model" \
+  --dataset_registry "$run/data/dataset_info.json" "${COLD_ARGS[@]}"
 took
 
 judge_args=(--judge rule)
 if [ "${JUDGE:-trained}" != rule ]; then
   phase "3/5 thinking judge: the judge recipe on step-rule labels -> $cache/judge (log: $run/judge_sft.log)"
-  if [ ! -f "$cache/judge/model.safetensors" ]; then
-    "$PY" examples/train_thinking_reward_model.py "${JUDGE_ARGS[@]}" --model_name_or_path "$cache/cold_start" \
-      --judge_records "$run/data/judge_train.jsonl" --output_dir "$cache/judge.tmp" > "$run/judge_sft.log" 2>&1 \
-      || fail "$run/judge_sft.log"
-    rm -rf "$cache/judge"; mv "$cache/judge.tmp" "$cache/judge"
-  else
-    echo "[compare]     cached"
-  fi
+  cached_sft "$cache/judge" "$run/judge_sft.log" examples/train_thinking_reward_model.py "${JUDGE_ARGS[@]}" \
+    --model_name_or_path "$cache/cold_start" --judge_records "$run/data/judge_train.jsonl"
   took
 
   phase "4/5 serving the judge with vLLM (log: $run/judge.log); judge-eval gate: Spearman >= 0.7 vs the step rule"
-  "$PY" -m sophiavl_trl.testing.judge_server --model "$cache/judge" --log "$run/judge.log" \
-    --pid-file "$run/judge.pid" > "$run/judge.env"
-  judge_pid=$(cat "$run/judge.pid")
-  judge_url=$(sed -n 's/^BASE_URL=//p' "$run/judge.env")
-  "$PY" -m sophiavl_trl.cli judge-eval --records "$run/data/judge_heldout.jsonl" --base-url "$judge_url" \
-    --model thinking-reward-model --constrained-decoding true --quiet true \
-    --predictions "$run/judge_predictions.jsonl" | sed 's/^/    /'
-  "$PY" "$QS"/report.py judge "$run/judge_predictions.jsonl" | tee "$run/judge_report.json" | sed 's/^/    /'
+  serve_judge "$cache/judge"
+  judge_eval "$run/data/judge_heldout.jsonl" judge
   "$PY" -c "import json, sys; r = json.load(open(sys.argv[1])); sys.exit(0 if r['spearman'] >= 0.7 else
     f'[compare] the judge fails the gate: Spearman {r[\"spearman\"]:.3f} < 0.7 against the step rule; '
     'JUDGE=rule bash scripts/compare.sh runs the comparison with the rule itself (the upper bound)')" \
     "$run/judge_report.json"
   echo "[compare]     probe: traces that misread an operand, an error the judge's records do not show (not the gate)"
-  "$PY" -m sophiavl_trl.cli judge-eval --records "$run/data/judge_probe.jsonl" --base-url "$judge_url" \
-    --model thinking-reward-model --constrained-decoding true --quiet true \
-    --predictions "$run/judge_probe_predictions.jsonl" > /dev/null
-  "$PY" "$QS"/report.py judge "$run/judge_probe_predictions.jsonl" | tee "$run/judge_probe_report.json" \
-    | sed 's/^/    /'
+  judge_eval "$run/data/judge_probe.jsonl" judge_probe
   judge_args=(--judge trained --judge_url "$judge_url")
   took
 fi
@@ -95,5 +60,5 @@ phase "5/5 GRPO, GRPO + thinking, Trust-GRPO (default: seeds 42, 1, 2; log: $run
 "$PY" "$QS"/compare.py --policy "$cache/cold_start" --registry "$run/data/dataset_info.json" "${judge_args[@]}" \
   --out "$run" "$@" 2>&1 | tee "$run/compare.log" | grep --line-buffered '^\[compare\]'
 took
-cleanup; judge_pid=""
+cleanup
 echo "[compare] done in $(( $(date +%s) - start )) s: $run/summary.json, $run/compare.png"

@@ -10,45 +10,26 @@
 # the key a hash of what produces them; a second run skips phases 2 and 3.
 # Usage: bash scripts/quickstart.sh [RUN_DIR] [extra training args...]     (RUN_DIR default: runs/quickstart)
 set -euo pipefail
-source "$(dirname "$0")/env.sh"
-cd "$ROOT"
-run=${1:-runs/quickstart}
+source "$(dirname "$0")/pipeline.sh"
+pipeline_init quickstart "${1:-runs/quickstart}"
 shift || true
-mkdir -p "$run"
-run=$(cd "$run" && pwd)
-start=$(date +%s)
-QS=examples/quickstart
 COLD_ARGS=(--num_train_epochs 2 --per_device_train_batch_size 16 --learning_rate 2e-3 --use_cpu --report_to none
   --save_strategy no --logging_steps 50 --disable_tqdm true --seed 0)
 JUDGE_ARGS=(--config examples/recipes/thinking_reward_model/config_cpu.yaml --max_steps 300 --learning_rate 1e-3
   --lr_scheduler_type cosine --per_device_train_batch_size 16 --logging_steps 50 --disable_tqdm true)
-key=$( (cat "$QS"/make_task.py "$QS"/synthetic.py "$QS"/cold_start.py examples/train_thinking_reward_model.py \
-  examples/recipes/thinking_reward_model/config_cpu.yaml sophiavl_trl/testing/tiny_model.py sophiavl_trl/data/prompts.py \
-  sophiavl_trl/judge/prompt.py sophiavl_trl/judge/sft.py; echo "$VENV ${COLD_ARGS[*]} ${JUDGE_ARGS[*]}") \
-  | sha256sum | cut -c1-12)
-cache=$CACHE/quickstart-$key
+cache=$CACHE/quickstart-$(cache_key "$QS"/make_task.py "$QS"/synthetic.py "$QS"/cold_start.py \
+  examples/train_thinking_reward_model.py examples/recipes/thinking_reward_model/config_cpu.yaml \
+  sophiavl_trl/testing/tiny_model.py sophiavl_trl/data/prompts.py sophiavl_trl/judge/prompt.py sophiavl_trl/judge/sft.py \
+  -- "${COLD_ARGS[*]} ${JUDGE_ARGS[*]}")
 mkdir -p "$cache"
-
-judge_pid=""
-cleanup() { if [ -n "$judge_pid" ]; then kill -TERM -- "-$judge_pid" 2>/dev/null || true; fi; }
-trap cleanup EXIT
-t0=$start
-phase() { echo "[quickstart] $*"; t0=$(date +%s); }
-took() { echo "[quickstart]     ... $(( $(date +%s) - t0 )) s"; }
-fail() { echo "[quickstart] failed; the end of $1:"; tail -n 30 "$1"; exit 1; }
 
 phase "1/6 synthetic task -> $run/data; tiny Qwen2.5-VL -> $cache/model"
 "$PY" "$QS"/make_task.py "$run/data" --model "$cache/model" >/dev/null
 took
 
 phase "2/6 cold start: SFT of the policy -> $cache/cold_start (log: $run/cold_start.log)"
-if [ ! -f "$cache/cold_start/model.safetensors" ]; then
-  "$PY" "$QS"/cold_start.py --model_name_or_path "$cache/model" --dataset_registry "$run/data/dataset_info.json" \
-    --output_dir "$cache/cold_start.tmp" "${COLD_ARGS[@]}" > "$run/cold_start.log" 2>&1 || fail "$run/cold_start.log"
-  rm -rf "$cache/cold_start"; mv "$cache/cold_start.tmp" "$cache/cold_start"
-else
-  echo "[quickstart]     cached"
-fi
+cached_sft "$cache/cold_start" "$run/cold_start.log" "$QS"/cold_start.py --model_name_or_path "$cache/model" \
+  --dataset_registry "$run/data/dataset_info.json" "${COLD_ARGS[@]}"
 (cd "$QS" && "$PY" -c "import json, sys; from cold_start import evaluate
 r = evaluate(sys.argv[1], sys.argv[2]); json.dump(r, open(sys.argv[3], 'w'))
 print({k: r[k] for k in ('format', 'accuracy', 'sound')}, r['examples'][:2])" \
@@ -56,25 +37,13 @@ print({k: r[k] for k in ('format', 'accuracy', 'sound')}, r['examples'][:2])" \
 took
 
 phase "3/6 thinking judge: SFT on rule-labelled judge records -> $cache/judge (log: $run/judge_sft.log)"
-if [ ! -f "$cache/judge/model.safetensors" ]; then
-  "$PY" examples/train_thinking_reward_model.py "${JUDGE_ARGS[@]}" --model_name_or_path "$cache/cold_start" \
-    --judge_records "$run/data/judge_train.jsonl" --output_dir "$cache/judge.tmp" > "$run/judge_sft.log" 2>&1 \
-    || fail "$run/judge_sft.log"
-  rm -rf "$cache/judge"; mv "$cache/judge.tmp" "$cache/judge"
-else
-  echo "[quickstart]     cached"
-fi
+cached_sft "$cache/judge" "$run/judge_sft.log" examples/train_thinking_reward_model.py "${JUDGE_ARGS[@]}" \
+  --model_name_or_path "$cache/cold_start" --judge_records "$run/data/judge_train.jsonl"
 took
 
 phase "4/6 serving the judge with vLLM (log: $run/judge.log), judge-eval on held-out records"
-"$PY" -m sophiavl_trl.testing.judge_server --model "$cache/judge" --log "$run/judge.log" \
-  --pid-file "$run/judge.pid" > "$run/judge.env"
-judge_pid=$(cat "$run/judge.pid")
-judge_url=$(sed -n 's/^BASE_URL=//p' "$run/judge.env")
-"$PY" -m sophiavl_trl.cli judge-eval --records "$run/data/judge_heldout.jsonl" --base-url "$judge_url" \
-  --model thinking-reward-model --constrained-decoding true --quiet true --predictions "$run/judge_predictions.jsonl" \
-  | sed 's/^/    /'
-"$PY" "$QS"/report.py judge "$run/judge_predictions.jsonl" | tee "$run/judge_report.json" | sed 's/^/    /'
+serve_judge "$cache/judge"
+judge_eval "$run/data/judge_heldout.jsonl" judge
 took
 
 # Arms: QUICKSTART_ARMS="name=extra,training,args ..." (default: Trust-GRPO alone).
@@ -98,7 +67,7 @@ for arm in $arms; do
   fi
   took
 done
-cleanup; judge_pid=""
+cleanup
 
 phase "6/6 plotting; mean accuracy reward of the first and last 5 logged steps"
 names=(); for arm in $arms; do names+=("${arm%%=*}"); done
