@@ -37,10 +37,9 @@ def main(seed: int, out: Path, cold_steps: int, judge_steps: int, num_judge: int
     import make_task
     import torch
     from train_thinking_reward_model import main as train_judge
-    from transformers import AutoModelForImageTextToText, AutoProcessor
     from trl import ModelConfig, SFTConfig
 
-    from sophiavl_trl.judge.sft import JudgeRecord, JudgeSFTScriptArguments, build_judge_sft_dataset
+    from sophiavl_trl.judge.sft import JudgeSFTScriptArguments
 
     result = {"seed": seed, "isa": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
               "cold_steps": cold_steps, "judge_steps": judge_steps, "num_judge": num_judge}  # fmt: skip
@@ -82,21 +81,9 @@ def main(seed: int, out: Path, cold_steps: int, judge_steps: int, num_judge: int
                 ModelConfig(model_name_or_path=str(policy)))  # fmt: skip
     result["judge_train_s"] = time.time() - t
     t = time.time()
-    processor = AutoProcessor.from_pretrained(judge)
-    model = AutoModelForImageTextToText.from_pretrained(judge).eval()
-    one, zero = processor.tokenizer.convert_tokens_to_ids(["1", "0"])
     held = [json.loads(line) for line in (data / "judge_heldout.jsonl").read_text().splitlines()]
-    scored = []
-    examples = build_judge_sft_dataset([  # the exact requests the client sends
-        JudgeRecord(r["question"], r["reasoning"], r["score"], r["image"] and {"path": str(data / r["image"]), "bytes": None})
-        for r in held
-    ])  # fmt: skip
-    for record, example in zip(held, examples, strict=True):
-        text = processor.apply_chat_template(example["prompt"], tokenize=False, add_generation_prompt=True)
-        ids = processor(text=[text], images=example["images"] or None, return_tensors="pt")
-        with torch.no_grad():
-            logits = model(**ids).logits[0, -1]
-        scored.append((record["image"] is not None, record["score"], (logits[one] - logits[zero]).item()))
+    margins = make_task.judge_margins(judge, data, held)
+    scored = [(r["image"] is not None, r["score"], m) for r, m in zip(held, margins, strict=True)]
     result["score_s"] = time.time() - t
 
     def auc(subset: list) -> dict:

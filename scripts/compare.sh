@@ -15,15 +15,10 @@ source "$(dirname "$0")/pipeline.sh"
 export OMP_NUM_THREADS=1
 pipeline_init compare "${1:-runs/compare}"
 shift || true
-COLD_ARGS=(--train_files chain_sft --num_train_epochs 2 --per_device_train_batch_size 16 --learning_rate 2e-3 --use_cpu
-  --report_to none --save_strategy no --logging_steps 50 --disable_tqdm true --seed 0)
+COLD_ARGS+=(--train_files chain_sft)
 # 3,000 steps on 16,000 records: at 600 steps on 3,200 the judge had learned the labels' mean (Spearman 0.087).
-JUDGE_ARGS=(--config examples/recipes/thinking_reward_model/config_cpu.yaml --max_steps 3000 --learning_rate 1e-3
-  --lr_scheduler_type cosine --warmup_steps 100 --per_device_train_batch_size 16 --logging_steps 250 --disable_tqdm true)
-cache=$CACHE/chain-$(cache_key "$QS"/chain_task.py "$QS"/make_task.py "$QS"/cold_start.py \
-  examples/train_thinking_reward_model.py examples/recipes/thinking_reward_model/config_cpu.yaml \
-  sophiavl_trl/testing/tiny_model.py sophiavl_trl/data/prompts.py sophiavl_trl/judge/prompt.py sophiavl_trl/judge/sft.py \
-  -- "${COLD_ARGS[*]} ${JUDGE_ARGS[*]}")
+JUDGE_ARGS+=(--max_steps 3000 --warmup_steps 100 --logging_steps 250)
+cache=$CACHE/chain-$(cache_key "$QS"/chain_task.py "$QS"/make_task.py)
 mkdir -p "$cache"
 
 phase "1/5 chain task -> $run/data; tiny Qwen2.5-VL -> $cache/model"
@@ -32,15 +27,13 @@ model_arg=(); [ -f "$cache/model/model.safetensors" ] || model_arg=(--model "$ca
 took
 
 phase "2/5 cold start: SFT on noisy chained traces -> $cache/cold_start (log: $run/cold_start.log)"
-cached_sft "$cache/cold_start" "$run/cold_start.log" "$QS"/cold_start.py --model_name_or_path "$cache/model" \
-  --dataset_registry "$run/data/dataset_info.json" "${COLD_ARGS[@]}"
+cold_start_sft
 took
 
 judge_args=(--judge rule)
 if [ "${JUDGE:-trained}" != rule ]; then
   phase "3/5 thinking judge: the judge recipe on step-rule labels -> $cache/judge (log: $run/judge_sft.log)"
-  cached_sft "$cache/judge" "$run/judge_sft.log" examples/train_thinking_reward_model.py "${JUDGE_ARGS[@]}" \
-    --model_name_or_path "$cache/cold_start" --judge_records "$run/data/judge_train.jsonl"
+  judge_sft
   took
 
   phase "4/5 serving the judge with vLLM (log: $run/judge.log); judge-eval gate: Spearman >= 0.7 vs the step rule"

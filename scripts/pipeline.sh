@@ -15,9 +15,17 @@ phase() { echo "[$tag] $*"; t0=$(date +%s); }
 took() { echo "[$tag]     ... $(( $(date +%s) - t0 )) s"; }
 fail() { echo "[$tag] failed; the end of $1:"; tail -n 30 "$1"; exit 1; }
 
-cache_key() {  # FILES... -- WORDS...: a hash of what produces the cached models (and of the environment)
-  local files=() ; while [ "$1" != -- ]; do files+=("$1"); shift; done; shift
-  (cat "${files[@]}"; echo "$VENV $*") | sha256sum | cut -c1-12
+# The cold start's and the judge's SFT arguments; each script adds its own.
+COLD_ARGS=(--num_train_epochs 2 --per_device_train_batch_size 16 --learning_rate 2e-3 --use_cpu --report_to none
+  --save_strategy no --logging_steps 50 --disable_tqdm true --seed 0)
+JUDGE_ARGS=(--config examples/recipes/thinking_reward_model/config_cpu.yaml --learning_rate 1e-3
+  --lr_scheduler_type cosine --per_device_train_batch_size 16 --disable_tqdm true)
+
+cache_key() {  # TASK_FILES...: a hash of what produces the cached models (with the SFT arguments and environment)
+  (cat "$@" "$QS"/cold_start.py examples/train_thinking_reward_model.py \
+    examples/recipes/thinking_reward_model/config_cpu.yaml sophiavl_trl/testing/tiny_model.py \
+    sophiavl_trl/data/prompts.py sophiavl_trl/judge/prompt.py sophiavl_trl/judge/sft.py
+  echo "$VENV ${COLD_ARGS[*]} ${JUDGE_ARGS[*]}") | sha256sum | cut -c1-12
 }
 
 cached_sft() {  # OUT LOG SCRIPT ARGS...: run an SFT script into OUT unless OUT holds a model (written via OUT.tmp)
@@ -25,6 +33,14 @@ cached_sft() {  # OUT LOG SCRIPT ARGS...: run an SFT script into OUT unless OUT 
   if [ -f "$out/model.safetensors" ]; then echo "[$tag]     cached"; return; fi
   "$PY" "$@" --output_dir "$out.tmp" > "$log" 2>&1 || fail "$log"
   rm -rf "$out"; mv "$out.tmp" "$out"
+}
+cold_start_sft() {  # the policy's cold start -> $cache/cold_start, on the task's SFT rows
+  cached_sft "$cache/cold_start" "$run/cold_start.log" "$QS"/cold_start.py --model_name_or_path "$cache/model" \
+    --dataset_registry "$run/data/dataset_info.json" "${COLD_ARGS[@]}"
+}
+judge_sft() {  # the judge recipe from the cold start -> $cache/judge, on the task's judge records
+  cached_sft "$cache/judge" "$run/judge_sft.log" examples/train_thinking_reward_model.py "${JUDGE_ARGS[@]}" \
+    --model_name_or_path "$cache/cold_start" --judge_records "$run/data/judge_train.jsonl"
 }
 
 serve_judge() {  # MODEL: a vLLM judge server for MODEL; sets $judge_pid and $judge_url

@@ -13,14 +13,8 @@ set -euo pipefail
 source "$(dirname "$0")/pipeline.sh"
 pipeline_init quickstart "${1:-runs/quickstart}"
 shift || true
-COLD_ARGS=(--num_train_epochs 2 --per_device_train_batch_size 16 --learning_rate 2e-3 --use_cpu --report_to none
-  --save_strategy no --logging_steps 50 --disable_tqdm true --seed 0)
-JUDGE_ARGS=(--config examples/recipes/thinking_reward_model/config_cpu.yaml --max_steps 300 --learning_rate 1e-3
-  --lr_scheduler_type cosine --per_device_train_batch_size 16 --logging_steps 50 --disable_tqdm true)
-cache=$CACHE/quickstart-$(cache_key "$QS"/make_task.py "$QS"/synthetic.py "$QS"/cold_start.py \
-  examples/train_thinking_reward_model.py examples/recipes/thinking_reward_model/config_cpu.yaml \
-  sophiavl_trl/testing/tiny_model.py sophiavl_trl/data/prompts.py sophiavl_trl/judge/prompt.py sophiavl_trl/judge/sft.py \
-  -- "${COLD_ARGS[*]} ${JUDGE_ARGS[*]}")
+JUDGE_ARGS+=(--max_steps 300 --logging_steps 50)
+cache=$CACHE/quickstart-$(cache_key "$QS"/make_task.py "$QS"/synthetic.py)
 mkdir -p "$cache"
 
 phase "1/6 synthetic task -> $run/data; tiny Qwen2.5-VL -> $cache/model"
@@ -28,8 +22,7 @@ phase "1/6 synthetic task -> $run/data; tiny Qwen2.5-VL -> $cache/model"
 took
 
 phase "2/6 cold start: SFT of the policy -> $cache/cold_start (log: $run/cold_start.log)"
-cached_sft "$cache/cold_start" "$run/cold_start.log" "$QS"/cold_start.py --model_name_or_path "$cache/model" \
-  --dataset_registry "$run/data/dataset_info.json" "${COLD_ARGS[@]}"
+cold_start_sft
 (cd "$QS" && "$PY" -c "import json, sys; from cold_start import evaluate
 r = evaluate(sys.argv[1], sys.argv[2]); json.dump(r, open(sys.argv[3], 'w'))
 print({k: r[k] for k in ('format', 'accuracy', 'sound')}, r['examples'][:2])" \
@@ -37,8 +30,7 @@ print({k: r[k] for k in ('format', 'accuracy', 'sound')}, r['examples'][:2])" \
 took
 
 phase "3/6 thinking judge: SFT on rule-labelled judge records -> $cache/judge (log: $run/judge_sft.log)"
-cached_sft "$cache/judge" "$run/judge_sft.log" examples/train_thinking_reward_model.py "${JUDGE_ARGS[@]}" \
-  --model_name_or_path "$cache/cold_start" --judge_records "$run/data/judge_train.jsonl"
+judge_sft
 took
 
 phase "4/6 serving the judge with vLLM (log: $run/judge.log), judge-eval on held-out records"

@@ -90,11 +90,9 @@ def test_trained_judge_ranks_sound_reasoning_above_unsound(task, policy, tmp_pat
     """The project's judge recipe (examples/train_thinking_reward_model.py) on the rule-labelled records, from the
     cold-started policy: on the 600 held-out records (text and image), P("1") over P("0") as the judge's first answer
     token is higher for sound reasoning (rank AUC)."""
-    import torch
-    from transformers import AutoModelForImageTextToText, AutoProcessor
     from trl import ModelConfig, SFTConfig
 
-    from sophiavl_trl.judge.sft import JudgeRecord, JudgeSFTScriptArguments, build_judge_sft_dataset
+    from sophiavl_trl.judge.sft import JudgeSFTScriptArguments
 
     sys.path.insert(0, str(QUICKSTART.parent))
     from train_thinking_reward_model import main as train_judge
@@ -107,21 +105,10 @@ def test_trained_judge_ranks_sound_reasoning_above_unsound(task, policy, tmp_pat
                      save_strategy="no", disable_tqdm=True)  # fmt: skip
     train_judge(JudgeSFTScriptArguments(judge_records=str(data / "judge_train.jsonl")), args,
                 ModelConfig(model_name_or_path=str(policy)))  # fmt: skip
-    processor = AutoProcessor.from_pretrained(tmp_path / "judge")
-    model = AutoModelForImageTextToText.from_pretrained(tmp_path / "judge").eval()
-    one, zero = processor.tokenizer.convert_tokens_to_ids(["1", "0"])
     records = [json.loads(line) for line in (data / "judge_heldout.jsonl").read_text().splitlines()]
     scores = {0.0: [], 1.0: []}
-    examples = build_judge_sft_dataset([  # the exact requests the client sends
-        JudgeRecord(r["question"], r["reasoning"], r["score"], r["image"] and {"path": str(data / r["image"]), "bytes": None})
-        for r in records
-    ])  # fmt: skip
-    for record, example in zip(records, examples, strict=True):
-        text = processor.apply_chat_template(example["prompt"], tokenize=False, add_generation_prompt=True)
-        inputs = processor(text=[text], images=example["images"] or None, return_tensors="pt")
-        with torch.no_grad():
-            logits = model(**inputs).logits[0, -1]
-        scores[record["score"]].append((logits[one] - logits[zero]).item())
+    for record, margin in zip(records, make_task.judge_margins(tmp_path / "judge", data, records), strict=True):
+        scores[record["score"]].append(margin)
     pairs = [(s, u) for s in scores[1.0] for u in scores[0.0]]
     auc = sum((s > u) + 0.5 * (s == u) for s, u in pairs) / len(pairs)
     print(f"judge AUC {auc:.3f} on {len(records)} held-out records")

@@ -118,6 +118,30 @@ def build_model(path: str | Path, seed: int = 0) -> Path:
     return build_tiny_qwen2_5_vl(path, seed=seed, added_tokens=texts)
 
 
+def judge_margins(judge: str | Path, data: Path, records: list[dict]) -> list[float]:
+    """Per judge record (`judge_*.jsonl` rows of `data`), the trained judge's logit of "1" minus that of "0" as its
+    first answer token, on the exact request the client sends: the judge's ranking of sound over unsound reasoning."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from sophiavl_trl.judge.sft import JudgeRecord, build_judge_sft_dataset
+
+    processor = AutoProcessor.from_pretrained(judge)
+    model = AutoModelForImageTextToText.from_pretrained(judge).eval()
+    one, zero = processor.tokenizer.convert_tokens_to_ids(["1", "0"])
+    image = lambda r: r["image"] and {"path": str(data / r["image"]), "bytes": None}  # noqa: E731
+    margins = []
+    for example in build_judge_sft_dataset(
+        [JudgeRecord(r["question"], r["reasoning"], r["score"], image(r)) for r in records]
+    ):
+        text = processor.apply_chat_template(example["prompt"], tokenize=False, add_generation_prompt=True)
+        inputs = processor(text=[text], images=example["images"] or None, return_tensors="pt")
+        with torch.no_grad():
+            logits = model(**inputs).logits[0, -1]
+        margins.append((logits[one] - logits[zero]).item())
+    return margins
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("out")
