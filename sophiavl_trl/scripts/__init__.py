@@ -4,7 +4,6 @@ and the one-line input error."""
 
 from __future__ import annotations
 
-from dataclasses import MISSING, field
 from typing import Any
 
 
@@ -15,13 +14,6 @@ class CLIError(ValueError):
     def __init__(self, message: str, status: int = 2) -> None:
         super().__init__(message)
         self.status = status
-
-
-def option(default: Any = MISSING, help: str = "", **metadata: Any) -> Any:
-    r"""A dataclass field with its `--help` text and more `metadata` (e.g. `aliases`); no `default`: required."""
-    if isinstance(default, list):  # a fresh list per instance
-        return field(default_factory=default.copy, metadata={"help": help, **metadata})
-    return field(default=default, metadata={"help": help, **metadata})
 
 
 def parse_args(dataclass_type: type, argv: list[str], command: str, *, positionals: str | None = None) -> Any:

@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from sophiavl_trl.scripts import CLIError, check_positive, infer, option, parse_args
+from sophiavl_trl._fields import option
+from sophiavl_trl.scripts import CLIError, check_positive, infer, parse_args
 
 
 @dataclass(kw_only=True)

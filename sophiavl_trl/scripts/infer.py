@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from sophiavl_trl.scripts import CLIError, check_positive, option, parse_args
+from sophiavl_trl._fields import option
+from sophiavl_trl.scripts import CLIError, check_positive, parse_args
 
 
 Generate = Callable[[list[list[dict]], list[list[Any]]], list[str]]

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from sophiavl_trl._fields import option
 from sophiavl_trl.judge.client import image_key
-from sophiavl_trl.scripts import CLIError, check_positive, option, parse_args
+from sophiavl_trl.scripts import CLIError, check_positive, parse_args
 
 
 @dataclass(kw_only=True)

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sophiavl_trl.scripts import CLIError, option, parse_args
+from sophiavl_trl._fields import option
+from sophiavl_trl.scripts import CLIError, parse_args
 
 
 # (metric key in the log history, panel title); a panel is drawn when any run logged its metric.
