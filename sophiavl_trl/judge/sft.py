@@ -11,10 +11,11 @@ import io
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from sophiavl_trl._fields import option
 from sophiavl_trl.judge import SCORE_CHOICES, build_judge_messages, encode_image_data_url
 from sophiavl_trl.judge.prompt import DEFAULT_MAX_IMAGE_PIXELS
 
@@ -200,18 +201,18 @@ class JudgeSFTScriptArguments:
     `eval_records`) or registry entries (`dataset_registry`, `train_files`, `eval_files`). `min_pixels`/`max_pixels` are
     saved with the processor, so the served judge resizes images as in training."""
 
-    judge_records: str | None = field(default=None, metadata={"help": "Judge records file or folder."})
-    dataset_registry: str | None = field(default=None, metadata={"help": "dataset_info.json of judge records."})
-    train_files: str | None = field(default=None, metadata={"help": "Comma-separated registry names to train on."})
-    eval_files: str | None = field(default=None, metadata={"help": "Comma-separated registry names to evaluate on."})
-    eval_records: str | None = field(default=None, metadata={"help": "Judge records file to evaluate on."})
-    image_base_path: str | None = field(default=None, metadata={"help": "Folder of relative image paths."})
-    on_invalid: Literal["error", "skip"] = field(default="error", metadata={"help": "Invalid records: error or skip."})
-    sft_format: Literal["prompt_completion", "messages"] = field(
-        default="prompt_completion", metadata={"help": "Loss on the score only (prompt_completion) or every token."}
+    judge_records: str | None = option(None, "Judge records file or folder.")
+    dataset_registry: str | None = option(None, "dataset_info.json of judge records.")
+    train_files: str | None = option(None, "Comma-separated registry names to train on.")
+    eval_files: str | None = option(None, "Comma-separated registry names to evaluate on.")
+    eval_records: str | None = option(None, "Judge records file to evaluate on.")
+    image_base_path: str | None = option(None, "Folder of relative image paths.")
+    on_invalid: Literal["error", "skip"] = option("error", "Invalid records: error or skip.")
+    sft_format: Literal["prompt_completion", "messages"] = option(
+        "prompt_completion", "Loss on the score only (prompt_completion) or every token."
     )
-    min_pixels: int | None = field(default=None, metadata={"help": "Image processor's minimum pixels."})
-    max_pixels: int | None = field(default=None, metadata={"help": "Image processor's maximum pixels."})
+    min_pixels: int | None = option(None, "Image processor's minimum pixels.")
+    max_pixels: int | None = option(None, "Image processor's maximum pixels.")
 
     def __post_init__(self) -> None:
         if (self.judge_records is None) == (self.dataset_registry is None):
