@@ -11,12 +11,13 @@ import sys
 import types
 import typing
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import yaml
 from trl import ScriptArguments, TrlParser
 
+from sophiavl_trl._fields import option
 from sophiavl_trl.model_utils import check_pixel_bounds
 
 
@@ -132,81 +133,49 @@ class RecipeParser(TrlParser):
 
 @dataclass
 class SophiaVLScriptArguments(ScriptArguments):
-    r"""
-    Data, prompt and reward arguments of the SophiaVL-R1 training script.
+    r"""Data, prompt and reward arguments of the SophiaVL-R1 training script (each field's `help` says what it sets).
 
-    Parameters:
-        dataset_registry (`str`, *optional*):
-            Path of a SophiaVL `dataset_info.json` registry, used with `train_files`; or give TRL's `dataset_name` (a
-            Hugging Face data set with the same columns).
-        train_files (`str`, *optional*):
-            Comma-separated registry names combined into the training set, as in the original (`"Chart,OCR"`).
-        eval_files (`str`, *optional*):
-            Comma-separated registry names for evaluation.
-        image_base_path (`str`, *optional*):
-            Image folder for `dataset_name` data sets whose `path` column is relative.
-        system_prompt (`str`, *optional*):
-            System prompt; SophiaVL-R1's when unset.
-        min_pixels (`int`, *optional*, defaults to `262144`):
-            Images smaller than this are upscaled (Qwen2.5-VL's smart resize, multiples of 28).
-        max_pixels (`int`, *optional*, defaults to `4194304`):
-            Images larger than this are downscaled.
-        on_invalid (`str`, *optional*, defaults to `"error"`):
-            `"error"`: stop before training with the list of invalid rows; `"skip"`: drop them and report which.
-        reward_funcs (`list[str]`, *optional*, defaults to `["accuracy"]`):
-            Outcome rewards: names from `sophiavl_trl.rewards.REWARD_FUNCS_REGISTRY` or dotted paths. The released
-            SophiaVL-R1 outcome is the format-gated accuracy alone; add `format` for an extra additive format reward.
-        use_thinking_reward (`bool`, *optional*, defaults to `True`):
-            Score the thinking with the judge (the `judge_*` settings below); `False` trains plain GRPO.
-        judge_reasoning_source (`str`, *optional*, defaults to `"think"`):
-            What the judge reads: the `<think>` content, or the whole `completion` (as the released code does).
-        forbid_vision_tokens (`bool`, *optional*, defaults to `True`):
-            Never sample Qwen's vision special tokens in completions (a stray `<|image_pad|>` breaks training).
-        judge_base_url, judge_model, judge_timeout, judge_max_retries, judge_max_concurrency, judge_constrained_decoding:
-            The [`~sophiavl_trl.rewards.ThinkingRewardClient`] arguments of those names without `judge_`, with the same
-            defaults (`judge_base_url`: one URL, or several replicas as a list or comma-separated).
-        judge_api_key_env (`str`, *optional*):
-            Name of the environment variable holding the API key; it must be set and non-empty. Unset: `OPENAI_API_KEY`
-            if set, else no key. The key itself is never stored.
-        allow_resume_with_changed_reward (`bool`, *optional*, defaults to `False`):
-            Resume a checkpoint trained with other reward settings (`trust_mode`, `num_generations`, ...), logged.
+    Give the data as a SophiaVL `dataset_info.json` registry with `train_files` (`"Chart,OCR"`, as in the original), or
+    as TRL's `dataset_name` (a Hugging Face data set with the same columns). The released SophiaVL-R1 outcome is the
+    format-gated accuracy alone (`reward_funcs: [accuracy]`); `format` adds an extra additive format reward. The
+    `judge_*` fields are the [`~sophiavl_trl.rewards.ThinkingRewardClient`] arguments of those names without `judge_`,
+    with the same defaults, except `judge_api_key_env`: the name of a variable that must then be set and non-empty
+    (unset: `OPENAI_API_KEY` if set, else no key); the key itself is never stored.
     """
 
-    dataset_registry: str | None = field(default=None, metadata={"help": "Path of a SophiaVL dataset_info.json."})
-    train_files: str | None = field(default=None, metadata={"help": "Comma-separated registry names to train on."})
-    eval_files: str | None = field(default=None, metadata={"help": "Comma-separated registry names to evaluate on."})
-    image_base_path: str | None = field(default=None, metadata={"help": "Image folder for `dataset_name` data."})
-    system_prompt: str | None = field(default=None, metadata={"help": "System prompt (SophiaVL-R1's when unset)."})
-    min_pixels: int = field(default=262144, metadata={"help": "Minimum image pixels (smart resize)."})
-    max_pixels: int = field(default=4194304, metadata={"help": "Maximum image pixels (smart resize)."})
-    on_invalid: Literal["error", "skip"] = field(
-        default="error", metadata={"help": "Invalid rows: 'error' (stop and list them) or 'skip' (drop and report)."}
+    dataset_registry: str | None = option(None, "Path of a SophiaVL dataset_info.json.")
+    train_files: str | None = option(None, "Comma-separated registry names to train on.")
+    eval_files: str | None = option(None, "Comma-separated registry names to evaluate on.")
+    image_base_path: str | None = option(None, "Image folder for `dataset_name` data.")
+    system_prompt: str | None = option(None, "System prompt (SophiaVL-R1's when unset).")
+    min_pixels: int = option(262144, "Minimum image pixels (smart resize upscales smaller images).")
+    max_pixels: int = option(4194304, "Maximum image pixels (smart resize).")
+    on_invalid: Literal["error", "skip"] = option(
+        "error", "Invalid rows: 'error' (stop and list them) or 'skip' (drop and report)."
     )
-    reward_funcs: list[str] = field(
-        default_factory=lambda: ["accuracy"], metadata={"help": "Outcome rewards (accuracy, format) or dotted paths."}
+    reward_funcs: list[str] = option(["accuracy"], "Outcome rewards (accuracy, format) or dotted paths.")
+    use_thinking_reward: bool = option(True, "Score the thinking with the judge.")
+    judge_reasoning_source: Literal["think", "completion"] = option(
+        "think", "What the judge reads: 'think' (<think> content) or 'completion' (the released code's)."
     )
-    use_thinking_reward: bool = field(default=True, metadata={"help": "Score the thinking with the judge."})
-    judge_reasoning_source: Literal["think", "completion"] = field(
-        default="think", metadata={"help": "What the judge reads: 'think' (<think> content) or 'completion'."}
+    forbid_vision_tokens: bool = option(
+        True, "Never sample Qwen's vision tokens (a stray <|image_pad|> breaks training)."
     )
-    forbid_vision_tokens: bool = field(default=True, metadata={"help": "Never sample Qwen's vision special tokens."})
-    judge_base_url: list[str] | None = field(
-        default=None, metadata={"help": "OpenAI-compatible base URL(s) of the judge. Default: $OPENAI_API_URL."}
+    judge_base_url: list[str] | None = option(
+        None, "OpenAI-compatible base URL(s) of the judge. Default: $OPENAI_API_URL."
     )
-    judge_model: str | None = field(
-        default=None, metadata={"help": "Served judge model. Default: $REWARD_MODEL, else 'thinking-reward-model'."}
+    judge_model: str | None = option(None, "Served judge model. Default: $REWARD_MODEL, else 'thinking-reward-model'.")
+    judge_api_key_env: str | None = option(
+        None, "Variable holding the judge API key (not stored). Default: $OPENAI_API_KEY."
     )
-    judge_api_key_env: str | None = field(
-        default=None, metadata={"help": "Variable holding the judge API key (not stored). Default: $OPENAI_API_KEY."}
+    judge_timeout: float = option(60.0, "Seconds per judge request attempt.")
+    judge_max_retries: int = option(3, "Retries on connection errors, timeouts, 429, 5xx.")
+    judge_max_concurrency: int = option(64, "Judge requests in flight per process.")
+    judge_constrained_decoding: bool = option(
+        False, "vLLM structured outputs: the judge answers one of 0, 0.1, ..., 1.0."
     )
-    judge_timeout: float = field(default=60.0, metadata={"help": "Seconds per judge request attempt."})
-    judge_max_retries: int = field(default=3, metadata={"help": "Retries on connection errors, timeouts, 429, 5xx."})
-    judge_max_concurrency: int = field(default=64, metadata={"help": "Judge requests in flight per process."})
-    judge_constrained_decoding: bool = field(
-        default=False, metadata={"help": "vLLM structured outputs: the judge answers one of 0, 0.1, ..., 1.0."}
-    )
-    allow_resume_with_changed_reward: bool = field(
-        default=False, metadata={"help": "Resume a checkpoint trained with other reward settings (logged)."}
+    allow_resume_with_changed_reward: bool = option(
+        False, "Resume a checkpoint trained with other reward settings (logged)."
     )
 
     def __post_init__(self):
