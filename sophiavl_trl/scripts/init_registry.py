@@ -9,10 +9,11 @@ import logging
 import os
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from sophiavl_trl._fields import option
 from sophiavl_trl.scripts import CLIError, parse_args
 
 
@@ -30,13 +31,10 @@ class InitRegistryArguments:
     r"""Write the dataset_info.json registry of a downloaded SophiaVL-R1-130k (its json/ folder and unzipped image
     folders, given as the DOWNLOAD_DIR positional argument), check every entry loads, and print what each holds."""
 
-    download_dir: list[str] = field(default_factory=list, metadata={"help": "The download folder (holds json/)."})
-    output: str | None = field(
-        default=None,
-        metadata={"help": "Registry to write (default DOWNLOAD_DIR/dataset_info.json).", "aliases": ["-o"]},
-    )
-    overwrite: bool = field(default=False, metadata={"help": "Replace an existing registry file."})
-    verify_images: bool = field(default=False, metadata={"help": "Decode every image (slow), not only find it."})
+    download_dir: list[str] = option([], "The download folder (holds json/).")
+    output: str | None = option(None, "Registry to write (default DOWNLOAD_DIR/dataset_info.json).", aliases=["-o"])
+    overwrite: bool = option(False, "Replace an existing registry file.")
+    verify_images: bool = option(False, "Decode every image (slow), not only find it.")
 
 
 def subset_name(relative: Path) -> str:
