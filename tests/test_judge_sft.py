@@ -123,6 +123,11 @@ def test_records_from_a_file_and_from_a_registry(synthetic, tmp_path):
         ("How many shapes?", "I count three shapes.", 0.9),
         ("What is 3+4?", "3+4=7.", 1.0),
     ]
+    # Registry names are looked up as training data's are, with the same message.
+    with pytest.raises(
+        ValueError, match=r"Dataset 'judge_sets' is not in the registry. Registered names: \['judge_set'\]"
+    ):
+        load_judge_records("judge_set,judge_sets", tmp_path / "dataset_info.json")
     assert records[0].image == {"bytes": image_bytes, "path": None} and records[1].image is None
 
 

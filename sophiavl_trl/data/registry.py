@@ -316,8 +316,9 @@ def _finish(parts: list["Dataset | None"], report: ValidationReport, rules: _Rul
     return (dataset, report) if return_report else dataset
 
 
-def _specs(names: str | Sequence[str], registry: Mapping[str, DatasetSpec]) -> list[DatasetSpec]:
-    """The registry entries of `names` (a list, or the original's `train_files` like `"Chart,OCR@train"`)."""
+def select_entries(names: str | Sequence[str], registry: Mapping[str, DatasetSpec]) -> list[DatasetSpec]:
+    """The registry entries of `names` (a list, or the original's `train_files` like `"Chart,OCR@train"`); training
+    data and judge records name them alike."""
     parsed = [item.strip() for item in (names.split(",") if isinstance(names, str) else names) if item.strip()]
     if bad := next((item for item in parsed if item.partition("@")[2] not in ("", "train")), None):
         raise ValueError(f"Dataset {bad!r}: only the 'train' split is supported (a registry entry is one file set).")
@@ -343,7 +344,7 @@ def load_sophiavl_dataset(
     rules = _Rules(**options)
     registry = registry_path if isinstance(registry_path, Mapping) else load_registry(registry_path)
     report, parts = ValidationReport(), []
-    for spec in _specs(names, registry):
+    for spec in select_entries(names, registry):
         try:
             for file in data_files(spec.file_path):
                 try:  # one unreadable file: go on, to report every file's problems at once

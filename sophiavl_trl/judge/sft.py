@@ -116,17 +116,14 @@ def load_judge_records(
     `DatasetValidationError` listing them, `"skip"` drops the rows with a warning. Whole-file problems always raise.
     """
     from sophiavl_trl.data import DatasetValidationError, ValidationReport, load_registry
-    from sophiavl_trl.data.registry import data_files
+    from sophiavl_trl.data.registry import data_files, select_entries
 
     if registry is None:
         path = Path(data)
         sources = [(path, None, image_base_path or (path if path.is_dir() else path.parent))]
     else:
-        specs = load_registry(registry)
-        names = [name.strip() for name in (data.split(",") if isinstance(data, str) else data) if name.strip()]
-        if unknown := [name for name in names if name not in specs]:
-            raise ValueError(f"judge data {unknown[0]!r} is not in the registry; registered: {sorted(specs)}")
-        sources = [(specs[n].file_path, specs[n].columns, specs[n].image_base_path) for n in names]
+        entries = select_entries(data, load_registry(registry))
+        sources = [(entry.file_path, entry.columns, entry.image_base_path) for entry in entries]
     report, rows = ValidationReport(), []
     for path, columns, base in sources:
         for file in data_files(Path(path)):
