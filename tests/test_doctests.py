@@ -1,6 +1,6 @@
 # Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
 """The docstring examples run as written (what `--doctest-modules` would check, limited to the modules whose examples are
-doctests, so the test run imports nothing else; `testing.tiny_model` shows a fenced example that writes a model)."""
+doctests, so the test run imports nothing else; `testing.tiny_model`'s example is left out: it writes a model to /tmp)."""
 
 import doctest
 import importlib
