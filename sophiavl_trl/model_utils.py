@@ -14,19 +14,13 @@ VISION_SPECIAL_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", 
 
 
 def forbidden_token_generation_kwargs(tokenizer: Any, *, use_vllm: bool, tokens=VISION_SPECIAL_TOKENS) -> dict:
-    """Generation kwargs that forbid `tokens` in completions, for TRL's `generation_kwargs`.
-
-    TRL passes `generation_kwargs` to vLLM's `SamplingParams` with `use_vllm=True` and to transformers'
-    `GenerationConfig` otherwise; the two spell "never sample these ids" differently. Tokens missing from the
-    tokenizer are ignored.
-    """
+    """TRL `generation_kwargs` that forbid `tokens` (those the tokenizer has) in completions: vLLM's `SamplingParams`
+    (`use_vllm=True`) and transformers' `GenerationConfig` spell "never sample these ids" differently."""
     ids = [tokenizer.convert_tokens_to_ids(tok) for tok in tokens]
-    ids = [i for i in ids if i is not None and i != tokenizer.unk_token_id]
+    ids = [int(i) for i in ids if i is not None and i != tokenizer.unk_token_id]
     if not ids:
         return {}
-    if use_vllm:
-        return {"logit_bias": {int(i): -100.0 for i in ids}}
-    return {"suppress_tokens": [int(i) for i in ids]}
+    return {"logit_bias": dict.fromkeys(ids, -100.0)} if use_vllm else {"suppress_tokens": ids}
 
 
 def check_pixel_bounds(min_pixels: int | None, max_pixels: int | None) -> None:
@@ -41,11 +35,8 @@ def check_pixel_bounds(min_pixels: int | None, max_pixels: int | None) -> None:
 
 
 def set_pixel_bounds(processor: Any, min_pixels: int | None, max_pixels: int | None) -> None:
-    """Override the pixel bounds of a Qwen2.5-VL processor's image processor (in place; `None` keeps a bound).
-
-    In transformers 5 the bounds live in `image_processor.size` (`shortest_edge`, `longest_edge`, in pixels); the
-    `min_pixels` / `max_pixels` attributes of older versions are not read any more.
-    """
+    """Override the pixel bounds of a Qwen2.5-VL processor's image processor (in place; `None` keeps a bound): in
+    transformers 5 they live in `image_processor.size` (`shortest_edge`, `longest_edge`, in pixels)."""
     if min_pixels is None and max_pixels is None:
         return
     size = processor.image_processor.size  # a dict or a SizeDict, depending on the transformers version
@@ -56,11 +47,8 @@ def set_pixel_bounds(processor: Any, min_pixels: int | None, max_pixels: int | N
 
 
 def check_attn_implementation(attn_implementation: str | None, where: str = "attn_implementation") -> None:
-    """Raise before any model loads when `attn_implementation` is `flash_attention_2` and flash-attn cannot run here.
-
-    A failure, not a fallback to sdpa: the GPU recipes are sized (batch, `vllm_gpu_memory_utilization`) with
-    flash-attn's padding-free memory use, and a run that switched kernels quietly could run out of memory hours later.
-    """
+    """Raise before any model loads when `attn_implementation` is `flash_attention_2` and flash-attn cannot run here:
+    not a fallback to sdpa, as the GPU recipes are sized with flash-attn's padding-free memory use."""
     from transformers.utils import is_flash_attn_2_available
 
     if attn_implementation != "flash_attention_2" or is_flash_attn_2_available():

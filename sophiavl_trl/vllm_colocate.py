@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
 from typing import Any
 
 
@@ -33,42 +32,15 @@ def packed_linear_layers(llm: Any) -> list[str]:
     ]
 
 
-def _reload_weights(model_runner: Any, load: Callable[[], None]) -> None:
-    """Run `load` (TRL's sync: `model.load_weights` per parameter) inside vLLM's layerwise reload, then rebuild the
-    kernels of the layers that keep their weight beside a packed copy: the tied `lm_head` shares `embed_tokens`'
-    weight, so the reload fills it but never reprocesses it (a limitation vLLM documents)."""
-    from vllm.model_executor.model_loader.reload import finalize_layerwise_reload, initialize_layerwise_reload
-
-    model = model_runner.get_model()
-    initialize_layerwise_reload(model)
-    try:
-        load()
-    finally:
-        finalize_layerwise_reload(model, model_runner.model_config)
-    for module in model.modules():
-        weight = getattr(module, "weight", None)
-        if hasattr(module, "cpu_linear") and weight is not None and weight.numel() and hasattr(module, "quant_method"):
-            module.quant_method.process_weights_after_loading(module)
-
-
 def patch_cpu_weight_sync(trainer: Any) -> bool:
-    r"""Make a TRL trainer's colocated vLLM weight sync correct on a CPU, and check it once.
+    r"""Make a TRL trainer's colocated vLLM weight sync correct on a CPU, and check it once; returns whether the sync
+    now goes through vLLM's layerwise reload.
 
-    For any TRL trainer that generates through `trl.generation.VLLMGeneration` (`GRPOTrainer`, `RLOOTrainer`, ...)
-    with `use_vllm=True, vllm_mode="colocate"` on a CPU: the trainer's `vllm_generation.sync_weights` is routed through
-    vLLM's layerwise reload, then run once, so a platform that cannot sync raises a `RuntimeError` now, saying what to
-    use instead, rather than failing at step 0. Call it on every process (under ZeRO-3 the sync gathers collectively),
-    after building the trainer and before `train()`; `TrustGRPOTrainer` calls it itself. Anywhere else (a GPU, server
-    mode, no vLLM) it does nothing. Calling it twice is harmless. Returns whether the sync now goes through vLLM's
-    layerwise reload.
-
-    Example:
-    ```python
-    args = GRPOConfig(use_vllm=True, vllm_mode="colocate", use_cpu=True, bf16=False)
-    trainer = GRPOTrainer(model=..., reward_funcs=..., args=args, train_dataset=...)
-    patch_cpu_weight_sync(trainer)
-    trainer.train()
-    ```
+    For any trainer generating through `trl.generation.VLLMGeneration` with `use_vllm=True, vllm_mode="colocate"` on a
+    CPU, `trainer.vllm_generation.sync_weights` is rerouted, then run once, so a platform that cannot sync raises a
+    `RuntimeError` now (saying what to use instead), not at step 0. Call it on every process (ZeRO-3 gathers
+    collectively) before `train()`; `TrustGRPOTrainer` calls it itself. Elsewhere it does nothing; a second call is
+    harmless.
     """
     generation = getattr(trainer, "vllm_generation", None)  # TRL sets it only with use_vllm
     if getattr(generation, "mode", None) != "colocate":
@@ -79,7 +51,7 @@ def patch_cpu_weight_sync(trainer: Any) -> bool:
     if not current_platform.is_cpu() or getattr(sync, "cpu_weight_sync", False):
         return bool(getattr(sync, "cpu_weight_sync", False))
     try:
-        from vllm.model_executor.model_loader.reload import initialize_layerwise_reload  # noqa: F401
+        from vllm.model_executor.model_loader.reload import finalize_layerwise_reload, initialize_layerwise_reload
     except ImportError:  # an older vLLM: the preflight below decides
         wrapped = False
     else:
@@ -87,7 +59,19 @@ def patch_cpu_weight_sync(trainer: Any) -> bool:
 
         @functools.wraps(sync)
         def sync_weights() -> None:
-            _reload_weights(runner, sync)
+            # TRL's sync (`model.load_weights` per parameter) inside vLLM's layerwise reload, then the kernels of the
+            # layers that keep their weight beside a packed copy: the tied `lm_head` shares `embed_tokens`' weight, so
+            # the reload fills it but never reprocesses it (a limitation vLLM documents).
+            model = runner.get_model()
+            initialize_layerwise_reload(model)
+            try:
+                sync()
+            finally:
+                finalize_layerwise_reload(model, runner.model_config)
+            for module in model.modules():
+                weight = getattr(module, "weight", None) if hasattr(module, "cpu_linear") else None
+                if weight is not None and weight.numel() and hasattr(module, "quant_method"):
+                    module.quant_method.process_weights_after_loading(module)
 
         sync_weights.cpu_weight_sync = True  # kept by functools.wraps around it, e.g. a timer
         generation.sync_weights, wrapped = sync_weights, True

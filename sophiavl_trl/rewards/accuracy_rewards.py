@@ -27,11 +27,9 @@ __all__ = ["VERIFIERS", "accuracy_reward", "register_verifier"]
 
 Verifier = Callable[[str, str], float]
 
-# Longer answers score 0 whatever their type: far beyond 1024 generated tokens, and it bounds every verifier's cost.
-MAX_ANSWER_CHARS = 10_000
-# sympy runs only on short expressions with one-digit, non-tower exponents whose product stays small, and no
-# factorials: mathruler's own guard looks at `^` only, so `9**9**9` or `(9!)!` would compute for hours in C code that
-# no timer can interrupt.
+MAX_ANSWER_CHARS = 10_000  # longer answers score 0: far beyond 1024 generated tokens, and it bounds every verifier
+# sympy runs only on short expressions with one-digit, non-tower exponents of a small product, and no factorials:
+# mathruler's guard looks at `^` only, so `9**9**9` or `(9!)!` would compute for hours in uninterruptible C code.
 _MAX_SYMPY_CHARS = 100
 _MAX_EXPONENT_PRODUCT = 1000
 # An exponent may be one digit (`0x..`, `9e9`, `9_9` are Python number literals), a decimal such as `0.5`, or a letter.
@@ -118,32 +116,24 @@ def _close_enough(answer: str, truth: str) -> bool:
         return value == 0 if target == 0 else abs(value - target) <= NUMERICAL_REL_TOL * abs(target)
 
 
-def _unparenthesize(option: str) -> str:
-    option = option.strip()
-    return option[1:-1].strip() if option[:1] == "(" and option[-1:] == ")" else option
-
-
 def _multiple_choice(answer: str, truth: str) -> float:
     chosen = [option.strip() for option in answer.split(",")]
-    correct = [_unparenthesize(option) for option in truth.split(",")]
+    correct = [o[1:-1].strip() if o[:1] == "(" and o[-1:] == ")" else o for o in map(str.strip, truth.split(","))]
     return float(all(chosen) and sorted(chosen) == sorted(correct))
 
 
-# OCR and free-form score the first MAX_SCORED_TOKENS words (ROUGE tokens) of a text: answers (at most MAX_ANSWER_CHARS
-# characters) never reach it, a longer ground truth is cut there. It bounds a call at about 0.2 s (docs/rewards.md).
-MAX_SCORED_TOKENS = 10_000
+MAX_SCORED_TOKENS = 10_000  # OCR and free-form score this many words (ROUGE tokens): a longer ground truth is cut
 
 
 def _ocr(answer: str, truth: str) -> float:
     import jiwer
 
-    # jiwer splits on " " only: a line break would glue two words into one.
+    # jiwer splits on " " only: a line break would glue two words into one
     words = (" ".join(text.split(maxsplit=MAX_SCORED_TOKENS)[:MAX_SCORED_TOKENS]) for text in (truth, answer))
     return math.exp(-jiwer.wer(*words))
 
 
-# rouge-score's tokens (lowercased [a-z0-9] runs, the rest deleted), plus one token per letter of a non-Latin script,
-# which rouge-score deletes (identical Chinese answers would score 0).
+# rouge-score's tokens (lowercased [a-z0-9] runs), plus one per letter of a non-Latin script (rouge-score deletes them)
 _TOKEN_RE = re.compile(r"[a-z0-9]+|[^\W\d_a-z\u00c0-\u024f\u1e00-\u1eff]")
 
 
@@ -160,8 +150,7 @@ def _rouge_tokens(text: str) -> list[str]:
 
 
 def _lcs_length(first: list[str], second: list[str]) -> int:
-    # Bit-parallel LCS (Hyyro 2004): rouge-score's quadratic table's result in len(first) big-int steps (10,000 x 10,000
-    # tokens in about 0.05 s instead of minutes).
+    # Bit-parallel LCS (Hyyro 2004): rouge-score's quadratic table's result in len(first) big-int steps
     masks: dict[str, int] = {}
     for index, token in enumerate(second):
         masks[token] = masks.get(token, 0) | 1 << index
@@ -182,8 +171,7 @@ def _free_form(answer: str, truth: str) -> float:
     return sum(2 * overlap / (p + r) if overlap else 0.0 for overlap, p, r in scores) / 3
 
 
-# Keyed by `normalize_problem_type` spelling; examples/train_sophiavl.py passes the keys to data validation, so rows of a
-# type without a verifier are refused before training.
+# Keyed by `normalize_problem_type` spelling; data validation refuses rows of a type without a verifier.
 VERIFIERS: dict[str, Verifier] = {
     "numerical": _numerical,
     "multiple choice": _multiple_choice,
@@ -223,14 +211,6 @@ def register_verifier(problem_type: str, fn: Verifier, *, overwrite: bool = Fals
     return fn
 
 
-def _verifier_for(problem_type: Any) -> Verifier:
-    key = normalize_problem_type(problem_type) if problem_type else "numerical"
-    if key not in VERIFIERS and key not in _warned_types:
-        _warned_types.add(key)
-        logger.warning("Unknown problem_type %r: scored as 'numerical', as the released code does.", problem_type)
-    return VERIFIERS.get(key, _numerical)
-
-
 def _score(completion: Any, solution: Any, problem_type: Any) -> float:
     text = completion_to_text(completion)
     answer = extract_answer(text) if is_well_formatted(text) else None
@@ -238,8 +218,11 @@ def _score(completion: Any, solution: Any, problem_type: Any) -> float:
         return 0.0
     truth = (_block(str(solution)) or (0, str(solution)))[1] if solution is not None else ""
     try:
-        verifier = _verifier_for(problem_type)
-        score = float(verifier(answer.replace("$", "").strip(), truth.replace("$", "").strip()))
+        key = normalize_problem_type(problem_type) if problem_type else "numerical"
+        if key not in VERIFIERS and key not in _warned_types:
+            _warned_types.add(key)
+            logger.warning("Unknown problem_type %r: scored as 'numerical', as the released code does.", problem_type)
+        score = float(VERIFIERS.get(key, _numerical)(answer.replace("$", "").strip(), truth.replace("$", "").strip()))
     except Exception:
         logger.debug("Verifier failed; scoring 0.0", exc_info=True)
         return 0.0
