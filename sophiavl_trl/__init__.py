@@ -1,10 +1,7 @@
 # Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
 # ruff: noqa: F401 - the TYPE_CHECKING imports re-export the lazy names
-"""SophiaVL-R1's thinking rewards and Trust-GRPO for Hugging Face TRL.
-
-The top level is lazy (like TRL's): `import sophiavl_trl` is cheap, and the heavy modules (torch, trl) load on the
-first attribute access.
-"""
+"""SophiaVL-R1's thinking rewards and Trust-GRPO for Hugging Face TRL. Lazy, like TRL's top level: `import
+sophiavl_trl` is cheap, the heavy modules (torch, trl) load on the first attribute access."""
 
 from typing import TYPE_CHECKING
 

@@ -4,7 +4,7 @@
 client until a request is made)."""
 
 from collections.abc import Callable
-from importlib import import_module
+from pkgutil import resolve_name
 
 from sophiavl_trl.judge.client import ThinkingRewardClient
 from sophiavl_trl.rewards.accuracy_rewards import accuracy_reward, register_verifier
@@ -28,15 +28,11 @@ def get_reward_funcs(names: list[str]) -> list[Callable]:
         raise TypeError(f"get_reward_funcs takes a list of names, not the string {names!r}: e.g. {names.split(',')}.")
     funcs = []
     for name in names:
-        if name in REWARD_FUNCS_REGISTRY:
-            funcs.append(REWARD_FUNCS_REGISTRY[name])
-        elif isinstance(name, str) and "." in name:
-            module_name, _, attr = name.rpartition(".")
-            try:
-                funcs.append(getattr(import_module(module_name), attr))
-            except (ImportError, AttributeError) as exc:
-                raise ValueError(f"Could not import reward function {name!r}: {exc}") from exc
-        else:
+        if name not in REWARD_FUNCS_REGISTRY and not (isinstance(name, str) and "." in name):
             valid = f"{sorted(REWARD_FUNCS_REGISTRY)}, or a dotted path such as 'my_package.rewards.my_reward'"
             raise ValueError(f"Unknown reward function {name!r}. Valid names: {valid}.")
+        try:
+            funcs.append(REWARD_FUNCS_REGISTRY.get(name) or resolve_name(name))
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise ValueError(f"Could not import reward function {name!r}: {exc}") from exc
     return funcs

@@ -45,13 +45,9 @@ def extract_thinking(text: str) -> str:
     missing), else the text before the first `<answer>`; stripped."""
     if not isinstance(text, str):
         return ""
-    start = text.find("<think>")
-    if start < 0:
-        start, end = 0, text.find("<answer>")
-    else:
-        start += 7
-        end = text.find("</think>", start)
-        end = text.find("<answer>", start) if end < 0 else end
+    start = text.find("<think>") + 7 if "<think>" in text else 0
+    end = text.find("</think>", start) if start else -1
+    end = text.find("<answer>", start) if end < 0 else end
     return text[start : end if end >= 0 else len(text)].strip()
 
 
