@@ -1,5 +1,5 @@
 # Copyright 2026 The sophiavl-trl authors. Licensed under the Apache License, Version 2.0.
-r"""The Trust-GRPO math, as pure tensor functions (no trainer, no I/O).
+r"""The Trust-GRPO math, as pure tensor functions (no trainer, no I/O); docs/trust-grpo.md has the long form.
 
 For one prompt GRPO samples a group of G completions with outcome scores $o_i \in [0, 1]$ and thinking scores
 $t_i \in [0, 1]$ (NaN: no score). With $\mu_c$ / $\mu_w$ the mean thinking score of the correct / incorrect
@@ -8,8 +8,8 @@ completions, the group's weight on the thinking reward is
 $$ w = \alpha \, e^{-\text{step} / T} \, \gamma, \qquad
    \gamma = \begin{cases} e^{\mu_c - \mu_w} & \mu_c < \mu_w \\ 1 & \text{otherwise, or a side has no score} \end{cases} $$
 
-and the final reward of completion i is the usual sum of outcome rewards plus $w \, t_i$ (a NaN $t_i$ adds 0).
-See SophiaVL-R1 (arXiv 2505.17018), section 3.4.
+($w = 0$ for a uniform group skipped by `skip_uniform`), and the final reward of completion i is the usual sum of
+outcome rewards plus $w \, t_i$ (a NaN $t_i$ adds 0). See SophiaVL-R1 (arXiv 2505.17018), section 3.4.
 """
 
 from __future__ import annotations
@@ -25,10 +25,8 @@ __all__ = ["TrustWeights", "anneal_scale", "judge_query_mask", "trust_weights", 
 
 @dataclass(frozen=True)
 class TrustWeights:
-    """Per-group result of `trust_weights`, every field of shape (num_groups,): `weight` (alpha * exp(-step / T) *
-    gamma, 0 for a skipped group), `gamma` (the trust factor: exp(mu_c - mu_w) when the judge prefers wrong answers,
-    else 1), `mu_correct` / `mu_incorrect` (the mean thinking score of the correct / incorrect completions with a
-    score, NaN if none) and `skipped` (boolean: the group is uniform and `skip_uniform` is on, so its weight is 0)."""
+    """Per-group result of `trust_weights`, each field of shape (num_groups,): w, gamma, mu_c, mu_w (NaN: no score)
+    and `skipped` (a uniform group under `skip_uniform`, weight 0)."""
 
     weight: torch.Tensor
     gamma: torch.Tensor
@@ -38,25 +36,15 @@ class TrustWeights:
 
 
 def anneal_scale(step: int, *, alpha: float, anneal_steps: float) -> float:
-    r"""The annealed scale $\alpha e^{-\text{step}/T}$ of the thinking reward.
-
-    Example:
-    ```python
-    >>> round(anneal_scale(0, alpha=0.3, anneal_steps=100), 6)
-    0.3
-    >>> round(anneal_scale(100, alpha=0.3, anneal_steps=100), 6)  # 0.3 / e
-    0.110364
-
-    ```
-    """
+    r"""The annealed scale $\alpha e^{-\text{step}/T}$ of the thinking reward, T = `anneal_steps` > 0."""
     if anneal_steps <= 0:
         raise ValueError(f"anneal_steps must be positive, got {anneal_steps}")
     return alpha * math.exp(-step / anneal_steps)
 
 
 def uniform_groups(outcome: torch.Tensor, skip_uniform: tuple[float, float] | None) -> torch.Tensor:
-    """Boolean (num_groups,): groups whose outcomes are all >= `high` or all <= `low`, with `(low, high) = skip_uniform`
-    (`None`: no group is uniform)."""
+    """Boolean (num_groups,): groups whose outcomes (NaN: 0) are all >= `high` or all <= `low`, with
+    `(low, high) = skip_uniform` (`None`: no group is uniform)."""
     if skip_uniform is None:
         return torch.zeros(outcome.shape[0], dtype=torch.bool, device=outcome.device)
     low, high = skip_uniform
@@ -65,39 +53,23 @@ def uniform_groups(outcome: torch.Tensor, skip_uniform: tuple[float, float] | No
 
 
 def judge_query_mask(
-    outcome: torch.Tensor,
-    *,
-    query_threshold: float | None = None,
-    skip_uniform: tuple[float, float] | None = None,
+    outcome: torch.Tensor, *, query_threshold: float | None = None, skip_uniform: tuple[float, float] | None = None
 ) -> torch.Tensor:
-    r"""Which completions must be sent to the judge, shape (num_groups, G).
-
-    `paper` mode sends everything (`query_threshold=None, skip_uniform=None`). `reference` mode (the released code)
-    sends only completions with an outcome >= `query_threshold` (0.2) in groups that are not uniform
-    (`skip_uniform=(0.1, 0.9)`); the others get a thinking score of 0 without a request.
-
-    Args:
-        outcome (`torch.Tensor`): outcome scores, shape (num_groups, G); NaN counts as 0.
-        query_threshold (`float`, *optional*): minimum outcome to be judged; `None` judges every completion.
-        skip_uniform (`tuple[float, float]`, *optional*): `(low, high)`: groups with all outcomes <= low or all >=
-            high (see `uniform_groups`) are not judged at all.
+    r"""Which completions of `outcome` (num_groups, G; NaN: 0) are sent to the judge: those with an outcome >=
+    `query_threshold` (`None`: all) in groups that are not uniform (`uniform_groups`). `paper` mode sends everything;
+    `reference` mode (the released code) uses `query_threshold=0.2, skip_uniform=(0.1, 0.9)`.
 
     Example:
     ```python
     >>> import torch
     >>> outcome = torch.tensor([[1.0, 0.0, 0.5], [1.0, 1.0, 1.0]])
-    >>> judge_query_mask(outcome).tolist()
-    [[True, True, True], [True, True, True]]
     >>> judge_query_mask(outcome, query_threshold=0.2, skip_uniform=(0.1, 0.9)).tolist()
     [[True, False, True], [False, False, False]]
 
     ```
     """
-    mask = torch.ones_like(outcome, dtype=torch.bool)
-    if query_threshold is not None:
-        mask &= torch.nan_to_num(outcome, nan=0.0) >= query_threshold
-    mask &= ~uniform_groups(outcome, skip_uniform).unsqueeze(1)
-    return mask
+    mask = torch.nan_to_num(outcome, nan=0.0) >= (-math.inf if query_threshold is None else query_threshold)
+    return mask & ~uniform_groups(outcome, skip_uniform).unsqueeze(1)
 
 
 def trust_weights(
@@ -110,20 +82,10 @@ def trust_weights(
     correct_threshold: float = 0.5,
     skip_uniform: tuple[float, float] | None = (0.1, 0.9),
 ) -> TrustWeights:
-    r"""Per-group Trust-GRPO weights of the thinking reward.
+    r"""Per-group Trust-GRPO weights of the thinking reward (the module docstring's w).
 
-    Args:
-        outcome (`torch.Tensor`): outcome (correctness) scores in [0, 1], shape (num_groups, G); NaN counts as 0.
-        thinking (`torch.Tensor`): thinking scores in [0, 1], same shape; NaN ("no score") is left out of the means.
-        step (`int`): the optimisation step at generation time.
-        alpha (`float`, *optional*, defaults to `0.3`): initial scale of the thinking reward.
-        anneal_steps (`float`): annealing horizon T of `exp(-step / T)`.
-        correct_threshold (`float`, *optional*, defaults to `0.5`): a completion with outcome >= this is "correct".
-        skip_uniform (`tuple[float, float]`, *optional*, defaults to `(0.1, 0.9)`): a uniform group (see
-            `uniform_groups`) gets weight 0; `None` disables the rule.
-
-    Returns:
-        [`TrustWeights`], each field of shape (num_groups,).
+    `outcome` (correctness, NaN: 0) and `thinking` (NaN: left out of the means) have shape (num_groups, G); an outcome
+    >= `correct_threshold` is correct; `step` is the optimisation step at generation time, `anneal_steps` is T.
 
     Example:
     ```python
@@ -141,17 +103,13 @@ def trust_weights(
             f"outcome and thinking must both have shape (num_groups, G); got {tuple(outcome.shape)} and "
             f"{tuple(thinking.shape)}"
         )
-    outcome = torch.nan_to_num(outcome.float(), nan=0.0)
-    thinking = thinking.float()
+    outcome, thinking = torch.nan_to_num(outcome.float(), nan=0.0), thinking.float()
     correct = outcome >= correct_threshold
     nan = torch.full_like(thinking, float("nan"))  # NaN thinking scores and the other side drop out of each mean
     mu_correct = torch.where(correct, thinking, nan).nanmean(dim=1)
     mu_incorrect = torch.where(~correct, thinking, nan).nanmean(dim=1)
-
     distrust = mu_correct < mu_incorrect  # False where a side has no score (NaN)
     gamma = torch.where(distrust, torch.exp(mu_correct - mu_incorrect), torch.ones_like(mu_correct))
-
     skipped = uniform_groups(outcome, skip_uniform)
-    weight = anneal_scale(step, alpha=alpha, anneal_steps=anneal_steps) * gamma
-    weight = torch.where(skipped, torch.zeros_like(weight), weight)
+    weight = torch.where(skipped, 0.0, anneal_scale(step, alpha=alpha, anneal_steps=anneal_steps) * gamma)
     return TrustWeights(weight=weight, gamma=gamma, mu_correct=mu_correct, mu_incorrect=mu_incorrect, skipped=skipped)
