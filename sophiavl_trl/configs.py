@@ -41,23 +41,16 @@ _AT_LEAST_0, _ABOVE_0 = (">= 0", lambda v: v >= 0), ("> 0", lambda v: v > 0)
 _IN_0_1 = ("in [0, 1]", lambda v: 0 <= v <= 1)
 # Numeric settings and their range (None: unset): ours, and inherited TRL ones that TRL accepts out of range and that
 # then fail late or never (`learning_rate: -0.1`, `max_completion_length: 0`).
-BOUNDS = {
-    **dict.fromkeys(
-        ("learning_rate", "beta", "epsilon", "epsilon_high", "delta", "temperature", "weight_decay",
-         "max_grad_norm", "warmup_steps", "num_train_epochs", "entropy_coef", "trust_alpha", "judge_max_failed_steps",
-         "judge_max_retries"), _AT_LEAST_0,
-    ),
-    **dict.fromkeys(
-        ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps", "num_iterations",
-         "max_completion_length", "steps_per_generation", "generation_batch_size", "vllm_max_model_length",
-         "logging_steps", "save_steps", "eval_steps", "trust_anneal_steps", "judge_timeout", "judge_max_concurrency"),
-        _ABOVE_0,
-    ),
-    **dict.fromkeys(
-        ("trust_correct_threshold", "judge_query_threshold", "trust_uniform_low", "trust_uniform_high"), _IN_0_1
-    ),
-    "top_p": ("in (0, 1]", lambda v: 0 < v <= 1),
-}  # fmt: skip
+_RANGES = [
+    ("learning_rate beta epsilon epsilon_high delta temperature weight_decay max_grad_norm", _AT_LEAST_0),
+    ("warmup_steps num_train_epochs entropy_coef trust_alpha judge_max_failed_steps judge_max_retries", _AT_LEAST_0),
+    ("per_device_train_batch_size per_device_eval_batch_size gradient_accumulation_steps num_iterations", _ABOVE_0),
+    ("max_completion_length steps_per_generation generation_batch_size vllm_max_model_length", _ABOVE_0),
+    ("logging_steps save_steps eval_steps trust_anneal_steps judge_timeout judge_max_concurrency", _ABOVE_0),
+    ("trust_correct_threshold judge_query_threshold trust_uniform_low trust_uniform_high", _IN_0_1),
+    ("top_p", ("in (0, 1]", lambda v: 0 < v <= 1)),
+]
+BOUNDS = {name: bound for names, bound in _RANGES for name in names.split()}
 
 
 def check_fields(config: Any, base: type) -> None:
@@ -86,22 +79,16 @@ def check_fields(config: Any, base: type) -> None:
         )
 
 
-# Legal settings that rarely mean what they say: (condition on (script_args, training_args), warning).
-SUSPICIOUS = [
-    (lambda s, t: t.temperature == 0, "temperature: 0 samples one completion num_generations times: every advantage "
-     "is 0 and nothing trains."),
-    (lambda s, t: not s.reward_funcs, "reward_funcs: [] leaves no outcome reward: nothing splits correct from "
-     "incorrect completions."),
-    (lambda s, t: len(set(s.reward_funcs)) < len(s.reward_funcs), "reward_funcs names a reward twice: it counts "
-     "double in the sum."),
-    (lambda s, t: s.eval_files and t.eval_strategy == "no", "eval_files is set but eval_strategy is 'no': nothing is "
-     "evaluated; set eval_strategy: steps."),
-]  # fmt: skip
-
-
 def warn_suspicious(script_args: Any, training_args: Any) -> list[str]:
-    """Log (and return) a warning for each `SUSPICIOUS` setting of a run."""
-    warnings = [message for condition, message in SUSPICIOUS if condition(script_args, training_args)]
+    """Log (and return) a warning for each legal setting of a run that rarely means what it says."""
+    s, t = script_args, training_args
+    checks = [
+        (t.temperature == 0, "temperature: 0 samples one completion num_generations times: every advantage is 0."),
+        (not s.reward_funcs, "reward_funcs: [] leaves no outcome reward: nothing splits correct from incorrect."),
+        (len(set(s.reward_funcs)) < len(s.reward_funcs), "reward_funcs names a reward twice: it counts double."),
+        (s.eval_files and t.eval_strategy == "no", "eval_files is set but eval_strategy is 'no': set it to steps."),
+    ]
+    warnings = [message for suspicious, message in checks if suspicious]
     for message in warnings:
         logger.warning(message)
     return warnings
