@@ -6,7 +6,8 @@ $t_i \in [0, 1]$ (NaN: no score). With $\mu_c$ / $\mu_w$ the mean thinking score
 completions, the group's weight on the thinking reward is
 
 $$ w = \alpha \, e^{-\text{step} / T} \, \gamma, \qquad
-   \gamma = \begin{cases} e^{\mu_c - \mu_w} & \mu_c < \mu_w \\ 1 & \text{otherwise, or a side has no score} \end{cases} $$
+   \gamma = \begin{cases} e^{\mu_c - \mu_w} & \mu_c < \mu_w \\
+                          1 & \text{otherwise, or a side has no score} \end{cases} $$
 
 ($w = 0$ for a uniform group skipped by `skip_uniform`), and the final reward of completion i is the usual sum of
 outcome rewards plus $w \, t_i$ (a NaN $t_i$ adds 0). See SophiaVL-R1 (arXiv 2505.17018), section 3.4.

@@ -85,8 +85,8 @@ def patch_cpu_weight_sync(trainer: Any) -> bool:
         raise RuntimeError(
             f"The policy's weights cannot be pushed to the colocated vLLM engine on this CPU (vllm {vllm.__version__}"
             f"{f', {len(packed)} linear layers repacked by its CPU kernels' if packed else ''}): "
-            f"{type(exc).__name__}: {exc}. Generate with a vLLM server instead (`vllm_mode: server`, `trl vllm-serve` on "
-            "other devices) or without vLLM (`use_vllm: false`)."
+            f"{type(exc).__name__}: {exc}. Generate with a vLLM server instead (`vllm_mode: server`, `trl vllm-serve` "
+            "on other devices) or without vLLM (`use_vllm: false`)."
         ) from exc
     logger.info("Colocated vLLM on CPU: weights synced through vLLM's layerwise reload (%s).", wrapped)
     return wrapped

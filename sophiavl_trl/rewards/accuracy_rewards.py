@@ -247,8 +247,10 @@ def accuracy_reward(
     ```python
     >>> from sophiavl_trl.rewards import accuracy_reward
 
-    >>> completions = ["<think>.</think><answer>1e3</answer>", "<think>.</think><answer>B</answer>", "<answer>B</answer>"]
-    >>> accuracy_reward(completions, ["1000", "<answer>B</answer>", "B"], ["numerical", "multiple choice", "multiple choice"])
+    >>> completions = ["<think>.</think><answer>1e3</answer>", "<think>.</think><answer>B</answer>",
+    ...                "<answer>B</answer>"]
+    >>> accuracy_reward(completions, ["1000", "<answer>B</answer>", "B"],
+    ...                 ["numerical", "multiple choice", "multiple choice"])
     [1.0, 1.0, 0.0]
 
     ```

@@ -70,7 +70,8 @@ def format_reward(completions: list[list[dict[str, str]]] | list[str], **kwargs)
     ```python
     >>> from sophiavl_trl.rewards import format_reward
 
-    >>> format_reward(["<think>2+2</think> so <answer>4</answer>", "<answer>4</answer>", " <think>a</think><answer>4</answer>"])
+    >>> format_reward(["<think>2+2</think> so <answer>4</answer>", "<answer>4</answer>",
+    ...                " <think>a</think><answer>4</answer>"])
     [1.0, 0.0, 0.0]
 
     ```
