@@ -153,7 +153,8 @@ class ThinkingRewardClient:
         base_url: server URL(s), a list or comma-separated string for replicas; defaults to `OPENAI_API_URL`, else
             `"http://127.0.0.1:8000/v1"`. No `user:password@`: use `api_key`.
         model: the served model name; defaults to `REWARD_MODEL`, else `"thinking-reward-model"`.
-        max_concurrency, timeout, max_retries: requests in flight; openai's timeout and retries, per request and replica.
+        max_concurrency, timeout, max_retries: requests in flight; openai's timeout and retries (per request and
+            replica).
         api_key: vLLM's `--api-key`; defaults to `OPENAI_API_KEY` (see [`api_key_from_env`]).
         constrained_decoding: send vLLM's `structured_outputs={"choice": SCORE_CHOICES}`: the answer is then the score
             alone, so nothing the judge quotes can become the score.
@@ -265,7 +266,9 @@ class ThinkingRewardClient:
         `TypeError` on bad inputs only."""
         return self._run(self._ascore(questions, reasonings, images)).result()
 
-    async def ascore(self, questions: Sequence[str], reasonings: Sequence[str], images: Sequence | None = None) -> list[float]:  # fmt: skip
+    async def ascore(
+        self, questions: Sequence[str], reasonings: Sequence[str], images: Sequence | None = None
+    ) -> list[float]:
         """[`~ThinkingRewardClient.score`], awaitable from any event loop."""
         return await asyncio.wrap_future(self._run(self._ascore(questions, reasonings, images)))
 
@@ -274,8 +277,8 @@ class ThinkingRewardClient:
         if isinstance(questions, str) or isinstance(reasonings, str):
             raise ValueError("questions and reasonings must be sequences of strings, not a single string.")
         if len(reasonings) != n or (images is not None and len(images) != n):
-            raise ValueError(f"Got {n} questions, {len(reasonings)} reasonings and "
-                             f"{'no' if images is None else len(images)} images: pass one of each per item.")  # fmt: skip
+            got = f"{n} questions, {len(reasonings)} reasonings and {'no' if images is None else len(images)} images"
+            raise ValueError(f"Got {got}: pass one of each per item.")
         keys = [None if image is None else image_key(image) for image in images or [None] * n]
         unique = {key: image for key, image in zip(keys, images or ()) if key is not None}  # each encoded once
         urls = {

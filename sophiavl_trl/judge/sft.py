@@ -95,11 +95,15 @@ def _read_rows(file: Path, columns: Mapping[str, str] | None, base: Any, report:
     report.total_rows += len(rows)
     report.issues += [f"{file}, row {index}, {issue}" for index, row in enumerate(issues) for issue in row]
     report.invalid_rows += [(str(file), index) for index, row in enumerate(issues) if row]
+    question, reasoning, score = (mapping[name] for name in ("question", "reasoning", "score"))
     return [
-        None if problems else JudgeRecord(row[mapping["question"]], row[mapping["reasoning"]],
-                                          parse_score_label(row[mapping["score"]])[0], (images or [None])[0], str(file), index)
+        None
+        if problems
+        else JudgeRecord(
+            row[question], row[reasoning], parse_score_label(row[score])[0], (images or [None])[0], str(file), index
+        )
         for index, (row, images, problems) in enumerate(zip(rows, refs, issues, strict=True))
-    ]  # fmt: skip
+    ]
 
 
 def load_judge_records(
