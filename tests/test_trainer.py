@@ -275,7 +275,9 @@ class TestJudgeOverlap:
                 assert 0 < h["timing/forward_backward"] and sum(h[f"timing/{k}"] for k in inside) <= h["step_time"]
                 assert h["timing/judge"] >= 0.5  # the judge's 0.5 s are measured
                 if not overlapped:
-                    assert h["timing/judge_wait"] >= 0.5  # nothing hid it
+                    # Nothing hid it: the wait starts just after the submission, so a few ms of the judge's 0.5 s can
+                    # pass before it (0.497 s seen on a loaded machine); overlapped, the wait is about 0.
+                    assert h["timing/judge_wait"] >= 0.4
 
     @pytest.mark.distributed
     def test_a_judge_that_raises_on_one_process_stops_every_process(self, tiny_model_dir, tmp_path):
