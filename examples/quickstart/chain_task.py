@@ -27,7 +27,6 @@ has not been taught (a diagnostic, not the gate). Command line:
 `python examples/quickstart/chain_task.py OUT [--model DIR]`.
 """
 
-import argparse
 import itertools
 import json
 import random
@@ -170,13 +169,6 @@ def write_task(out: str | Path, task: ChainTask = ChainTask(), *, num_sft: int =
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument("out")
-    parser.add_argument("--model", help="also build the tiny model (make_task.build_model) here")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    print(write_task(args.out, seed=args.seed))
-    if args.model:
-        from make_task import build_model
+    from make_task import main
 
-        print(build_model(args.model, seed=args.seed))
+    main(write_task, __doc__)

@@ -142,8 +142,10 @@ def judge_margins(judge: str | Path, data: Path, records: list[dict]) -> list[fl
     return margins
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+def main(write_task=write_task, doc: str | None = __doc__) -> None:
+    """The command line of a task module (this one's, or `chain_task`'s): write the task to OUT, the tiny model with
+    --model."""
+    parser = argparse.ArgumentParser(description=doc.strip().splitlines()[0])
     parser.add_argument("out")
     parser.add_argument("--model", help="also build the tiny model here")
     parser.add_argument("--seed", type=int, default=0)
@@ -151,3 +153,7 @@ if __name__ == "__main__":
     print(write_task(args.out, seed=args.seed))
     if args.model:
         print(build_model(args.model, seed=args.seed))
+
+
+if __name__ == "__main__":
+    main()
