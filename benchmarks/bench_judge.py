@@ -5,8 +5,11 @@ Ways to score the same N judge requests (default 128, one training step of the p
 
 - `loop`: the reference implementation's way, `httpx.post` one request after another;
 - `client`: [`~sophiavl_trl.judge.ThinkingRewardClient.score`] (the OpenAI async client) on its default transport
-  (openai's aiohttp one when installed), warm (the client is reused across steps in training; the first call is
-  printed too); `client_httpx`: the same client on openai's default httpx transport;
+  (openai's aiohttp one when installed), warm (the client is reused across steps in training: each timed call comes
+  right after an untimed one, as for the SDK and the warm floor; the first call is printed too); `client_httpx`: the same client on openai's default httpx transport;
+- `sdk` / `sdk_post`: the openai SDK alone, warm, on the same pre-built bodies: `chat.completions.create` (what the
+  client calls), and openai's bare `post(cast_to=object)`, which skips the typed request transform: what openai itself
+  costs before any client code;
 - `floor`: the same request bodies fired at once as raw concurrent HTTP (`asyncio.gather` over one `aiohttp` session,
   capped at the same concurrency, with no retry, parsing or bookkeeping): the fastest the server allows. `cold` is a
   one-shot script (session and connections made in the timed part), `warm` reuses an open session.
@@ -220,9 +223,12 @@ def run_floor_httpx(base_url: str, payloads: list[dict], concurrency: int, timeo
     return asyncio.run(main())
 
 
-def run_sdk(base_url: str, payloads: list[dict], concurrency: int, timeout: float) -> tuple[float, int]:
+def run_sdk(
+    base_url: str, payloads: list[dict], concurrency: int, timeout: float, post: bool = False
+) -> tuple[float, int]:
     """The OpenAI SDK alone, warm: `chat.completions.create` per request on its aiohttp transport, `gather` under the
-    same semaphore, no failover, size cap or bookkeeping: the least any client built on `create` can cost."""
+    same semaphore, no failover, size cap or bookkeeping: the least any client built on `create` can cost. `post`:
+    openai's bare `post(cast_to=object)` instead, which skips the typed request transform and response model."""
     import openai
 
     async def main() -> tuple[float, int]:
@@ -236,6 +242,9 @@ def run_sdk(base_url: str, payloads: list[dict], concurrency: int, timeout: floa
                     {"structured_outputs": payload["structured_outputs"]} if "structured_outputs" in payload else None
                 )
                 async with semaphore:
+                    if post:
+                        data = await sdk.post("/chat/completions", body=payload, cast_to=object)
+                        return int(data["choices"][0]["message"]["content"] is not None)
                     response = await sdk.chat.completions.create(**body, extra_body=extra)
                     return int(response.choices[0].message.content is not None)
 
@@ -257,11 +266,12 @@ CONTENDERS = {
     "client": "client (ThinkingRewardClient, aiohttp)",
     "client_httpx": "client (ThinkingRewardClient, httpx)",
     "sdk": "openai SDK (create + gather, aiohttp, warm)",
+    "sdk_post": "openai SDK (bare post + gather, aiohttp, warm)",
     "floor_cold": "floor (raw aiohttp gather, cold)",
     "floor_warm": "floor (raw aiohttp gather, warm)",
     "floor_httpx": "floor (raw httpx gather, warm)",
 }
-FLOORS = ("sdk", "floor_cold", "floor_warm", "floor_httpx")
+FLOORS = ("sdk", "sdk_post", "floor_cold", "floor_warm", "floor_httpx")
 
 
 def bench(
@@ -293,6 +303,7 @@ def bench(
         times["loop"].append(seconds * n / loop_n)  # extrapolated when --loop-n is smaller than n
         oks["loop"] = ok * n // loop_n
         for key, contender in (("client", client), ("client_httpx", client_httpx)):
+            run_client(contender, questions, reasonings, images)  # warm as the SDK and floor are: just used
             seconds, oks[key] = run_client(contender, questions, reasonings, images)
             times[key].append(seconds)
         for key, warm in (("floor_cold", False), ("floor_warm", True)):
@@ -300,8 +311,9 @@ def bench(
             times[key].append(seconds)
         seconds, oks["floor_httpx"] = run_floor_httpx(base_url, payloads, concurrency, timeout)
         times["floor_httpx"].append(seconds)
-        seconds, oks["sdk"] = run_sdk(base_url, payloads, concurrency, timeout)
-        times["sdk"].append(seconds)
+        for key, post in (("sdk", False), ("sdk_post", True)):
+            seconds, oks[key] = run_sdk(base_url, payloads, concurrency, timeout, post)
+            times[key].append(seconds)
 
     result = {key: statistics.median(values) for key, values in times.items()}
     print(f"\n== {name}: {n} requests, concurrency {concurrency}, median of {repeats} ({base_url})")
@@ -323,6 +335,10 @@ def bench(
         f"{result['client_vs_floor_cold']:.2f}x, aiohttp warm {result['client_vs_floor_warm']:.2f}x, httpx warm "
         f"{result['client_vs_floor_httpx']:.2f}x; client_httpx vs aiohttp warm floor "
         f"{result['client_httpx_vs_floor_warm']:.2f}x"
+    )
+    print(
+        f"  openai alone vs the aiohttp warm floor: create {result['sdk'] / result['floor_warm']:.2f}x, bare post "
+        f"{result['sdk_post'] / result['floor_warm']:.2f}x"
     )
     result.update({f"{key}_first_call": value for key, value in cold.items()})
     return result

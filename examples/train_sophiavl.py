@@ -65,7 +65,6 @@ import zipfile
 from pathlib import Path
 from typing import IO
 
-from transformers import AutoProcessor
 from transformers.trainer_utils import get_last_checkpoint
 from trl import ModelConfig, get_peft_config
 
@@ -73,7 +72,7 @@ from sophiavl_trl import TrustGRPOConfig, TrustGRPOTrainer
 from sophiavl_trl.configs import RecipeParser, SophiaVLScriptArguments, warn_suspicious
 from sophiavl_trl.data import check_prompt_lengths
 from sophiavl_trl.judge import api_key_from_env
-from sophiavl_trl.model_utils import check_attn_implementation, forbidden_token_generation_kwargs, set_pixel_bounds
+from sophiavl_trl.model_utils import check_attn_implementation, forbidden_token_generation_kwargs, load_processor
 from sophiavl_trl.rewards import ThinkingReward, get_reward_funcs
 from sophiavl_trl.rewards.accuracy_rewards import VERIFIERS
 
@@ -232,19 +231,8 @@ def main(script_args: SophiaVLScriptArguments, training_args: TrustGRPOConfig, m
     ################
     # Model
     ################
-    training_args.model_init_kwargs = {
-        **(training_args.model_init_kwargs or {}),
-        "revision": model_args.model_revision,
-        "attn_implementation": model_args.attn_implementation,
-        "dtype": model_args.dtype,
-    }
-    processor = AutoProcessor.from_pretrained(
-        model_args.model_name_or_path,
-        revision=model_args.model_revision,
-        trust_remote_code=training_args.trust_remote_code,
-    )
     # The data pipeline already resized the images within [min_pixels, max_pixels]; keep the processor consistent.
-    set_pixel_bounds(processor, script_args.min_pixels, script_args.max_pixels)
+    processor = load_processor(model_args, training_args, script_args.min_pixels, script_args.max_pixels)
     if script_args.forbid_vision_tokens:
         training_args.generation_kwargs = {
             **forbidden_token_generation_kwargs(processor.tokenizer, use_vllm=training_args.use_vllm),

@@ -70,11 +70,10 @@ from __future__ import annotations
 
 import logging
 
-from transformers import AutoProcessor
 from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser, get_peft_config
 
 from sophiavl_trl.judge.sft import JudgeSFTScriptArguments
-from sophiavl_trl.model_utils import set_pixel_bounds
+from sophiavl_trl.model_utils import load_processor
 
 
 logger = logging.getLogger(__name__)
@@ -98,19 +97,8 @@ def main(script_args: JudgeSFTScriptArguments, training_args: SFTConfig, model_a
     ################
     # Model
     ################
-    training_args.model_init_kwargs = {
-        **(training_args.model_init_kwargs or {}),
-        "revision": model_args.model_revision,
-        "attn_implementation": model_args.attn_implementation,
-        "dtype": model_args.dtype,
-    }
-    processor = AutoProcessor.from_pretrained(
-        model_args.model_name_or_path,
-        revision=model_args.model_revision,
-        trust_remote_code=training_args.trust_remote_code,
-    )
     # Saved with the model: the served judge then resizes images exactly as in training.
-    set_pixel_bounds(processor, script_args.min_pixels, script_args.max_pixels)
+    processor = load_processor(model_args, training_args, script_args.min_pixels, script_args.max_pixels)
 
     ################
     # Training

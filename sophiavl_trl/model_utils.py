@@ -46,6 +46,27 @@ def set_pixel_bounds(processor: Any, min_pixels: int | None, max_pixels: int | N
     processor.image_processor.size = {"shortest_edge": low, "longest_edge": high}
 
 
+def load_processor(model_args: Any, training_args: Any, min_pixels: int | None, max_pixels: int | None) -> Any:
+    """The model's processor with the pixel bounds set (see [`set_pixel_bounds`]). Also fills
+    `training_args.model_init_kwargs` from TRL's `ModelConfig` (revision, attention, dtype): the trainer then loads the
+    model as the script's arguments say."""
+    from transformers import AutoProcessor
+
+    training_args.model_init_kwargs = {
+        **(training_args.model_init_kwargs or {}),
+        "revision": model_args.model_revision,
+        "attn_implementation": model_args.attn_implementation,
+        "dtype": model_args.dtype,
+    }
+    processor = AutoProcessor.from_pretrained(
+        model_args.model_name_or_path,
+        revision=model_args.model_revision,
+        trust_remote_code=training_args.trust_remote_code,
+    )
+    set_pixel_bounds(processor, min_pixels, max_pixels)
+    return processor
+
+
 def check_attn_implementation(attn_implementation: str | None, where: str = "attn_implementation") -> None:
     """Raise before any model loads when `attn_implementation` is `flash_attention_2` and flash-attn cannot run here:
     not a fallback to sdpa, as the GPU recipes are sized with flash-attn's padding-free memory use."""

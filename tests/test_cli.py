@@ -249,27 +249,17 @@ def check_eval_outputs(output: Path, expected_types: Counter, num_rows: int) -> 
     return results
 
 
+def eval_on_synthetic(policy_dir: Path, synthetic: Path, output: Path) -> list[str]:
+    """`sophiavl-trl eval` of the policy on both synthetic registry entries."""
+    data = "synthetic_image,synthetic_text"
+    return ["eval", "--model", str(policy_dir), "--data", data, "--registry", str(synthetic), "--output", str(output)]
+
+
 def test_eval_on_registry_names(policy_dir, synthetic, tmp_path, capsys):
     from sophiavl_trl.cli import main
 
     output = tmp_path / "eval"
-    status = main(
-        [
-            "eval",
-            "--model",
-            str(policy_dir),
-            "--data",
-            "synthetic_image,synthetic_text",
-            "--registry",
-            str(synthetic),
-            "--output",
-            str(output),
-            "--batch-size",
-            "5",
-            "--max-new-tokens",
-            "24",
-        ]
-    )
+    status = main([*eval_on_synthetic(policy_dir, synthetic, output), "--batch-size", "5", "--max-new-tokens", "24"])
     assert status == 0
     rows = synthetic_rows(synthetic)
     results = check_eval_outputs(output, Counter(r["type"] for r in rows), len(rows))
@@ -335,15 +325,7 @@ def test_eval_vllm_backend_matches_transformers(policy_dir, synthetic, tmp_path)
     for backend in ("transformers", "vllm"):
         output = tmp_path / backend
         result = cli(
-            "eval",
-            "--model",
-            str(policy_dir),
-            "--data",
-            "synthetic_image,synthetic_text",
-            "--registry",
-            str(synthetic),
-            "--output",
-            str(output),
+            *eval_on_synthetic(policy_dir, synthetic, output),
             "--backend",
             backend,
             "--max-new-tokens",

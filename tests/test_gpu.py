@@ -99,26 +99,9 @@ def test_the_trust_math_makes_no_host_device_synchronisation():
     assert mask.shape == (16, 8) and torch.isfinite(tw.weight).all()
 
 
-def mixed_dataset(n: int = 8):
-    """Image and text-only prompts alternating (TRL's `images` column), so the modality sampler runs."""
-    from datasets import Dataset
-    from PIL import Image
-
-    image = Image.new("RGB", (56, 56), (200, 30, 30))
-    rows = {"prompt": [], "images": [], "data_type": []}
-    for i in range(n):
-        kind = "image" if i % 2 == 0 else "text"
-        content = [{"type": "text", "text": f"What is {i} plus {i}?"}]
-        rows["prompt"].append(
-            [{"role": "user", "content": ([{"type": "image"}] if kind == "image" else []) + content}]
-        )
-        rows["images"].append([image] if kind == "image" else [])
-        rows["data_type"].append(kind)
-    return Dataset.from_dict(rows)
-
-
 @gpu
 def test_two_training_steps_of_the_tiny_model_on_cuda_bf16(tiny_model_dir, tmp_path):
+    from test_trainer import mixed_dataset
     from transformers import AutoProcessor
 
     from sophiavl_trl import TrustGRPOConfig, TrustGRPOTrainer
@@ -144,7 +127,7 @@ def test_two_training_steps_of_the_tiny_model_on_cuda_bf16(tiny_model_dir, tmp_p
         generation_kwargs=forbidden_token_generation_kwargs(processor.tokenizer, use_vllm=False),
     )  # fmt: skip
     trainer = TrustGRPOTrainer(model=str(tiny_model_dir), reward_funcs=[accuracy_reward], args=config,
-                               train_dataset=mixed_dataset(), processing_class=processor, thinking_reward=thinking)  # fmt: skip
+                               train_dataset=mixed_dataset(8), processing_class=processor, thinking_reward=thinking)  # fmt: skip
     assert type(trainer._get_train_sampler()).__name__ == "ModalityGroupedRepeatSampler"
     before = {n: p.detach().float().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
     trainer.train()
