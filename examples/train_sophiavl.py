@@ -72,7 +72,11 @@ from sophiavl_trl import TrustGRPOConfig, TrustGRPOTrainer
 from sophiavl_trl.configs import RecipeParser, SophiaVLScriptArguments, warn_suspicious
 from sophiavl_trl.data import check_prompt_lengths
 from sophiavl_trl.judge import api_key_from_env
-from sophiavl_trl.model_utils import check_attn_implementation, forbidden_token_generation_kwargs, load_processor
+from sophiavl_trl.model_utils import (
+    check_attn_implementation,
+    forbidden_token_generation_kwargs,
+    load_training_processor,
+)
 from sophiavl_trl.rewards import ThinkingReward, get_reward_funcs
 from sophiavl_trl.rewards.accuracy_rewards import VERIFIERS
 
@@ -232,7 +236,7 @@ def main(script_args: SophiaVLScriptArguments, training_args: TrustGRPOConfig, m
     # Model
     ################
     # The data pipeline already resized the images within [min_pixels, max_pixels]; keep the processor consistent.
-    processor = load_processor(model_args, training_args, script_args.min_pixels, script_args.max_pixels)
+    processor = load_training_processor(model_args, training_args, script_args)
     if script_args.forbid_vision_tokens:
         training_args.generation_kwargs = {
             **forbidden_token_generation_kwargs(processor.tokenizer, use_vllm=training_args.use_vllm),

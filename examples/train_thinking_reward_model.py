@@ -73,7 +73,7 @@ import logging
 from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser, get_peft_config
 
 from sophiavl_trl.judge.sft import JudgeSFTScriptArguments
-from sophiavl_trl.model_utils import load_processor
+from sophiavl_trl.model_utils import load_training_processor
 
 
 logger = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ def main(script_args: JudgeSFTScriptArguments, training_args: SFTConfig, model_a
     # Model
     ################
     # Saved with the model: the served judge then resizes images exactly as in training.
-    processor = load_processor(model_args, training_args, script_args.min_pixels, script_args.max_pixels)
+    processor = load_training_processor(model_args, training_args, script_args)
 
     ################
     # Training

@@ -46,24 +46,17 @@ def set_pixel_bounds(processor: Any, min_pixels: int | None, max_pixels: int | N
     processor.image_processor.size = {"shortest_edge": low, "longest_edge": high}
 
 
-def load_processor(model_args: Any, training_args: Any, min_pixels: int | None, max_pixels: int | None) -> Any:
-    """The model's processor with the pixel bounds set (see [`set_pixel_bounds`]). Also fills
-    `training_args.model_init_kwargs` from TRL's `ModelConfig` (revision, attention, dtype): the trainer then loads the
-    model as the script's arguments say."""
+def load_training_processor(model_args: Any, training_args: Any, script_args: Any) -> Any:
+    """The model's processor with the script's pixel bounds ([`set_pixel_bounds`]); fills
+    `training_args.model_init_kwargs` from TRL's `ModelConfig` (revision, attention, dtype), so that the trainer loads
+    the model as the script says."""
     from transformers import AutoProcessor
 
-    training_args.model_init_kwargs = {
-        **(training_args.model_init_kwargs or {}),
-        "revision": model_args.model_revision,
-        "attn_implementation": model_args.attn_implementation,
-        "dtype": model_args.dtype,
-    }
-    processor = AutoProcessor.from_pretrained(
-        model_args.model_name_or_path,
-        revision=model_args.model_revision,
-        trust_remote_code=training_args.trust_remote_code,
-    )
-    set_pixel_bounds(processor, min_pixels, max_pixels)
+    name, revision, remote = model_args.model_name_or_path, model_args.model_revision, training_args.trust_remote_code
+    own = {"revision": revision, "attn_implementation": model_args.attn_implementation, "dtype": model_args.dtype}
+    training_args.model_init_kwargs = {**(training_args.model_init_kwargs or {}), **own}
+    processor = AutoProcessor.from_pretrained(name, revision=revision, trust_remote_code=remote)
+    set_pixel_bounds(processor, script_args.min_pixels, script_args.max_pixels)
     return processor
 
 

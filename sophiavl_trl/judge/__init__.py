@@ -3,12 +3,7 @@
 bounded-time client for an OpenAI-compatible server such as vLLM (`client`). Importing it is cheap: `openai` and PIL
 load on first use."""
 
-from sophiavl_trl.judge.client import (
-    JudgeUnavailableError,
-    ThinkingRewardClient,
-    api_key_from_env,
-    normalize_base_url,
-)
+from sophiavl_trl.judge.client import JudgeUnavailableError, ThinkingRewardClient, api_key_from_env, normalize_base_url
 from sophiavl_trl.judge.prompt import (
     DEFAULT_JUDGE_TEMPLATE,
     SCORE_CHOICES,
@@ -20,6 +15,5 @@ from sophiavl_trl.judge.prompt import (
 
 __all__ = [
     "DEFAULT_JUDGE_TEMPLATE", "SCORE_CHOICES", "JudgeUnavailableError", "ThinkingRewardClient", "api_key_from_env",
-    "build_judge_messages",
-    "encode_image_data_url", "normalize_base_url", "parse_score",
+    "build_judge_messages", "encode_image_data_url", "normalize_base_url", "parse_score",
 ]  # fmt: skip
